@@ -1,0 +1,63 @@
+/**
+ * Every error Tributary reports, by stable code. REST replies, socket acks and CLI
+ * messages all carry these codes; docs/errors.md documents each one and a test keeps
+ * the two in step.
+ */
+export const errorCatalog = {
+  BAD_REQUEST: { status: 400, message: 'The request does not match its schema' },
+  TASK_NOT_FOUND: { status: 404, message: 'No task with that id' },
+  ROUND_NOT_FOUND: { status: 404, message: 'No such round, or it has no checkpoint' },
+  TASK_NOT_RUNNING: { status: 409, message: 'The task is not running' },
+  TASK_ALREADY_RUNNING: { status: 409, message: 'The task is already running' },
+  TASK_FINISHED: { status: 409, message: 'The task has finished all its rounds' },
+  NOT_JOINED: { status: 403, message: 'Join the task before sending this' },
+  NOT_A_PARTICIPANT: { status: 403, message: 'This client was not selected for the round' },
+  ROUND_NOT_ACTIVE: { status: 409, message: 'That round is not collecting updates' },
+  UPLOAD_OUT_OF_ORDER: { status: 409, message: 'Chunk index is not the next expected one' },
+  UPLOAD_TOO_LARGE: { status: 413, message: 'Upload is larger than this round allows' },
+  UPLOAD_DUPLICATE: { status: 409, message: 'An update for this round was already accepted' },
+  UPDATE_MALFORMED: { status: 400, message: 'Update payload cannot be decoded' },
+  UPDATE_WRONG_LENGTH: { status: 400, message: 'Update does not match the model shape' },
+  UPDATE_NOT_FINITE: { status: 400, message: 'Update contains NaN or Infinity' },
+  UPDATE_WRONG_BITS: { status: 400, message: 'Update is quantized to other bits than the task' },
+  DATA_MALFORMED: { status: 400, message: 'Data file is not a valid IDX file' },
+  DATA_NOT_FOUND: { status: 404, message: 'Data files not found' },
+  MODEL_MALFORMED: { status: 400, message: 'Model weights do not match the preset' },
+  BACKEND_UNAVAILABLE: { status: 500, message: 'The requested TensorFlow.js backend cannot start here' },
+  INTERNAL: { status: 500, message: 'Internal error' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof errorCatalog;
+
+/** The wire form of an error: what REST bodies and socket acks carry. */
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+}
+
+export class TributaryError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+
+  constructor(code: ErrorCode, detail?: string) {
+    const entry = errorCatalog[code];
+    super(detail ? `${entry.message}: ${detail}` : entry.message);
+    this.name = 'TributaryError';
+    this.code = code;
+    this.status = entry.status;
+  }
+
+  toBody(): ErrorBody {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(errorCatalog, value);
+}
+
+/** Any thrown value as a wire error; unknown failures never leak their internals. */
+export function toErrorBody(error: unknown): ErrorBody {
+  if (error instanceof TributaryError) return error.toBody();
+  return { code: 'INTERNAL', message: errorCatalog.INTERNAL.message };
+}
