@@ -1,0 +1,18 @@
+export interface BenchOptions {
+  rounds: number;
+  clients: number;
+  out: string;
+}
+
+const benches: Record<string, () => Promise<{ run(options: BenchOptions): Promise<void> }>> = {
+  quantization: () => import('./quantization.ts'),
+};
+
+export async function runBench(name: string, options: BenchOptions): Promise<void> {
+  const load = benches[name];
+  if (!load) {
+    console.error(`unknown benchmark "${name}"; available: ${Object.keys(benches).join(', ')}`);
+    process.exit(2);
+  }
+  await (await load()).run(options);
+}

@@ -1,0 +1,185 @@
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { io } from 'socket.io-client';
+import { parsePartition } from '../shared/partition.ts';
+import type { AdminClientToServerEvents, AdminServerToClientEvents } from '../shared/protocol.ts';
+import type { RoundRecord, TaskRecord, TaskSpecInput } from '../shared/task.ts';
+import type { UpdateBits } from '../shared/update-codec.ts';
+import type { Socket } from 'socket.io-client';
+import { edgeClientArgs, freePort, spawnTributary } from './processes.ts';
+
+export interface DemoOptions {
+  clients: number;
+  rounds: number;
+  model: 'fmnist-mlp' | 'fmnist-cnn';
+  partition: string;
+  bits: UpdateBits;
+  localEpochs: number;
+  batchSize: number;
+  lr: number;
+  optimizer: 'sgd' | 'momentum' | 'adam';
+  seed: number;
+  trainLimit: number;
+  testLimit: number;
+  data: string;
+  dataDir?: string;
+  port: number;
+  backend: string;
+  json: boolean;
+}
+
+/** What a demo prints for each completed round with --json. */
+export interface DemoRoundLine {
+  round: number;
+  accuracy: number;
+  loss: number;
+  participants: number;
+  uploadBytesPerParam: number;
+  durationMs: number;
+}
+
+export interface DemoDoneLine {
+  done: true;
+  rounds: number;
+  accuracy: number;
+  wallMs: number;
+}
+
+async function waitForHealth(url: string, server: ChildProcess, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (server.exitCode !== null) throw new Error(`server exited with code ${server.exitCode}`);
+    const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`server did not become healthy within ${timeoutMs} ms`);
+}
+
+async function api<T>(url: string, method: 'GET' | 'POST', body?: unknown): Promise<T> {
+  const response = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = (await response.json()) as T & { code?: string; message?: string };
+  if (!response.ok) throw new Error(`${method} ${url}: ${json.code}: ${json.message}`);
+  return json;
+}
+
+function progressBar(fraction: number, width = 24): string {
+  const full = Math.round(fraction * width);
+  return `${'█'.repeat(full)}${'░'.repeat(width - full)}`;
+}
+
+/**
+ * `tributary demo`: a server and N edge clients as separate processes on loopback,
+ * R rounds of a Fashion-MNIST task, progress on the terminal (or JSON lines).
+ */
+export async function runDemo(options: DemoOptions): Promise<boolean> {
+  const started = Date.now();
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'tributary-demo-')));
+  const port = options.port || (await freePort());
+  const url = `http://127.0.0.1:${port}`;
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  const info = (line: string) => {
+    if (!options.json) out(line);
+  };
+  const children: ChildProcess[] = [];
+  let admin: Socket<AdminServerToClientEvents, AdminClientToServerEvents> | undefined;
+  const cleanup = () => {
+    admin?.disconnect();
+    for (const child of children) if (child.exitCode === null) child.kill('SIGTERM');
+  };
+  process.once('SIGINT', () => {
+    cleanup();
+    process.exit(130);
+  });
+
+  try {
+    info(`server: ${url}  state: ${dataDir}  logs: ${dataDir}/*.log`);
+    const server = spawnTributary(
+      ['serve', '--port', String(port), '--data-dir', dataDir, '--data', options.data, '--log-level', 'warn'],
+      join(dataDir, 'server.log'),
+    );
+    children.push(server);
+    await waitForHealth(url, server);
+
+    const spec: TaskSpecInput = {
+      name: `demo ${options.model} ${options.partition} ${options.bits}-bit`,
+      model: options.model,
+      partition: parsePartition(options.partition),
+      shards: options.clients,
+      rounds: options.rounds,
+      clientsPerRound: options.clients,
+      bits: options.bits,
+      hyper: { localEpochs: options.localEpochs, batchSize: options.batchSize, learningRate: options.lr, optimizer: options.optimizer },
+      trainLimit: options.trainLimit,
+      testLimit: options.testLimit,
+      seed: options.seed,
+    };
+    const task = await api<TaskRecord>(`${url}/api/tasks`, 'POST', spec);
+    info(`task ${task.id}: ${task.spec.name}, ${options.clients} clients, ${options.rounds} rounds`);
+
+    const records: RoundRecord[] = [];
+    const finished = new Promise<'completed' | 'stopped'>((resolve, reject) => {
+      admin = io(`${url}/admin`, { transports: ['websocket'] });
+      admin.on('round:upload', (e) => {
+        if (!options.json && process.stdout.isTTY && e.taskId === task.id) {
+          process.stdout.write(`\r  round ${e.round}/${options.rounds} ${progressBar(e.received / e.expected)} ${e.received}/${e.expected} updates`);
+        }
+      });
+      admin.on('round:complete', (record) => {
+        if (record.taskId !== task.id) return;
+        records.push(record);
+        const line: DemoRoundLine = {
+          round: record.round,
+          accuracy: record.accuracy,
+          loss: record.loss,
+          participants: record.participants,
+          uploadBytesPerParam: record.uploadBytesPerParam,
+          durationMs: record.durationMs,
+        };
+        if (options.json) out(JSON.stringify(line));
+        else {
+          if (process.stdout.isTTY) process.stdout.write('\r\x1b[K');
+          out(
+            `round ${String(record.round).padStart(3)}/${options.rounds}  accuracy ${(record.accuracy * 100).toFixed(2)} %` +
+              `  loss ${record.loss.toFixed(4)}  ${record.participants} clients  ` +
+              `${record.uploadBytesPerParam.toFixed(3)} B/param  ${(record.durationMs / 1000).toFixed(1)} s`,
+          );
+        }
+      });
+      admin.on('task:status', (e) => {
+        if (e.taskId === task.id && (e.status === 'completed' || e.status === 'stopped')) resolve(e.status);
+      });
+      server.once('exit', (code) => reject(new Error(`server exited with code ${code} (see ${dataDir}/server.log)`)));
+      admin.once('connect', () => {
+        void api(`${url}/api/tasks/${task.id}/start`, 'POST').catch(reject);
+      });
+    });
+
+    for (let i = 0; i < options.clients; i++) {
+      const args = edgeClientArgs(url, task.id, i, options.data, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i)]);
+      const child = spawnTributary(args, join(dataDir, `client-${i}.log`));
+      child.once('exit', (code) => {
+        if (code !== 0 && code !== null) info(`client ${i} exited with code ${code} (see ${dataDir}/client-${i}.log)`);
+      });
+      children.push(child);
+    }
+
+    const status = await finished;
+    const last = records.at(-1);
+    const done: DemoDoneLine = { done: true, rounds: records.length, accuracy: last?.accuracy ?? 0, wallMs: Date.now() - started };
+    if (options.json) out(JSON.stringify(done));
+    else info(`${status}: ${done.rounds} rounds, final accuracy ${(done.accuracy * 100).toFixed(2)} %, wall time ${(done.wallMs / 1000).toFixed(1)} s`);
+    return status === 'completed';
+  } catch (error) {
+    process.stderr.write(`demo failed: ${(error as Error).message}\n`);
+    return false;
+  } finally {
+    cleanup();
+  }
+}

@@ -1,0 +1,95 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+
+/** `tributary serve | client | demo | bench`: each subcommand loads only what it needs. */
+
+const int = (name: string, min = 0) => (value: string) => {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
+  return n;
+};
+
+const DATA = '/usr/share/datasets/fashion-mnist';
+const program = new Command('tributary')
+  .description('Federated learning for browsers and edge devices')
+  .showHelpAfterError();
+
+program
+  .command('serve')
+  .description('run the aggregation server (REST API, socket.io, web pages)')
+  .option('--port <n>', 'port to listen on', int('port'), 8080)
+  .option('--host <host>', 'address to bind', '127.0.0.1')
+  .option('--data-dir <dir>', 'where the SQLite database and model checkpoints live', './data')
+  .option('--data <dir>', 'Fashion-MNIST folder (held-out test set)', DATA)
+  .option('--chunk-kb <n>', 'largest upload chunk clients may send, KiB', int('chunk-kb', 1), 256)
+  .option('--log-level <level>', 'pino log level', 'info')
+  .option('--demo-task', 'create (if none) and start a Fashion-MNIST demo task', false)
+  .option('--demo-clients <n>', 'with --demo-task: also run N edge client processes', int('demo-clients'), 0)
+  .action(async (opts) => {
+    const { serve } = await import('../server/serve.ts');
+    const { url, demoTaskId } = await serve(opts);
+    if (demoTaskId !== undefined && opts.demoClients > 0) {
+      const { edgeClientArgs, spawnTributary } = await import('./processes.ts');
+      const { join } = await import('node:path');
+      for (let shard = 0; shard < opts.demoClients; shard++) {
+        const child = spawnTributary(edgeClientArgs(url, demoTaskId, shard, opts.data), join(opts.dataDir, `client-${shard}.log`));
+        process.once('exit', () => child.kill());
+      }
+      console.log(`${opts.demoClients} edge clients training (logs: ${opts.dataDir}/client-*.log)`);
+    }
+  });
+
+program
+  .command('client')
+  .description('run an edge client that trains on its local data shard')
+  .requiredOption('--task <id>', 'task to join', int('task', 1))
+  .option('--server <url>', 'server URL', 'http://127.0.0.1:8080')
+  .option('--shard <n>', 'demo data shard to train on (default: the server assigns one)', int('shard'))
+  .addOption(new Option('--backend <name>', 'TF.js backend').choices(['auto', 'wasm', 'cpu']).default('auto'))
+  .option('--data <dir>', 'Fashion-MNIST folder', DATA)
+  .option('--seed <n>', 'seed for stochastic rounding', int('seed'))
+  .option('--json', 'one JSON object per event', false)
+  .action(async (opts) => {
+    const { runEdgeClient } = await import('../client/node/edge.ts');
+    const status = await runEdgeClient({ ...opts, taskId: opts.task });
+    process.exit(status === 'completed' ? 0 : 1);
+  });
+
+program
+  .command('demo')
+  .description('start a server and N edge clients as separate processes and train R rounds')
+  .option('--clients <n>', 'edge client processes', int('clients', 1), 10)
+  .option('--rounds <n>', 'rounds to run', int('rounds', 1), 20)
+  .addOption(new Option('--model <preset>', 'model preset').choices(['fmnist-mlp', 'fmnist-cnn']).default('fmnist-mlp'))
+  .option('--partition <spec>', 'iid or dirichlet:<alpha>', 'dirichlet:0.5')
+  .addOption(new Option('--bits <b>', 'update quantization bits (32 = float32)').choices(['2', '4', '8', '16', '32']).default('8'))
+  .option('--local-epochs <n>', 'local epochs per round', int('local-epochs', 1), 1)
+  .option('--batch-size <n>', 'local batch size', int('batch-size', 1), 32)
+  .option('--lr <rate>', 'local learning rate', Number, 0.02)
+  .addOption(new Option('--optimizer <name>', 'local optimizer').choices(['sgd', 'momentum', 'adam']).default('momentum'))
+  .option('--seed <n>', 'seed for partition, initial model and rounding', int('seed'), 1)
+  .option('--train-limit <n>', 'use only the first N training images (0: all)', int('train-limit'), 0)
+  .option('--test-limit <n>', 'evaluate on the first N test images (0: all 10,000)', int('test-limit'), 0)
+  .option('--data <dir>', 'Fashion-MNIST folder', DATA)
+  .option('--data-dir <dir>', 'server state folder (default: a fresh temporary folder)')
+  .option('--port <n>', 'server port (default: a free one)', int('port'), 0)
+  .addOption(new Option('--backend <name>', 'TF.js backend for clients').choices(['auto', 'wasm', 'cpu']).default('auto'))
+  .option('--json', 'one JSON object per completed round, then a summary', false)
+  .action(async (opts) => {
+    const { runDemo } = await import('./demo.ts');
+    const ok = await runDemo({ ...opts, bits: Number(opts.bits) });
+    process.exit(ok ? 0 : 1);
+  });
+
+program
+  .command('bench')
+  .description('run a benchmark: quantization')
+  .argument('<name>', 'benchmark to run')
+  .option('--rounds <n>', 'rounds per run', int('rounds', 1), 20)
+  .option('--clients <n>', 'edge clients per run', int('clients', 1), 10)
+  .option('--out <dir>', 'where tables and plots are written', 'bench-results')
+  .action(async (name: string, opts) => {
+    const { runBench } = await import('../bench/index.ts');
+    await runBench(name, opts);
+  });
+
+await program.parseAsync();

@@ -1,0 +1,31 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { TributaryError } from '../shared/errors.ts';
+import { PRESETS } from '../shared/models.ts';
+import type { ModelPreset } from '../shared/task.ts';
+
+/** Backends worth trying, best first, for a runtime and a model. */
+export function preferredBackends(runtime: 'browser' | 'node', preset: ModelPreset): string[] {
+  if (runtime === 'browser') return ['webgpu', 'webgl', 'wasm', 'cpu'];
+  // tfjs-backend-wasm has no Conv2DBackpropFilter kernel, so CNNs cannot train on it.
+  return PRESETS[preset].hasConv ? ['cpu'] : ['wasm', 'cpu'];
+}
+
+/**
+ * Activates the first backend that is registered and starts. A forced backend that
+ * cannot start is an error rather than a silent fall-back.
+ */
+export async function activateBackend(candidates: readonly string[], forced?: string): Promise<string> {
+  const order = forced && forced !== 'auto' ? [forced] : candidates;
+  for (const name of order) {
+    if (!tf.findBackendFactory(name)) continue;
+    try {
+      if (await tf.setBackend(name)) {
+        await tf.ready();
+        return name;
+      }
+    } catch {
+      // not available here; try the next one
+    }
+  }
+  throw new TributaryError('BACKEND_UNAVAILABLE', order.join(', '));
+}

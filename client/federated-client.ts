@@ -1,0 +1,204 @@
+import { EventEmitter } from 'eventemitter3';
+import { io, type Socket } from 'socket.io-client';
+import { subtractWeights, type Weights } from '../shared/aggregate.ts';
+import type { LabelledSet } from '../shared/dataset.ts';
+import { TributaryError, isErrorCode } from '../shared/errors.ts';
+import { decodeWeights } from '../shared/model-wire.ts';
+import type {
+  ClientKind,
+  ClientToServerEvents,
+  JoinReply,
+  Reply,
+  RoundEnd,
+  RoundStart,
+  ServerToClientEvents,
+} from '../shared/protocol.ts';
+import { createRng, deriveSeed, type Rng } from '../shared/random.ts';
+import type { TaskRecord } from '../shared/task.ts';
+import { encodeUpdate } from '../shared/update-codec.ts';
+import { Trainer, type TrainResult } from './trainer.ts';
+
+/** Where a client's training data comes from, once it knows its task (and demo shard). */
+export type DataProvider = (context: { task: TaskRecord; shard: number | null }) => Promise<LabelledSet>;
+
+export interface FederatedClientOptions {
+  /** Server URL, e.g. `http://127.0.0.1:8080`. */
+  server: string;
+  taskId: number;
+  data: DataProvider;
+  kind?: ClientKind;
+  /** Activates the TF.js backend for the task's model and returns its name (before any model is built). */
+  activateBackend: (task: TaskRecord) => Promise<string>;
+  /** Ask for a specific demo data shard. */
+  shard?: number;
+  /** Seeds the stochastic rounding of this client's updates. */
+  seed?: number;
+}
+
+export interface ClientEvents {
+  joined: (info: { clientId: string; shard: number | null; task: TaskRecord; samples: number; backend: string }) => void;
+  'round-start': (info: { round: number; modelVersion: number; deadline: number; downloadedWeights: boolean }) => void;
+  progress: (info: { round: number; fraction: number; loss: number }) => void;
+  uploaded: (info: { round: number; bytes: number; chunks: number; train: Omit<TrainResult, 'weights'> }) => void;
+  'model-updated': (info: { version: number; accuracy: number; loss: number }) => void;
+  finished: (info: { status: 'completed' | 'stopped' }) => void;
+  error: (error: Error) => void;
+}
+
+type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+function unwrap<T>(reply: Reply<T>): T {
+  if (reply.ok) return reply.value;
+  throw new TributaryError(isErrorCode(reply.error.code) ? reply.error.code : 'INTERNAL', reply.error.message);
+}
+
+/**
+ * A federated participant: joins a task, trains locally when selected, and uploads its
+ * quantized update in acknowledged chunks. Runtime-neutral: the same class runs in
+ * browsers and in Node; callers pick the TF.js backend and the data.
+ */
+export class FederatedClient extends EventEmitter<ClientEvents> {
+  private socket: ClientSocket | undefined;
+  private trainer: Trainer | undefined;
+  private data: LabelledSet | undefined;
+  private task: TaskRecord | undefined;
+  private lengths: number[] = [];
+  private global: { version: number; weights: Weights } | undefined;
+  /** Error-feedback residual: what quantization left out, added to the next update. */
+  private residual: Weights | undefined;
+  private readonly seed: number;
+  private readonly rng: Rng;
+  private busy: Promise<void> = Promise.resolve();
+  private backend = '';
+
+  constructor(private readonly options: FederatedClientOptions) {
+    super();
+    this.seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
+    this.rng = createRng(deriveSeed(this.seed, 'rounding'));
+  }
+
+  get clientTask(): TaskRecord | undefined {
+    return this.task;
+  }
+
+  /** Connects, joins the task, loads the data and reports ready. */
+  async start(): Promise<void> {
+    const socket: ClientSocket = io(this.options.server, { transports: ['websocket'], reconnection: true });
+    this.socket = socket;
+    socket.on('round:start', (start) => {
+      // Rounds run one at a time; a round that fails reports an error and the client stays in.
+      this.busy = this.busy.then(() => this.runRound(start)).catch((error: unknown) => this.fail(error));
+    });
+    socket.on('round:end', (end) => this.roundEnded(end));
+    socket.on('task:status', ({ status }) => {
+      if (status === 'completed' || status === 'stopped') this.emit('finished', { status });
+    });
+    socket.on('server:error', (error) => this.fail(new TributaryError(isErrorCode(error.code) ? error.code : 'INTERNAL', error.message)));
+    socket.on('connect', () => {
+      // First connect and every reconnect: (re)join so the server knows us again.
+      this.join().catch((error: unknown) => this.fail(error));
+    });
+    await new Promise<void>((resolve, reject) => {
+      const onJoined = () => {
+        this.off('error', onError);
+        resolve();
+      };
+      const onError = (error: Error) => {
+        this.off('joined', onJoined);
+        reject(error);
+      };
+      this.once('joined', onJoined);
+      this.once('error', onError);
+    });
+  }
+
+  stop(): void {
+    this.socket?.disconnect();
+    this.trainer?.dispose();
+    this.trainer = undefined;
+  }
+
+  private async join(): Promise<void> {
+    const socket = this.socket!;
+    const { taskId, shard } = this.options;
+    const joined: JoinReply = unwrap(
+      await socket.emitWithAck('task:join', {
+        taskId,
+        kind: this.options.kind ?? 'browser',
+        ...(shard === undefined ? {} : { shard }),
+      }),
+    );
+    if (!this.task) {
+      this.task = joined.task;
+      this.backend = await this.options.activateBackend(joined.task);
+      this.trainer = new Trainer(joined.task.spec.model, joined.task.spec.seed);
+      this.lengths = this.trainer.weightLengths;
+      this.data = await this.options.data({ task: joined.task, shard: joined.shard });
+    }
+    unwrap(
+      await socket.emitWithAck('client:ready', {
+        taskId,
+        samples: this.data!.n,
+        backend: this.backend,
+        cachedVersion: this.global?.version ?? -1,
+      }),
+    );
+    this.emit('joined', { clientId: joined.clientId, shard: joined.shard, task: joined.task, samples: this.data!.n, backend: this.backend });
+  }
+
+  private async runRound(start: RoundStart): Promise<void> {
+    if (start.weights) {
+      this.global = { version: start.modelVersion, weights: decodeWeights(new Uint8Array(start.weights), this.lengths) };
+    }
+    const global = this.global;
+    if (!global || global.version !== start.modelVersion) {
+      throw new TributaryError('MODEL_MALFORMED', `no weights for model version ${start.modelVersion}`);
+    }
+    this.emit('round-start', {
+      round: start.round,
+      modelVersion: start.modelVersion,
+      deadline: start.deadline,
+      downloadedWeights: start.weights !== null,
+    });
+    const shuffleSeed = deriveSeed(this.seed, 'shuffle', start.round);
+    const result = await this.trainer!.train(global.weights, this.data!, start.hyper, shuffleSeed, (fraction, loss) => {
+      this.emit('progress', { round: start.round, fraction, loss });
+    });
+    const delta = subtractWeights(result.weights, global.weights);
+    this.residual ??= this.lengths.map((n) => new Float32Array(n));
+    const payload = encodeUpdate(delta, {
+      bits: start.bits,
+      clipSigma: start.clipSigma,
+      rng: this.rng,
+      residual: this.residual,
+    });
+    const chunks = await this.upload(start, payload, result.samples);
+    const { weights: _weights, ...train } = result;
+    this.emit('uploaded', { round: start.round, bytes: payload.byteLength, chunks, train });
+  }
+
+  private async upload(start: RoundStart, payload: Uint8Array, samples: number): Promise<number> {
+    const count = Math.max(1, Math.ceil(payload.byteLength / start.chunkBytes));
+    for (let index = 0; index < count; ) {
+      const data = payload.subarray(index * start.chunkBytes, (index + 1) * start.chunkBytes);
+      const ack = unwrap(
+        await this.socket!.emitWithAck(
+          'update:chunk',
+          { taskId: start.taskId, round: start.round, index, count, totalBytes: payload.byteLength, samples },
+          data,
+        ),
+      );
+      // The server says where to continue: normally the next chunk, after a resend the one it still needs.
+      index = ack.next;
+    }
+    return count;
+  }
+
+  private roundEnded(end: RoundEnd): void {
+    this.emit('model-updated', { version: end.modelVersion, accuracy: end.accuracy, loss: end.loss });
+  }
+
+  private fail(error: unknown): void {
+    this.emit('error', error instanceof Error ? error : new Error(String(error)));
+  }
+}

@@ -1,0 +1,46 @@
+import { FederatedClient } from '../federated-client.ts';
+import { loadDemoShard } from './fashion-mnist.ts';
+import { activateNodeBackend } from './tf.ts';
+
+export interface EdgeClientOptions {
+  server: string;
+  taskId: number;
+  /** Fashion-MNIST folder the demo shard is cut from. */
+  data: string;
+  shard?: number;
+  backend?: string;
+  seed?: number;
+  /** One JSON object per event on stdout instead of readable lines. */
+  json?: boolean;
+}
+
+/**
+ * An edge device: a Node process that trains on its local shard whenever the server
+ * selects it. Resolves when the task completes or is stopped.
+ */
+export async function runEdgeClient(options: EdgeClientOptions): Promise<'completed' | 'stopped'> {
+  const client = new FederatedClient({
+    server: options.server,
+    taskId: options.taskId,
+    kind: 'edge',
+    seed: options.seed,
+    ...(options.shard === undefined ? {} : { shard: options.shard }),
+    activateBackend: (task) => activateNodeBackend(task.spec.model, options.backend),
+    data: ({ task, shard }) => loadDemoShard(options.data, task.spec, shard ?? 0),
+  });
+  const say = (event: string, fields: Record<string, unknown>, text: string) => {
+    console.log(options.json ? JSON.stringify({ event, ...fields }) : text);
+  };
+  client.on('joined', (e) => say('joined', { clientId: e.clientId, shard: e.shard, samples: e.samples, backend: e.backend },
+    `joined task ${e.task.id} (${e.task.spec.name}) as ${e.clientId.slice(0, 8)}: shard ${e.shard}, ${e.samples} samples, backend ${e.backend}`));
+  client.on('round-start', (e) => say('round-start', e, `round ${e.round}: training${e.downloadedWeights ? '' : ' (cached model)'}`));
+  client.on('uploaded', (e) => say('uploaded', { round: e.round, bytes: e.bytes, chunks: e.chunks, ...e.train },
+    `round ${e.round}: local loss ${e.train.loss.toFixed(3)}, accuracy ${(e.train.accuracy * 100).toFixed(1)} %, trained in ${e.train.durationMs} ms, uploaded ${e.bytes} bytes`));
+  client.on('model-updated', (e) => say('model-updated', e, `model v${e.version}: test accuracy ${(e.accuracy * 100).toFixed(2)} %`));
+  client.on('error', (e) => console.error(`error: ${e.message}`));
+  const finished = new Promise<'completed' | 'stopped'>((resolve) => client.once('finished', (e) => resolve(e.status)));
+  await client.start();
+  const status = await finished;
+  client.stop();
+  return status;
+}

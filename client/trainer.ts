@@ -1,0 +1,117 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import type { Weights } from '../shared/aggregate.ts';
+import type { LabelledSet } from '../shared/dataset.ts';
+import { PRESETS, buildModel, readWeights, sparseCrossEntropy, weightLengths, writeWeights } from '../shared/models.ts';
+import type { Hyper, ModelPreset } from '../shared/task.ts';
+import { createRng, shuffleInPlace } from '../shared/random.ts';
+
+export interface TrainResult {
+  weights: Weights;
+  /** Distinct samples trained on (what FedAvg weights by). */
+  samples: number;
+  loss: number;
+  accuracy: number;
+  durationMs: number;
+}
+
+export type ProgressCallback = (fraction: number, loss: number) => void;
+
+function optimizer(hyper: Hyper): tf.Optimizer {
+  switch (hyper.optimizer) {
+    case 'adam':
+      return tf.train.adam(hyper.learningRate);
+    case 'momentum':
+      return tf.train.momentum(hyper.learningRate, 0.9);
+    default:
+      return tf.train.sgd(hyper.learningRate);
+  }
+}
+
+/**
+ * Local training on whatever TF.js backend is active. The model and the data tensors
+ * are built once and reused across rounds; each round starts from the global weights
+ * with a fresh optimizer.
+ */
+export class Trainer {
+  private readonly model: tfl.LayersModel;
+  private data: { set: LabelledSet; x: tf.Tensor; y: tf.Tensor } | undefined;
+
+  readonly weightLengths: number[];
+
+  constructor(readonly preset: ModelPreset, seed: number) {
+    this.model = buildModel(preset, seed);
+    this.weightLengths = weightLengths(this.model);
+  }
+
+  /**
+   * Trains from `global` on `set`. A hand-written loop rather than `model.fit`: batches
+   * come from a seeded shuffle, so a run is reproducible, and there is no per-batch
+   * callback machinery on the hot path.
+   */
+  async train(global: Weights, set: LabelledSet, hyper: Hyper, seed: number, onProgress?: ProgressCallback): Promise<TrainResult> {
+    const started = Date.now();
+    const { x, y } = this.tensorsFor(set);
+    writeWeights(this.model, global);
+    const opt = optimizer(hyper);
+    const rng = createRng(seed);
+    const batches = Math.ceil(set.n / hyper.batchSize);
+    const total = batches * hyper.localEpochs;
+    const order = Array.from({ length: set.n }, (_, i) => i);
+    let totals = tf.zeros([2]); // [Σ loss·batch, Σ correct] over the last epoch
+    let lastReport = Date.now();
+    for (let epoch = 0; epoch < hyper.localEpochs; epoch++) {
+      shuffleInPlace(order, rng);
+      const isLastEpoch = epoch === hyper.localEpochs - 1;
+      for (let b = 0; b < batches; b++) {
+        const rows = Int32Array.from(order.slice(b * hyper.batchSize, (b + 1) * hyper.batchSize));
+        const metrics = tf.tidy(() => {
+          const idx = tf.tensor1d(rows, 'int32');
+          const xb = tf.gather(x, idx);
+          const yb = tf.gather(y, idx);
+          let probs: tf.Tensor2D | undefined;
+          const loss = opt.minimize(() => {
+            const p = this.model.apply(xb, { training: true }) as tf.Tensor2D;
+            if (isLastEpoch) probs = tf.keep(p);
+            return tf.mean(sparseCrossEntropy(p, yb as tf.Tensor1D)) as tf.Scalar;
+          }, true)!;
+          if (!probs) return undefined;
+          const hits = tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), yb), 'float32'));
+          probs.dispose();
+          // Metrics stay on the device; reading them back every batch would stall the pipeline.
+          return tf.stack([tf.mul(loss, rows.length), hits]);
+        });
+        if (metrics) {
+          const next = tf.add(totals, metrics);
+          tf.dispose([totals, metrics]);
+          totals = next;
+        }
+        if (onProgress && Date.now() - lastReport > 250) {
+          lastReport = Date.now();
+          onProgress((epoch * batches + b + 1) / total, Number.NaN);
+        }
+      }
+    }
+    opt.dispose();
+    const [lossTotal, correct] = await totals.data();
+    totals.dispose();
+    const loss = lossTotal! / set.n;
+    const accuracy = correct! / set.n;
+    onProgress?.(1, loss);
+    return { weights: readWeights(this.model), samples: set.n, loss, accuracy, durationMs: Date.now() - started };
+  }
+
+  dispose(): void {
+    this.model.dispose();
+    if (this.data) tf.dispose([this.data.x, this.data.y]);
+  }
+
+  private tensorsFor(set: LabelledSet) {
+    if (this.data?.set !== set) {
+      if (this.data) tf.dispose([this.data.x, this.data.y]);
+      const shape = PRESETS[this.preset].inputShape;
+      this.data = { set, x: tf.tensor(set.x, [set.n, ...shape]), y: tf.tensor1d(set.y, 'int32') };
+    }
+    return this.data;
+  }
+}

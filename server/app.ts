@@ -1,0 +1,102 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import fastifyStatic from '@fastify/static';
+import fastifySwagger from '@fastify/swagger';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino, { type Logger } from 'pino';
+import { Server } from 'socket.io';
+import type { LabelledSet } from '../shared/dataset.ts';
+import { loadFashionMnist } from '../shared/fashion-mnist.ts';
+import { Checkpoints } from './checkpoints.ts';
+import { ClientRegistry } from './clients.ts';
+import { Coordinator } from './coordinator.ts';
+import { DEFAULT_DATA_DIR, idxFolder } from './fashion-mnist.ts';
+import { attachGateway, socketRoundEvents, type ClientServer } from './gateway.ts';
+import { installErrorHandler } from './routes/errors.ts';
+import { modelRoutes } from './routes/model.ts';
+import { taskRoutes } from './routes/tasks.ts';
+import { SqliteStore } from './store/sqlite-store.ts';
+import type { Store } from './store/store.ts';
+import { initServerBackend } from './tf.ts';
+
+export interface AppOptions {
+  /** Where the SQLite file and checkpoints live. */
+  dataDir: string;
+  /** Folder holding the Fashion-MNIST IDX files (for the held-out test set). */
+  fashionMnistDir?: string;
+  /** Largest upload chunk a client may send; the socket message limit follows from it. */
+  chunkBytes?: number;
+  logger?: Logger;
+}
+
+export interface App {
+  http: FastifyInstance;
+  io: ClientServer;
+  store: Store;
+  coordinator: Coordinator;
+  close(): Promise<void>;
+}
+
+const webRoot = fileURLToPath(new URL('../web/', import.meta.url));
+
+export async function buildApp(options: AppOptions): Promise<App> {
+  const log = options.logger ?? pino({ level: 'info' });
+  const chunkBytes = options.chunkBytes ?? 256 * 1024;
+  mkdirSync(options.dataDir, { recursive: true });
+  await initServerBackend();
+
+  const http = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: 1024 * 1024 });
+  installErrorHandler(http);
+  // A chunk plus its metadata; a whole model never has to fit in one message.
+  const io: ClientServer = new Server(http.server, { maxHttpBufferSize: chunkBytes + 16 * 1024, serveClient: false });
+
+  const store = new SqliteStore(join(options.dataDir, 'tributary.db'));
+  const checkpoints = new Checkpoints(join(options.dataDir, 'checkpoints'));
+  const clients = new ClientRegistry();
+  const fashionMnist = idxFolder(options.fashionMnistDir ?? DEFAULT_DATA_DIR);
+  const testSets = new Map<number, Promise<LabelledSet>>();
+  const coordinator = new Coordinator({
+    store,
+    checkpoints,
+    clients,
+    events: socketRoundEvents(io),
+    testSet: (limit) => {
+      if (!testSets.has(limit)) testSets.set(limit, loadFashionMnist(fashionMnist, 't10k', limit));
+      return testSets.get(limit)!;
+    },
+    chunkBytes,
+    log,
+  });
+  attachGateway(io, { store, coordinator, clients, log });
+
+  await http.register(fastifySwagger, {
+    openapi: {
+      info: { title: 'Tributary', description: 'Federated learning server API', version: '0.1.0' },
+    },
+  });
+  await http.register(
+    async (api) => {
+      api.get('/openapi.json', { schema: { hide: true } }, () => http.swagger());
+      await api.register(taskRoutes, { store, coordinator });
+      await api.register(modelRoutes, { store, checkpoints });
+    },
+    { prefix: '/api' },
+  );
+  http.get('/healthz', { schema: { hide: true } }, () => ({ ok: true }));
+  await http.register(fastifyStatic, { root: webRoot });
+  await http.ready();
+
+  return {
+    http,
+    io,
+    store,
+    coordinator,
+    async close() {
+      await coordinator.stopAll();
+      io.close();
+      await http.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,164 @@
+import { randomUUID } from 'node:crypto';
+import type { Socket as NetSocket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Server, Socket } from 'socket.io';
+import { Compile } from 'typebox/compile';
+import type { TSchema, Static } from 'typebox';
+import { TributaryError, toErrorBody } from '../shared/errors.ts';
+import {
+  ChunkMeta,
+  JoinRequest,
+  ReadyRequest,
+  TrainProgress,
+  type AdminClientToServerEvents,
+  type AdminServerToClientEvents,
+  type ClientToServerEvents,
+  type JoinReply,
+  type ServerToClientEvents,
+} from '../shared/protocol.ts';
+import type { ClientRegistry, ClientSession } from './clients.ts';
+import type { Coordinator, RoundEvents } from './coordinator.ts';
+import type { Store } from './store/store.ts';
+
+export type ClientServer = Server<ClientToServerEvents, ServerToClientEvents>;
+type ClientSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
+
+const validators = {
+  join: Compile(JoinRequest),
+  ready: Compile(ReadyRequest),
+  chunk: Compile(ChunkMeta),
+  progress: Compile(TrainProgress),
+};
+
+function parse<T extends TSchema>(validator: { Check(v: unknown): boolean; Errors(v: unknown): { message: string; instancePath?: string }[] }, value: unknown): Static<T> {
+  if (validator.Check(value)) return value as Static<T>;
+  const first = validator.Errors(value)[0];
+  throw new TributaryError('BAD_REQUEST', first ? `${first.instancePath ?? ''} ${first.message}`.trim() : undefined);
+}
+
+const taskRoom = (taskId: number) => `task:${taskId}`;
+
+export interface GatewayOptions {
+  store: Store;
+  coordinator: Coordinator;
+  clients: ClientRegistry;
+  log: Logger;
+}
+
+/** Round events go to the task's clients and to everyone watching on /admin. */
+export function socketRoundEvents(io: ClientServer): RoundEvents {
+  const admin = io.of('/admin') as unknown as Server<AdminClientToServerEvents, AdminServerToClientEvents>;
+  return {
+    roundStarted: (event) => admin.emit('round:started', event),
+    uploadProgress: (event) => admin.emit('round:upload', event),
+    roundComplete: (record, end) => {
+      io.to(taskRoom(end.taskId)).emit('round:end', end);
+      admin.emit('round:complete', record);
+    },
+    taskStatus: (event) => {
+      io.to(taskRoom(event.taskId)).emit('task:status', event);
+      admin.emit('task:status', event);
+    },
+  };
+}
+
+/**
+ * The client-facing socket protocol. Every message is validated against its schema and
+ * answered through its ack: a value, or a coded error. Nothing a client sends can throw
+ * past this layer.
+ */
+export function attachGateway(io: ClientServer, options: GatewayOptions): void {
+  const { store, coordinator, clients, log } = options;
+
+  io.on('connection', (socket: ClientSocket) => {
+    let session: ClientSession | undefined;
+    // Bytes read from this client's TCP connection, framing included (clients use websocket).
+    const tcp = (socket.conn.request as { socket?: NetSocket }).socket;
+    const wireBytes = () => tcp?.bytesRead ?? 0;
+
+    const respond = async (args: unknown[], work: () => unknown): Promise<void> => {
+      const ack = args.at(-1);
+      try {
+        const value = await work();
+        if (typeof ack === 'function') ack({ ok: true, value });
+      } catch (error) {
+        if (!(error instanceof TributaryError)) log.error({ err: error }, 'socket handler failed');
+        const body = toErrorBody(error);
+        if (typeof ack === 'function') ack({ ok: false, error: body });
+        else socket.emit('server:error', body);
+      }
+    };
+
+    const requireSession = (taskId: number): ClientSession => {
+      if (!session || session.taskId !== taskId) throw new TributaryError('NOT_JOINED', `task ${taskId}`);
+      return session;
+    };
+
+    const leave = () => {
+      if (!session) return;
+      clients.remove(session.id);
+      void socket.leave(taskRoom(session.taskId));
+      coordinator.runner(session.taskId)?.clientLeft(session.id);
+      session = undefined;
+    };
+
+    socket.on('task:join', (...args: unknown[]) =>
+      respond(args, async (): Promise<JoinReply> => {
+        const request = parse<typeof JoinRequest>(validators.join, args[0]);
+        const task = await store.getTask(request.taskId);
+        if (!task) throw new TributaryError('TASK_NOT_FOUND', String(request.taskId));
+        leave();
+        const shards = task.spec.shards;
+        const shard = request.shard !== undefined && request.shard < shards ? request.shard : clients.freeShard(task.id, shards);
+        session = {
+          id: randomUUID(),
+          taskId: task.id,
+          kind: request.kind,
+          backend: '',
+          shard,
+          samples: 0,
+          cachedVersion: -1,
+          wireBytes,
+          sendRoundStart: (start) => socket.emit('round:start', start),
+        };
+        clients.add(session);
+        await socket.join(taskRoom(task.id));
+        log.info({ clientId: session.id, taskId: task.id, kind: request.kind, shard }, 'client joined');
+        return { clientId: session.id, task, shard };
+      }),
+    );
+
+    socket.on('client:ready', (...args: unknown[]) =>
+      respond(args, () => {
+        const request = parse<typeof ReadyRequest>(validators.ready, args[0]);
+        const client = requireSession(request.taskId);
+        client.samples = request.samples;
+        client.backend = request.backend;
+        client.cachedVersion = request.cachedVersion;
+        coordinator.runner(request.taskId)?.clientsChanged();
+        return { selected: false };
+      }),
+    );
+
+    socket.on('update:chunk', (...args: unknown[]) =>
+      respond(args, () => {
+        const meta = parse<typeof ChunkMeta>(validators.chunk, args[0]);
+        const data = args[1];
+        if (!(data instanceof Uint8Array)) throw new TributaryError('BAD_REQUEST', 'chunk data must be binary');
+        const client = requireSession(meta.taskId);
+        const runner = coordinator.runner(meta.taskId);
+        if (!runner) throw new TributaryError('TASK_NOT_RUNNING');
+        return runner.acceptChunk(client.id, meta, data);
+      }),
+    );
+
+    socket.on('train:progress', (...args: unknown[]) =>
+      respond(args, () => {
+        const progress = parse<typeof TrainProgress>(validators.progress, args[0]);
+        requireSession(progress.taskId);
+      }),
+    );
+
+    socket.on('disconnect', leave);
+  });
+}

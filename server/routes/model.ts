@@ -1,0 +1,46 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { TributaryError } from '../../shared/errors.ts';
+import type { Checkpoints } from '../checkpoints.ts';
+import type { Store } from '../store/store.ts';
+
+export interface ModelRoutesOptions {
+  store: Store;
+  checkpoints: Checkpoints;
+}
+
+const Params = Type.Object({
+  id: Type.Integer({ minimum: 1 }),
+  file: Type.Union([Type.Literal('model.json'), Type.Literal('weights.bin')]),
+});
+const Query = Type.Object({ round: Type.Optional(Type.Integer({ minimum: 0 })) });
+
+/**
+ * The global model as a TF.js layers model: `tf.loadLayersModel('<server>/api/tasks/1/model/model.json')`
+ * loads the latest round; `?round=N` picks an earlier checkpoint.
+ */
+export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (app, { store, checkpoints }) => {
+  app.withTypeProvider<TypeBoxTypeProvider>().get('/tasks/:id/model/:file', {
+    schema: {
+      summary: 'Download the global model (TF.js format) of the latest or a given round',
+      tags: ['model'],
+      params: Params,
+      querystring: Query,
+    },
+  }, async (request, reply) => {
+    const { id, file } = request.params;
+    const task = await store.getTask(id);
+    if (!task) throw new TributaryError('TASK_NOT_FOUND', String(id));
+    const round = request.query.round ?? task.completedRounds;
+    if (round > task.completedRounds) throw new TributaryError('ROUND_NOT_FOUND', `round ${round}`);
+    const body = await checkpoints.readFile(id, round, file);
+    if (file === 'model.json') {
+      // Pin the weights to the same round as the topology, even if a round completes in between.
+      const json = JSON.parse(body.toString('utf8')) as { weightsManifest: { paths: string[] }[] };
+      for (const group of json.weightsManifest) group.paths = group.paths.map((p) => `${p}?round=${round}`);
+      return reply.type('application/json').header('x-tributary-round', round).send(json);
+    }
+    return reply.type('application/octet-stream').header('x-tributary-round', round).send(body);
+  });
+};

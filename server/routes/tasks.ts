@@ -1,0 +1,63 @@
+import type { FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { TributaryError } from '../../shared/errors.ts';
+import { RoundRecord, TaskRecord, TaskSpecInput, withTaskDefaults } from '../../shared/task.ts';
+import type { Coordinator } from '../coordinator.ts';
+import type { Store } from '../store/store.ts';
+import { ErrorReply } from './errors.ts';
+
+export interface TaskRoutesOptions {
+  store: Store;
+  coordinator: Coordinator;
+}
+
+const TaskParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+
+export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { store, coordinator }) => {
+  const api = app.withTypeProvider<TypeBoxTypeProvider>();
+  const getTask = async (id: number) => {
+    const task = await store.getTask(id);
+    if (!task) throw new TributaryError('TASK_NOT_FOUND', String(id));
+    return task;
+  };
+
+  api.get('/tasks', {
+    schema: { summary: 'List tasks', tags: ['tasks'], response: { 200: Type.Array(TaskRecord) } },
+  }, () => store.listTasks());
+
+  api.post('/tasks', {
+    schema: {
+      summary: 'Create a task; omitted fields take their defaults',
+      tags: ['tasks'],
+      body: TaskSpecInput,
+      response: { 201: TaskRecord, 400: ErrorReply },
+    },
+  }, async (request, reply) => {
+    const spec = withTaskDefaults(request.body);
+    if (spec.minUpdates > spec.clientsPerRound) {
+      throw new TributaryError('BAD_REQUEST', 'minUpdates cannot exceed clientsPerRound');
+    }
+    reply.code(201);
+    return store.createTask(spec);
+  });
+
+  api.get('/tasks/:id', {
+    schema: { summary: 'One task', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply } },
+  }, (request) => getTask(request.params.id));
+
+  api.post('/tasks/:id/start', {
+    schema: { summary: 'Start (or resume) a task', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply, 409: ErrorReply } },
+  }, (request) => coordinator.start(request.params.id));
+
+  api.post('/tasks/:id/stop', {
+    schema: { summary: 'Stop a running task after aborting its current round', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply, 409: ErrorReply } },
+  }, (request) => coordinator.stop(request.params.id));
+
+  api.get('/tasks/:id/rounds', {
+    schema: { summary: 'Completed rounds with their metrics', tags: ['rounds'], params: TaskParams, response: { 200: Type.Array(RoundRecord), 404: ErrorReply } },
+  }, async (request) => {
+    await getTask(request.params.id);
+    return store.listRounds(request.params.id);
+  });
+};

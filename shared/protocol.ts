@@ -1,0 +1,147 @@
+import { Type, type Static } from 'typebox';
+import type { ErrorBody } from './errors.ts';
+import type { Hyper, RoundRecord, TaskRecord, TaskStatus } from './task.ts';
+import type { UpdateBits } from './update-codec.ts';
+
+/**
+ * The socket protocol, defined once: schemas for what clients send (the server validates
+ * every message against them) and event maps used as generics on both ends.
+ */
+
+/** Every request a client sends carries an ack; the answer is a value or a coded error. */
+export type Reply<T> = { ok: true; value: T } | { ok: false; error: ErrorBody };
+export type Ack<T> = (reply: Reply<T>) => void;
+
+export const ClientKind = Type.Union([Type.Literal('edge'), Type.Literal('browser'), Type.Literal('gpu')]);
+export type ClientKind = Static<typeof ClientKind>;
+
+const TaskId = Type.Integer({ minimum: 1, maximum: 2 ** 31 });
+const RoundNumber = Type.Integer({ minimum: 1, maximum: 2 ** 31 });
+
+export const JoinRequest = Type.Object(
+  {
+    taskId: TaskId,
+    kind: ClientKind,
+    /** Ask for a specific data shard (demo data); the server assigns one otherwise. */
+    shard: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+  },
+  { additionalProperties: false },
+);
+export type JoinRequest = Static<typeof JoinRequest>;
+
+export interface JoinReply {
+  clientId: string;
+  task: TaskRecord;
+  /** The demo data shard this client stands for, or null when it brings its own data. */
+  shard: number | null;
+}
+
+export const ReadyRequest = Type.Object(
+  {
+    taskId: TaskId,
+    samples: Type.Integer({ minimum: 1, maximum: 100_000_000 }),
+    /** The TF.js backend the client trains on. */
+    backend: Type.String({ minLength: 1, maxLength: 32 }),
+    /** Global model version the client already holds; the server skips sending it again. */
+    cachedVersion: Type.Integer({ minimum: -1, maximum: 2 ** 31 }),
+  },
+  { additionalProperties: false },
+);
+export type ReadyRequest = Static<typeof ReadyRequest>;
+
+export const ChunkMeta = Type.Object(
+  {
+    taskId: TaskId,
+    round: RoundNumber,
+    index: Type.Integer({ minimum: 0, maximum: 65_535 }),
+    count: Type.Integer({ minimum: 1, maximum: 65_536 }),
+    totalBytes: Type.Integer({ minimum: 1, maximum: 2 ** 31 }),
+    samples: Type.Integer({ minimum: 1, maximum: 100_000_000 }),
+  },
+  { additionalProperties: false },
+);
+export type ChunkMeta = Static<typeof ChunkMeta>;
+
+export interface ChunkAck {
+  /** Index of the next chunk the server expects (resume point). */
+  next: number;
+  complete: boolean;
+}
+
+export const TrainProgress = Type.Object(
+  {
+    taskId: TaskId,
+    round: RoundNumber,
+    fraction: Type.Number({ minimum: 0, maximum: 1 }),
+    loss: Type.Optional(Type.Number()),
+  },
+  { additionalProperties: false },
+);
+export type TrainProgress = Static<typeof TrainProgress>;
+
+export interface RoundStart {
+  taskId: number;
+  round: number;
+  modelVersion: number;
+  /** Wall-clock deadline (ms since epoch) for the update to be fully uploaded. */
+  deadline: number;
+  bits: UpdateBits;
+  clipSigma: number;
+  hyper: Hyper;
+  chunkBytes: number;
+  /** Global weights (float32, little-endian), or null when the client's cached version is current. */
+  weights: Uint8Array | null;
+}
+
+export interface RoundEnd {
+  taskId: number;
+  round: number;
+  modelVersion: number;
+  accuracy: number;
+  loss: number;
+  participants: number;
+}
+
+export interface TaskStatusEvent {
+  taskId: number;
+  status: TaskStatus;
+}
+
+export interface ClientToServerEvents {
+  'task:join': (request: JoinRequest, ack: Ack<JoinReply>) => void;
+  'client:ready': (request: ReadyRequest, ack: Ack<{ selected: boolean }>) => void;
+  'update:chunk': (meta: ChunkMeta, data: Uint8Array, ack: Ack<ChunkAck>) => void;
+  'train:progress': (progress: TrainProgress) => void;
+}
+
+export interface ServerToClientEvents {
+  'round:start': (start: RoundStart) => void;
+  'round:end': (end: RoundEnd) => void;
+  'task:status': (status: TaskStatusEvent) => void;
+  /** A coded error for a message that came without an ack to answer through. */
+  'server:error': (error: ErrorBody) => void;
+}
+
+/** What the server shows watchers (the demo, the dashboard) on the /admin namespace. */
+export interface RoundStartedEvent {
+  taskId: number;
+  round: number;
+  participants: string[];
+  deadline: number;
+}
+
+export interface UploadProgressEvent {
+  taskId: number;
+  round: number;
+  received: number;
+  expected: number;
+}
+
+export interface AdminServerToClientEvents {
+  'round:started': (event: RoundStartedEvent) => void;
+  'round:upload': (event: UploadProgressEvent) => void;
+  'round:complete': (record: RoundRecord) => void;
+  'task:status': (status: TaskStatusEvent) => void;
+}
+
+export interface AdminClientToServerEvents {}

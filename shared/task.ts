@@ -1,0 +1,129 @@
+import { Type, type Static } from 'typebox';
+
+/** What a task trains, on what data, and how its rounds run. One schema for REST and storage. */
+
+export const ModelPreset = Type.Union([Type.Literal('fmnist-mlp'), Type.Literal('fmnist-cnn')]);
+export type ModelPreset = Static<typeof ModelPreset>;
+
+export const StrategyName = Type.Union([Type.Literal('fedavg')]);
+export type StrategyName = Static<typeof StrategyName>;
+
+export const Partition = Type.Union([
+  Type.Object({ kind: Type.Literal('iid') }, { additionalProperties: false }),
+  Type.Object(
+    { kind: Type.Literal('dirichlet'), alpha: Type.Number({ exclusiveMinimum: 0, maximum: 1e6 }) },
+    { additionalProperties: false },
+  ),
+]);
+
+export const UpdateBitsSchema = Type.Union([
+  Type.Literal(2),
+  Type.Literal(4),
+  Type.Literal(8),
+  Type.Literal(16),
+  Type.Literal(32),
+]);
+
+export const Hyper = Type.Object(
+  {
+    localEpochs: Type.Integer({ minimum: 1, maximum: 100 }),
+    batchSize: Type.Integer({ minimum: 1, maximum: 4096 }),
+    learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 10 }),
+    optimizer: Type.Union([Type.Literal('sgd'), Type.Literal('momentum'), Type.Literal('adam')]),
+  },
+  { additionalProperties: false },
+);
+export type Hyper = Static<typeof Hyper>;
+
+export const TaskSpec = Type.Object(
+  {
+    name: Type.String({ minLength: 1, maxLength: 120 }),
+    model: ModelPreset,
+    dataset: Type.Literal('fashion-mnist'),
+    partition: Partition,
+    /** How many shards the training set is cut into; joining clients are handed one each. */
+    shards: Type.Integer({ minimum: 1, maximum: 10_000 }),
+    rounds: Type.Integer({ minimum: 1, maximum: 100_000 }),
+    clientsPerRound: Type.Integer({ minimum: 1, maximum: 10_000 }),
+    /** Fewest accepted updates for a round to count; fewer and the round is retried. */
+    minUpdates: Type.Integer({ minimum: 1, maximum: 10_000 }),
+    bits: UpdateBitsSchema,
+    /** Per-tensor clip at this many RMS; the rest goes to the client's error-feedback residual. */
+    clipSigma: Type.Number({ exclusiveMinimum: 0 }),
+    strategy: StrategyName,
+    hyper: Hyper,
+    roundDeadlineMs: Type.Integer({ minimum: 1_000, maximum: 86_400_000 }),
+    /** Only the first N training samples are partitioned (quick tests); 0 means all. */
+    trainLimit: Type.Integer({ minimum: 0 }),
+    /** Held-out images evaluated after each round; 0 means the whole test set. */
+    testLimit: Type.Integer({ minimum: 0 }),
+    seed: Type.Integer({ minimum: 0, maximum: 0xffff_ffff }),
+  },
+  { additionalProperties: false },
+);
+export type TaskSpec = Static<typeof TaskSpec>;
+
+/** A create-task request: every field but the name may be left to its default. */
+export const TaskSpecInput = Type.Partial(TaskSpec, { additionalProperties: false });
+export type TaskSpecInput = Static<typeof TaskSpecInput>;
+
+export const TASK_DEFAULTS: Omit<TaskSpec, 'name'> = {
+  model: 'fmnist-mlp',
+  dataset: 'fashion-mnist',
+  partition: { kind: 'iid' },
+  shards: 10,
+  rounds: 20,
+  clientsPerRound: 10,
+  minUpdates: 1,
+  bits: 8,
+  clipSigma: 6,
+  strategy: 'fedavg',
+  hyper: { localEpochs: 1, batchSize: 32, learningRate: 0.02, optimizer: 'momentum' },
+  roundDeadlineMs: 120_000,
+  trainLimit: 0,
+  testLimit: 0,
+  seed: 1,
+};
+
+export function withTaskDefaults(input: TaskSpecInput): TaskSpec {
+  return {
+    ...TASK_DEFAULTS,
+    name: input.name ?? 'untitled',
+    ...input,
+    hyper: { ...TASK_DEFAULTS.hyper, ...input.hyper },
+  } as TaskSpec;
+}
+
+export const TaskStatus = Type.Union([
+  Type.Literal('created'),
+  Type.Literal('running'),
+  Type.Literal('stopped'),
+  Type.Literal('completed'),
+]);
+export type TaskStatus = Static<typeof TaskStatus>;
+
+export const TaskRecord = Type.Object({
+  id: Type.Integer(),
+  spec: TaskSpec,
+  status: TaskStatus,
+  /** Last completed round; 0 before the first. It is also the global model's version. */
+  completedRounds: Type.Integer(),
+  createdAt: Type.String(),
+});
+export type TaskRecord = Static<typeof TaskRecord>;
+
+export const RoundRecord = Type.Object({
+  taskId: Type.Integer(),
+  round: Type.Integer(),
+  participants: Type.Integer(),
+  dropped: Type.Integer(),
+  rejected: Type.Integer(),
+  samples: Type.Integer(),
+  accuracy: Type.Number(),
+  loss: Type.Number(),
+  uploadBytes: Type.Integer(),
+  uploadBytesPerParam: Type.Number(),
+  durationMs: Type.Integer(),
+  finishedAt: Type.String(),
+});
+export type RoundRecord = Static<typeof RoundRecord>;

@@ -1,0 +1,54 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pino from 'pino';
+import { buildApp, type App } from '../../server/app.ts';
+import { withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../shared/task.ts';
+
+/** A real server on a loopback port, real client processes, and clean-up for both. */
+
+export const FASHION_MNIST = '/usr/share/datasets/fashion-mnist';
+const bin = fileURLToPath(new URL('../../bin/tributary.js', import.meta.url));
+
+export interface Harness {
+  app: App;
+  url: string;
+  createTask(spec: TaskSpecInput): Promise<TaskRecord>;
+  spawnClient(taskId: number, shard: number): ChildProcess;
+  waitForStatus(taskId: number, status: TaskRecord['status'], timeoutMs?: number): Promise<TaskRecord>;
+  close(): Promise<void>;
+}
+
+export async function startHarness(): Promise<Harness> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'tributary-test-'));
+  const app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST, logger: pino({ level: 'silent' }) });
+  const url = await app.http.listen({ port: 0, host: '127.0.0.1' });
+  const children: ChildProcess[] = [];
+  return {
+    app,
+    url,
+    createTask: (spec) => app.store.createTask(withTaskDefaults(spec)),
+    spawnClient(taskId, shard) {
+      const child = spawn(process.execPath, [bin, 'client', '--server', url, '--task', String(taskId),
+        '--shard', String(shard), '--data', FASHION_MNIST, '--seed', String(shard)], { stdio: ['ignore', 'ignore', 'inherit'] });
+      children.push(child);
+      return child;
+    },
+    async waitForStatus(taskId, status, timeoutMs = 100_000) {
+      const until = Date.now() + timeoutMs;
+      for (;;) {
+        const task = (await app.store.getTask(taskId))!;
+        if (task.status === status) return task;
+        if (Date.now() > until) throw new Error(`task ${taskId} is ${task.status}, not ${status}, after ${timeoutMs} ms`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    },
+    async close() {
+      for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
+      await app.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

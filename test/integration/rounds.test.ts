@@ -1,0 +1,44 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startHarness, type Harness } from './harness.ts';
+
+describe('federated rounds with real client processes', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(() => h.close());
+
+  it('trains three edge processes for three rounds and accuracy rises', async () => {
+    const task = await h.createTask({
+      name: 'integration',
+      partition: { kind: 'iid' },
+      shards: 3,
+      clientsPerRound: 3,
+      rounds: 3,
+      bits: 8,
+      trainLimit: 6000,
+      testLimit: 2000,
+    });
+    await h.app.coordinator.start(task.id);
+    for (let shard = 0; shard < 3; shard++) h.spawnClient(task.id, shard);
+    await h.waitForStatus(task.id, 'completed');
+
+    const rounds = await h.app.store.listRounds(task.id);
+    expect(rounds.map((r) => r.round)).toEqual([1, 2, 3]);
+    for (const r of rounds) {
+      expect(r.participants).toBe(3);
+      expect(r.samples).toBe(6000);
+      // Counted on the wire by the server, framing included.
+      expect(r.uploadBytesPerParam).toBeGreaterThan(1);
+      expect(r.uploadBytesPerParam).toBeLessThanOrEqual(1.05);
+    }
+    expect(rounds[2]!.accuracy).toBeGreaterThan(rounds[0]!.accuracy);
+    expect(rounds[2]!.accuracy).toBeGreaterThan(0.6);
+
+    const model = await h.app.http.inject({ url: `/api/tasks/${task.id}/model/model.json` });
+    expect(model.statusCode).toBe(200);
+    expect(model.json().weightsManifest[0].paths).toEqual(['weights.bin?round=3']);
+    const weights = await h.app.http.inject({ url: `/api/tasks/${task.id}/model/weights.bin?round=3` });
+    expect(weights.rawPayload.byteLength).toBe(199_210 * 4);
+  });
+});
