@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what Tributary needs on a fresh Debian machine, and nothing twice:
+# Debian packages that are missing, then npm dependencies if they are stale.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+[ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${need[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm dependencies"
+  npm ci --no-fund --no-audit
+fi
