@@ -46,7 +46,12 @@ export async function buildApp(options: AppOptions): Promise<App> {
   mkdirSync(options.dataDir, { recursive: true });
   await initServerBackend();
 
-  const http = Fastify({ loggerInstance: log as FastifyBaseLogger, bodyLimit: 1024 * 1024 });
+  const http = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    bodyLimit: 1024 * 1024,
+    // Reject unknown fields instead of silently dropping them (which also breaks unions).
+    ajv: { customOptions: { removeAdditional: false } },
+  });
   installErrorHandler(http);
   // A chunk plus its metadata; a whole model never has to fit in one message.
   const io: ClientServer = new Server(http.server, { maxHttpBufferSize: chunkBytes + 16 * 1024, serveClient: false });

@@ -1,0 +1,87 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp, type App } from '../../server/app.ts';
+import { TASK_DEFAULTS } from '../../shared/task.ts';
+import { FASHION_MNIST } from './harness.ts';
+
+describe('REST API', () => {
+  let app: App;
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'tributary-rest-'));
+    app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST, logger: pino({ level: 'silent' }) });
+  });
+  afterAll(async () => {
+    await app.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('creates a task from a partial spec, filling in the defaults', async () => {
+    const res = await app.http.inject({
+      method: 'POST',
+      url: '/api/tasks',
+      payload: { name: 'skewed', partition: { kind: 'dirichlet', alpha: 0.5 }, bits: 4 },
+    });
+    expect(res.statusCode).toBe(201);
+    const task = res.json();
+    expect(task).toMatchObject({ status: 'created', completedRounds: 0 });
+    expect(task.spec).toEqual({ ...TASK_DEFAULTS, name: 'skewed', partition: { kind: 'dirichlet', alpha: 0.5 }, bits: 4 });
+    const list = await app.http.inject({ url: '/api/tasks' });
+    expect(list.json().map((t: { id: number }) => t.id)).toContain(task.id);
+  });
+
+  it.each([
+    ['an unknown field', { name: 'x', colour: 'red' }],
+    ['bits the codec does not have', { name: 'x', bits: 3 }],
+    ['a non-positive Dirichlet alpha', { name: 'x', partition: { kind: 'dirichlet', alpha: 0 } }],
+    ['more required updates than clients per round', { name: 'x', clientsPerRound: 2, minUpdates: 3 }],
+  ])('rejects %s with BAD_REQUEST', async (_, payload) => {
+    const res = await app.http.inject({ method: 'POST', url: '/api/tasks', payload });
+    expect(res.statusCode).toBe(400);
+    expect(res.json().code).toBe('BAD_REQUEST');
+  });
+
+  it('answers unknown tasks with TASK_NOT_FOUND', async () => {
+    for (const [method, url] of [['GET', '/api/tasks/999'], ['POST', '/api/tasks/999/start'], ['GET', '/api/tasks/999/rounds'], ['GET', '/api/tasks/999/model/model.json']] as const) {
+      const res = await app.http.inject({ method, url });
+      expect(res.statusCode, url).toBe(404);
+      expect(res.json().code).toBe('TASK_NOT_FOUND');
+    }
+  });
+
+  it('refuses to stop a task that is not running', async () => {
+    const created = (await app.http.inject({ method: 'POST', url: '/api/tasks', payload: { name: 'idle' } })).json();
+    const res = await app.http.inject({ method: 'POST', url: `/api/tasks/${created.id}/stop` });
+    expect(res.statusCode).toBe(409);
+    expect(res.json().code).toBe('TASK_NOT_RUNNING');
+  });
+
+  it('serves the initial model once a task starts, and refuses rounds not yet trained', async () => {
+    const created = (await app.http.inject({ method: 'POST', url: '/api/tasks', payload: { name: 'model' } })).json();
+    expect((await app.http.inject({ method: 'POST', url: `/api/tasks/${created.id}/start` })).statusCode).toBe(200);
+    const again = await app.http.inject({ method: 'POST', url: `/api/tasks/${created.id}/start` });
+    expect(again.json().code).toBe('TASK_ALREADY_RUNNING');
+    let model;
+    for (let i = 0; i < 50; i++) {
+      model = await app.http.inject({ url: `/api/tasks/${created.id}/model/model.json` });
+      if (model.statusCode === 200) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(model!.json().modelTopology.config.name).toBe('fmnist_mlp');
+    const future = await app.http.inject({ url: `/api/tasks/${created.id}/model/weights.bin?round=5` });
+    expect(future.json().code).toBe('ROUND_NOT_FOUND');
+    const stopped = await app.http.inject({ method: 'POST', url: `/api/tasks/${created.id}/stop` });
+    expect(stopped.json().status).toBe('stopped');
+  });
+
+  it('documents every route in OpenAPI', async () => {
+    const doc = (await app.http.inject({ url: '/api/openapi.json' })).json();
+    expect(Object.keys(doc.paths).sort()).toEqual([
+      '/api/tasks', '/api/tasks/{id}', '/api/tasks/{id}/model/{file}', '/api/tasks/{id}/rounds',
+      '/api/tasks/{id}/start', '/api/tasks/{id}/stop',
+    ]);
+  });
+});
