@@ -63,7 +63,7 @@ program
   .option('--partition <spec>', 'iid or dirichlet:<alpha>', 'dirichlet:0.5')
   .addOption(new Option('--bits <b>', 'update quantization bits (32 = float32)').choices(['2', '4', '8', '16', '32']).default('8'))
   .option('--local-epochs <n>', 'local epochs per round', int('local-epochs', 1), 1)
-  .option('--batch-size <n>', 'local batch size', int('batch-size', 1), 32)
+  .option('--batch-size <n>', 'local batch size', int('batch-size', 1), 64)
   .option('--lr <rate>', 'local learning rate', Number, 0.02)
   .addOption(new Option('--optimizer <name>', 'local optimizer').choices(['sgd', 'momentum', 'adam']).default('momentum'))
   .option('--seed <n>', 'seed for partition, initial model and rounding', int('seed'), 1)

@@ -78,7 +78,7 @@ export const TASK_DEFAULTS: Omit<TaskSpec, 'name'> = {
   bits: 8,
   clipSigma: 6,
   strategy: 'fedavg',
-  hyper: { localEpochs: 1, batchSize: 32, learningRate: 0.02, optimizer: 'momentum' },
+  hyper: { localEpochs: 1, batchSize: 64, learningRate: 0.02, optimizer: 'momentum' },
   roundDeadlineMs: 120_000,
   trainLimit: 0,
   testLimit: 0,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { packBits, packedByteLength, unpackBits } from '../../shared/bitpack.ts';
 import { TributaryError } from '../../shared/errors.ts';
 import { createRng } from '../../shared/random.ts';
+import { expectCode } from '../expect-code.ts';
 
 const WIDTHS = Array.from({ length: 32 }, (_, i) => i + 1);
 
@@ -18,16 +19,6 @@ function randomValues(width: number, count: number, seed: number): Uint32Array {
   return values;
 }
 
-function expectCode(fn: () => unknown, code: string): void {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(TributaryError);
-    expect((error as TributaryError).code).toBe(code);
-    return;
-  }
-  expect.fail(`expected ${code} to be thrown`);
-}
 
 describe('packBits / unpackBits', () => {
   it.each(WIDTHS)('round-trips random %i-bit values including 0 and the maximum', (width) => {

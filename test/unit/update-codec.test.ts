@@ -3,6 +3,7 @@ import { TributaryError } from '../../shared/errors.ts';
 import { quantizationStep } from '../../shared/quantize.ts';
 import { createRng } from '../../shared/random.ts';
 import { decodeUpdate, encodeUpdate, type UpdateBits } from '../../shared/update-codec.ts';
+import { expectCode } from '../expect-code.ts';
 
 const MODEL_LENGTHS = [156_800, 200, 40_000, 200, 2000, 10];
 
@@ -21,16 +22,6 @@ function maxAbs(t: Float32Array): number {
   return m;
 }
 
-function expectCode(fn: () => unknown, code: string): void {
-  try {
-    fn();
-  } catch (error) {
-    expect(error).toBeInstanceOf(TributaryError);
-    expect((error as TributaryError).code).toBe(code);
-    return;
-  }
-  expect.fail(`expected ${code} to be thrown`);
-}
 
 describe('encodeUpdate / decodeUpdate', () => {
   const lengths = [300, 7, 0, 64];

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { preferredBackends } from '../../client/backend.ts';
+import { activateNodeBackend } from '../../client/node/tf.ts';
+import { loadDemoShard } from '../../client/node/fashion-mnist.ts';
+import { Trainer } from '../../client/trainer.ts';
+import { buildModel, readWeights } from '../../shared/models.ts';
+import { withTaskDefaults, type ModelPreset } from '../../shared/task.ts';
+import { FASHION_MNIST } from './harness.ts';
+
+describe('local training on Node backends', () => {
+  it('picks WASM for the MLP and CPU for the CNN, whose filter gradient WASM lacks', () => {
+    expect(preferredBackends('node', 'fmnist-mlp')).toEqual(['wasm', 'cpu']);
+    expect(preferredBackends('node', 'fmnist-cnn')).toEqual(['cpu']);
+  });
+
+  // The CNN trains on the (slow) CPU backend, so it gets fewer samples.
+  it.each<[ModelPreset, string, number]>([['fmnist-mlp', 'wasm', 600], ['fmnist-cnn', 'cpu', 96]])(
+    'trains %s on %s: same seed gives the same weights, and training lowers the loss',
+    async (preset, backend, samples) => {
+      expect(await activateNodeBackend(preset)).toBe(backend);
+      const spec = withTaskDefaults({ name: 't', model: preset, trainLimit: samples, shards: 1 });
+      const data = await loadDemoShard(FASHION_MNIST, spec, 0);
+      expect(data.n).toBe(samples);
+      const global = readWeights(buildModel(preset, 1));
+      const trainer = new Trainer(preset, 1);
+      const first = await trainer.train(global, data, spec.hyper, 42);
+      const repeat = await trainer.train(global, data, spec.hyper, 42);
+      expect(repeat.weights).toEqual(first.weights);
+      const second = await trainer.train(first.weights, data, spec.hyper, 43);
+      expect(second.loss).toBeLessThan(first.loss);
+      expect(first.samples).toBe(samples);
+      trainer.dispose();
+    },
+  );
+});
