@@ -9,7 +9,6 @@ import {
   ChunkMeta,
   JoinRequest,
   ReadyRequest,
-  TrainProgress,
   type AdminClientToServerEvents,
   type AdminServerToClientEvents,
   type ClientToServerEvents,
@@ -27,7 +26,6 @@ const validators = {
   join: Compile(JoinRequest),
   ready: Compile(ReadyRequest),
   chunk: Compile(ChunkMeta),
-  progress: Compile(TrainProgress),
 };
 
 function parse<T extends TSchema>(validator: { Check(v: unknown): boolean; Errors(v: unknown): { message: string; instancePath?: string }[] }, value: unknown): Static<T> {
@@ -149,13 +147,6 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
         const runner = coordinator.runner(meta.taskId);
         if (!runner) throw new TributaryError('TASK_NOT_RUNNING');
         return runner.acceptChunk(client.id, meta, data);
-      }),
-    );
-
-    socket.on('train:progress', (...args: unknown[]) =>
-      respond(args, () => {
-        const progress = parse<typeof TrainProgress>(validators.progress, args[0]);
-        requireSession(progress.taskId);
       }),
     );
 

@@ -68,17 +68,6 @@ export interface ChunkAck {
   complete: boolean;
 }
 
-export const TrainProgress = Type.Object(
-  {
-    taskId: TaskId,
-    round: RoundNumber,
-    fraction: Type.Number({ minimum: 0, maximum: 1 }),
-    loss: Type.Optional(Type.Number()),
-  },
-  { additionalProperties: false },
-);
-export type TrainProgress = Static<typeof TrainProgress>;
-
 export interface RoundStart {
   taskId: number;
   round: number;
@@ -111,7 +100,6 @@ export interface ClientToServerEvents {
   'task:join': (request: JoinRequest, ack: Ack<JoinReply>) => void;
   'client:ready': (request: ReadyRequest, ack: Ack<{ selected: boolean }>) => void;
   'update:chunk': (meta: ChunkMeta, data: Uint8Array, ack: Ack<ChunkAck>) => void;
-  'train:progress': (progress: TrainProgress) => void;
 }
 
 export interface ServerToClientEvents {
