@@ -6,6 +6,7 @@ export interface BenchOptions {
 
 const benches: Record<string, () => Promise<{ run(options: BenchOptions): Promise<void> }>> = {
   quantization: () => import('./quantization.ts'),
+  secagg: () => import('./secagg.ts'),
 };
 
 export async function runBench(name: string, options: BenchOptions): Promise<void> {

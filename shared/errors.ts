@@ -23,6 +23,10 @@ export const errorCatalog = {
   DATA_MALFORMED: { status: 400, message: 'Data file is not a valid IDX file' },
   DATA_NOT_FOUND: { status: 404, message: 'Data files not found' },
   MODEL_MALFORMED: { status: 400, message: 'Model weights do not match the preset' },
+  KEY_INVALID: { status: 400, message: 'Key is malformed or a low-order point' },
+  SIGNATURE_INVALID: { status: 400, message: 'Signature does not verify' },
+  DECRYPTION_FAILED: { status: 400, message: 'Ciphertext cannot be decrypted' },
+  SECAGG_TOO_FEW_SHARES: { status: 409, message: 'Too few shares survive to unmask the sum' },
   BACKEND_UNAVAILABLE: { status: 500, message: 'The requested TensorFlow.js backend cannot start here' },
   INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;
