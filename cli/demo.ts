@@ -162,7 +162,7 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     });
 
     for (let i = 0; i < options.clients; i++) {
-      const args = edgeClientArgs(url, task.id, i, options.data, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i)]);
+      const args = edgeClientArgs(url, task.id, i, options.data, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i)]);
       const child = spawnTributary(args, join(dataDir, `client-${i}.log`));
       child.once('exit', (code) => {
         if (code !== 0 && code !== null) info(`client ${i} exited with code ${code} (see ${dataDir}/client-${i}.log)`);

@@ -31,7 +31,7 @@ program
       const { edgeClientArgs, spawnTributary } = await import('./processes.ts');
       const { join } = await import('node:path');
       for (let shard = 0; shard < opts.demoClients; shard++) {
-        const child = spawnTributary(edgeClientArgs(url, demoTaskId, shard, opts.data), join(opts.dataDir, `client-${shard}.log`));
+        const child = spawnTributary(edgeClientArgs(url, demoTaskId, shard, opts.data, opts.dataDir), join(opts.dataDir, `client-${shard}.log`));
         process.once('exit', () => child.kill());
       }
       console.log(`${opts.demoClients} edge clients training (logs: ${opts.dataDir}/client-*.log)`);
@@ -48,6 +48,7 @@ program
   .option('--data <dir>', 'Fashion-MNIST folder', DATA)
   .option('--seed <n>', 'seed for stochastic rounding', int('seed'))
   .option('--json', 'one JSON object per event', false)
+  .option('--pin-file <file>', 'where server keys are pinned at first contact (default ~/.tributary/known-servers.json)')
   .action(async (opts) => {
     const { runEdgeClient } = await import('../client/node/edge.ts');
     const status = await runEdgeClient({ ...opts, taskId: opts.task });

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const bin = fileURLToPath(new URL('../bin/tributary.js', import.meta.url));
@@ -14,8 +15,10 @@ export function spawnTributary(args: string[], logFile: string): ChildProcess {
   return child;
 }
 
-export function edgeClientArgs(url: string, taskId: number, shard: number, data: string, extra: string[] = []): string[] {
-  return ['client', '--server', url, '--task', String(taskId), '--shard', String(shard), '--data', data, ...extra];
+/** Args for an edge client of a local run; it pins the server key in the run's own state folder. */
+export function edgeClientArgs(url: string, taskId: number, shard: number, data: string, stateDir: string, extra: string[] = []): string[] {
+  return ['client', '--server', url, '--task', String(taskId), '--shard', String(shard), '--data', data,
+    '--pin-file', join(stateDir, 'known-servers.json'), ...extra];
 }
 
 export async function freePort(): Promise<number> {

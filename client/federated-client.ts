@@ -16,6 +16,8 @@ import type {
 import { createRng, deriveSeed, type Rng } from '../shared/random.ts';
 import type { TaskRecord } from '../shared/task.ts';
 import { encodeUpdate } from '../shared/update-codec.ts';
+import { cryptoReady, equalBytes, fingerprint, seal } from '../shared/crypto.ts';
+import { verifyRoundStart } from '../shared/round-signature.ts';
 import { Trainer, type TrainResult } from './trainer.ts';
 
 /** Where a client's training data comes from, once it knows its task (and demo shard). */
@@ -33,10 +35,23 @@ export interface FederatedClientOptions {
   shard?: number;
   /** Seeds the stochastic rounding of this client's updates. */
   seed?: number;
+  /**
+   * The server's Ed25519 key as pinned at an earlier first contact. A server showing
+   * another key is refused (SERVER_KEY_MISMATCH); without one, the first key seen is pinned.
+   */
+  pinnedServerKey?: Uint8Array;
 }
 
 export interface ClientEvents {
-  joined: (info: { clientId: string; shard: number | null; task: TaskRecord; samples: number; backend: string }) => void;
+  joined: (info: {
+    clientId: string;
+    shard: number | null;
+    task: TaskRecord;
+    samples: number;
+    backend: string;
+    serverKey: Uint8Array;
+    serverFingerprint: string;
+  }) => void;
   'round-start': (info: { round: number; modelVersion: number; deadline: number; downloadedWeights: boolean }) => void;
   progress: (info: { round: number; fraction: number; loss: number }) => void;
   uploaded: (info: { round: number; bytes: number; chunks: number; train: Omit<TrainResult, 'weights'> }) => void;
@@ -46,6 +61,12 @@ export interface ClientEvents {
 }
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+function bytes(value: Uint8Array | ArrayBuffer | null | undefined): Uint8Array {
+  if (value instanceof Uint8Array) return value;
+  if (value instanceof ArrayBuffer) return new Uint8Array(value);
+  throw new TributaryError('BAD_REQUEST', 'expected binary data from the server');
+}
 
 function unwrap<T>(reply: Reply<T>): T {
   if (reply.ok) return reply.value;
@@ -70,10 +91,12 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
   private readonly rng: Rng;
   private busy: Promise<void> = Promise.resolve();
   private backend = '';
+  private serverKey: Uint8Array | undefined;
 
   constructor(private readonly options: FederatedClientOptions) {
     super();
     this.seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
+    this.serverKey = options.pinnedServerKey;
     this.rng = createRng(deriveSeed(this.seed, 'rounding'));
   }
 
@@ -119,6 +142,7 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
   }
 
   private async join(): Promise<void> {
+    await cryptoReady();
     const socket = this.socket!;
     const { taskId, shard } = this.options;
     const joined: JoinReply = unwrap(
@@ -128,6 +152,12 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
         ...(shard === undefined ? {} : { shard }),
       }),
     );
+    const serverKey = bytes(joined.serverKey);
+    if (this.serverKey && !equalBytes(this.serverKey, serverKey)) {
+      this.stop();
+      throw new TributaryError('SERVER_KEY_MISMATCH', `pinned ${fingerprint(this.serverKey)}, got ${fingerprint(serverKey)}`);
+    }
+    this.serverKey = serverKey;
     if (!this.task) {
       this.task = joined.task;
       this.backend = await this.options.activateBackend(joined.task);
@@ -143,12 +173,28 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
         cachedVersion: this.global?.version ?? -1,
       }),
     );
-    this.emit('joined', { clientId: joined.clientId, shard: joined.shard, task: joined.task, samples: this.data!.n, backend: this.backend });
+    this.emit('joined', {
+      clientId: joined.clientId,
+      shard: joined.shard,
+      task: joined.task,
+      samples: this.data!.n,
+      backend: this.backend,
+      serverKey,
+      serverFingerprint: fingerprint(serverKey),
+    });
   }
 
-  private async runRound(start: RoundStart): Promise<void> {
+  private async runRound(received: RoundStart): Promise<void> {
+    // Browsers receive binary as ArrayBuffer, Node as Buffer: one shape before verifying.
+    const start: RoundStart = {
+      ...received,
+      weights: received.weights && bytes(received.weights),
+      aggregatorKey: bytes(received.aggregatorKey),
+      signature: bytes(received.signature),
+    };
+    verifyRoundStart(start, this.serverKey!);
     if (start.weights) {
-      this.global = { version: start.modelVersion, weights: decodeWeights(new Uint8Array(start.weights), this.lengths) };
+      this.global = { version: start.modelVersion, weights: decodeWeights(start.weights, this.lengths) };
     }
     const global = this.global;
     if (!global || global.version !== start.modelVersion) {
@@ -166,12 +212,11 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
     });
     const delta = subtractWeights(result.weights, global.weights);
     this.residual ??= this.lengths.map((n) => new Float32Array(n));
-    const payload = encodeUpdate(delta, {
-      bits: start.bits,
-      clipSigma: start.clipSigma,
-      rng: this.rng,
-      residual: this.residual,
-    });
+    // Sealed to this round's aggregator key: relays and proxies see ciphertext only.
+    const payload = seal(
+      encodeUpdate(delta, { bits: start.bits, clipSigma: start.clipSigma, rng: this.rng, residual: this.residual }),
+      start.aggregatorKey,
+    );
     const chunks = await this.upload(start, payload, result.samples);
     const { weights: _weights, ...train } = result;
     this.emit('uploaded', { round: start.round, bytes: payload.byteLength, chunks, train });

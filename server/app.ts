@@ -8,7 +8,9 @@ import pino, { type Logger } from 'pino';
 import { Server } from 'socket.io';
 import type { LabelledSet } from '../shared/dataset.ts';
 import { loadFashionMnist } from '../shared/fashion-mnist.ts';
+import { cryptoReady, fingerprint, toBase64 } from '../shared/crypto.ts';
 import { Checkpoints } from './checkpoints.ts';
+import { loadOrCreateServerKey } from './server-key.ts';
 import { ClientRegistry } from './clients.ts';
 import { Coordinator } from './coordinator.ts';
 import { DEFAULT_DATA_DIR, idxFolder } from './fashion-mnist.ts';
@@ -44,7 +46,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const log = options.logger ?? pino({ level: 'info' });
   const chunkBytes = options.chunkBytes ?? 256 * 1024;
   mkdirSync(options.dataDir, { recursive: true });
-  await initServerBackend();
+  await Promise.all([initServerBackend(), cryptoReady()]);
+  const serverKey = loadOrCreateServerKey(options.dataDir);
 
   const http = Fastify({
     loggerInstance: log as FastifyBaseLogger,
@@ -71,9 +74,10 @@ export async function buildApp(options: AppOptions): Promise<App> {
       return testSets.get(limit)!;
     },
     chunkBytes,
+    signingKey: serverKey.secretKey,
     log,
   });
-  attachGateway(io, { store, coordinator, clients, log });
+  attachGateway(io, { store, coordinator, clients, serverKey: serverKey.publicKey, log });
 
   await http.register(fastifySwagger, {
     openapi: {
@@ -83,6 +87,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await http.register(
     async (api) => {
       api.get('/openapi.json', { schema: { hide: true } }, () => http.swagger());
+      api.get('/server-key', {
+        schema: { summary: "The server's Ed25519 public key (base64) and its fingerprint, for pinning", tags: ['server'] },
+      }, () => ({ publicKey: toBase64(serverKey.publicKey), fingerprint: fingerprint(serverKey.publicKey) }));
       await api.register(taskRoutes, { store, coordinator });
       await api.register(modelRoutes, { store, checkpoints });
     },

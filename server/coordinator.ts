@@ -9,6 +9,8 @@ import type { ChunkAck, ChunkMeta, RoundEnd, RoundStartedEvent, TaskStatusEvent,
 import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import type { RoundRecord, TaskRecord } from '../shared/task.ts';
 import { decodeUpdate } from '../shared/update-codec.ts';
+import { SEAL_OVERHEAD_BYTES, generateBoxKeyPair, openSealed } from '../shared/crypto.ts';
+import { signRoundStart } from '../shared/round-signature.ts';
 import type { Checkpoints } from './checkpoints.ts';
 import type { ClientRegistry, ClientSession } from './clients.ts';
 import { evaluate } from './evaluator.ts';
@@ -31,6 +33,8 @@ export interface CoordinatorOptions {
   events: RoundEvents;
   testSet: (limit: number) => Promise<LabelledSet>;
   chunkBytes: number;
+  /** The server's Ed25519 secret key, which signs every round config. */
+  signingKey: Uint8Array;
   log: Logger;
 }
 
@@ -226,15 +230,17 @@ export class TaskRunner {
     const deadline = Date.now() + spec.roundDeadlineMs;
     const params = this.lengths.reduce((a, b) => a + b, 0);
     const bySession = new Map(participants.map((p) => [p.id, p]));
+    // A fresh aggregator key per round: a payload sealed for one round opens in no other.
+    const aggregator = generateBoxKeyPair();
     const collection = new RoundCollection({
       taskId: id,
       round,
       participants: participants.map((p) => p.id),
       deadline,
       // Header room plus the packed values; float32 updates need 4 bytes a parameter.
-      maxBytes: 64 + 16 * this.lengths.length + Math.ceil((params * spec.bits) / 8),
+      maxBytes: SEAL_OVERHEAD_BYTES + 64 + 16 * this.lengths.length + Math.ceil((params * spec.bits) / 8),
       maxChunkBytes: this.options.chunkBytes,
-      decode: (bytes) => decodeUpdate(bytes, this.lengths, spec.bits),
+      decode: (bytes) => decodeUpdate(openSealed(bytes, aggregator), this.lengths, spec.bits),
       maxSamples: (clientId) => bySession.get(clientId)?.samples ?? 0,
       wireBytes: (clientId) => bySession.get(clientId)?.wireBytes() ?? 0,
     });
@@ -243,7 +249,7 @@ export class TaskRunner {
     for (const client of participants) {
       const stale = client.cachedVersion !== version;
       if (stale) weights ??= encodeWeights(global);
-      client.sendRoundStart({
+      client.sendRoundStart(signRoundStart({
         taskId: id,
         round,
         modelVersion: version,
@@ -253,7 +259,8 @@ export class TaskRunner {
         hyper: spec.hyper,
         chunkBytes: this.options.chunkBytes,
         weights: stale ? weights! : null,
-      });
+        aggregatorKey: aggregator.publicKey,
+      }, this.options.signingKey));
       client.cachedVersion = version;
     }
     this.options.events.roundStarted({ taskId: id, round, participants: participants.map((p) => p.id), deadline });

@@ -40,6 +40,7 @@ export interface GatewayOptions {
   store: Store;
   coordinator: Coordinator;
   clients: ClientRegistry;
+  serverKey: Uint8Array;
   log: Logger;
 }
 
@@ -66,7 +67,7 @@ export function socketRoundEvents(io: ClientServer): RoundEvents {
  * past this layer.
  */
 export function attachGateway(io: ClientServer, options: GatewayOptions): void {
-  const { store, coordinator, clients, log } = options;
+  const { store, coordinator, clients, serverKey, log } = options;
 
   io.on('connection', (socket: ClientSocket) => {
     let session: ClientSession | undefined;
@@ -122,7 +123,7 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
         clients.add(session);
         await socket.join(taskRoom(task.id));
         log.info({ clientId: session.id, taskId: task.id, kind: request.kind, shard }, 'client joined');
-        return { clientId: session.id, task, shard };
+        return { clientId: session.id, serverKey, task, shard };
       }),
     );
 

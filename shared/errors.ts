@@ -24,6 +24,7 @@ export const errorCatalog = {
   DATA_NOT_FOUND: { status: 404, message: 'Data files not found' },
   MODEL_MALFORMED: { status: 400, message: 'Model weights do not match the preset' },
   KEY_INVALID: { status: 400, message: 'Key is malformed or a low-order point' },
+  SERVER_KEY_MISMATCH: { status: 403, message: 'Server key differs from the pinned one' },
   SIGNATURE_INVALID: { status: 400, message: 'Signature does not verify' },
   DECRYPTION_FAILED: { status: 400, message: 'Ciphertext cannot be decrypted' },
   SECAGG_TOO_FEW_SHARES: { status: 409, message: 'Too few shares survive to unmask the sum' },

@@ -31,6 +31,8 @@ export type JoinRequest = Static<typeof JoinRequest>;
 
 export interface JoinReply {
   clientId: string;
+  /** The server's Ed25519 public key: clients pin it at first contact. */
+  serverKey: Uint8Array;
   task: TaskRecord;
   /** The demo data shard this client stands for, or null when it brings its own data. */
   shard: number | null;
@@ -80,6 +82,10 @@ export interface RoundStart {
   chunkBytes: number;
   /** Global weights (float32, little-endian), or null when the client's cached version is current. */
   weights: Uint8Array | null;
+  /** This round's X25519 aggregator key: every update is sealed to it, so only the aggregator reads it. */
+  aggregatorKey: Uint8Array;
+  /** Ed25519 signature by the server over all of the above (shared/round-signature.ts). */
+  signature: Uint8Array;
 }
 
 export interface RoundEnd {

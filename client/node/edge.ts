@@ -1,3 +1,7 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fromBase64, toBase64 } from '../../shared/crypto.ts';
 import { FederatedClient } from '../federated-client.ts';
 import { loadDemoShard } from './fashion-mnist.ts';
 import { activateNodeBackend } from './tf.ts';
@@ -12,6 +16,18 @@ export interface EdgeClientOptions {
   seed?: number;
   /** One JSON object per event on stdout instead of readable lines. */
   json?: boolean;
+  /** Where server keys are pinned, by server URL (trust on first use). */
+  pinFile?: string;
+}
+
+export const DEFAULT_PIN_FILE = join(homedir(), '.tributary', 'known-servers.json');
+
+function readPins(file: string): Record<string, string> {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
+  } catch {
+    return {};
+  }
 }
 
 /**
@@ -19,7 +35,10 @@ export interface EdgeClientOptions {
  * selects it. Resolves when the task completes or is stopped.
  */
 export async function runEdgeClient(options: EdgeClientOptions): Promise<'completed' | 'stopped'> {
+  const pinFile = options.pinFile ?? DEFAULT_PIN_FILE;
+  const pinned = readPins(pinFile)[options.server];
   const client = new FederatedClient({
+    ...(pinned ? { pinnedServerKey: fromBase64(pinned) } : {}),
     server: options.server,
     taskId: options.taskId,
     kind: 'edge',
@@ -31,8 +50,15 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
   const say = (event: string, fields: Record<string, unknown>, text: string) => {
     console.log(options.json ? JSON.stringify({ event, ...fields }) : text);
   };
-  client.on('joined', (e) => say('joined', { clientId: e.clientId, shard: e.shard, samples: e.samples, backend: e.backend },
-    `joined task ${e.task.id} (${e.task.spec.name}) as ${e.clientId.slice(0, 8)}: shard ${e.shard}, ${e.samples} samples, backend ${e.backend}`));
+  client.on('joined', (e) => {
+    if (!pinned) {
+      mkdirSync(dirname(pinFile), { recursive: true });
+      writeFileSync(pinFile, JSON.stringify({ ...readPins(pinFile), [options.server]: toBase64(e.serverKey) }, null, 2));
+    }
+    say('joined', { clientId: e.clientId, shard: e.shard, samples: e.samples, backend: e.backend, serverFingerprint: e.serverFingerprint },
+      `joined task ${e.task.id} (${e.task.spec.name}) as ${e.clientId.slice(0, 8)}: shard ${e.shard}, ${e.samples} samples, backend ${e.backend}\n` +
+      `server key ${e.serverFingerprint} (${pinned ? 'matches the pinned key' : `pinned now in ${pinFile}`})`);
+  });
   client.on('round-start', (e) => say('round-start', e, `round ${e.round}: training${e.downloadedWeights ? '' : ' (cached model)'}`));
   client.on('uploaded', (e) => say('uploaded', { round: e.round, bytes: e.bytes, chunks: e.chunks, ...e.train },
     `round ${e.round}: local loss ${e.train.loss.toFixed(3)}, accuracy ${(e.train.accuracy * 100).toFixed(1)} %, trained in ${e.train.durationMs} ms, uploaded ${e.bytes} bytes`));

@@ -32,7 +32,8 @@ export async function startHarness(): Promise<Harness> {
     createTask: (spec) => app.store.createTask(withTaskDefaults(spec)),
     spawnClient(taskId, shard) {
       const child = spawn(process.execPath, [bin, 'client', '--server', url, '--task', String(taskId),
-        '--shard', String(shard), '--data', FASHION_MNIST, '--seed', String(shard)], { stdio: ['ignore', 'ignore', 'inherit'] });
+        '--shard', String(shard), '--data', FASHION_MNIST, '--seed', String(shard),
+        '--pin-file', join(dataDir, 'known-servers.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
       children.push(child);
       return child;
     },

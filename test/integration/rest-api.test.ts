@@ -5,6 +5,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
 import { TASK_DEFAULTS } from '../../shared/task.ts';
+import { fingerprint, fromBase64 } from '../../shared/crypto.ts';
 import { FASHION_MNIST } from './harness.ts';
 
 describe('REST API', () => {
@@ -77,10 +78,18 @@ describe('REST API', () => {
     expect(stopped.json().status).toBe('stopped');
   });
 
+  it('publishes the server signing key with its fingerprint, the same across restarts', async () => {
+    const first = (await app.http.inject({ url: '/api/server-key' })).json();
+    expect(first.fingerprint).toBe(fingerprint(fromBase64(first.publicKey)));
+    const again = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST, logger: pino({ level: 'silent' }) });
+    expect((await again.http.inject({ url: '/api/server-key' })).json()).toEqual(first);
+    await again.close();
+  });
+
   it('documents every route in OpenAPI', async () => {
     const doc = (await app.http.inject({ url: '/api/openapi.json' })).json();
     expect(Object.keys(doc.paths).sort()).toEqual([
-      '/api/tasks', '/api/tasks/{id}', '/api/tasks/{id}/model/{file}', '/api/tasks/{id}/rounds',
+      '/api/server-key', '/api/tasks', '/api/tasks/{id}', '/api/tasks/{id}/model/{file}', '/api/tasks/{id}/rounds',
       '/api/tasks/{id}/start', '/api/tasks/{id}/stop',
     ]);
   });
