@@ -206,6 +206,11 @@ export function fromBase64(text: string): Uint8Array {
   }
 }
 
+/** UTF-8 bytes of a string (shared/ has neither DOM nor Node globals like TextEncoder). */
+export function utf8(text: string): Uint8Array {
+  return sodium.from_string(text);
+}
+
 export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   let length = 0;
   for (const p of parts) length += p.length;

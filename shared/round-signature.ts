@@ -1,4 +1,4 @@
-import { concatBytes, hash, sign, verify } from './crypto.ts';
+import { concatBytes, hash, sign, utf8, verify } from './crypto.ts';
 import { TributaryError } from './errors.ts';
 import type { RoundStart } from './protocol.ts';
 
@@ -14,7 +14,7 @@ function signedBytes(start: Omit<RoundStart, 'signature'>): Uint8Array {
     start.clipSigma, hyper.localEpochs, hyper.batchSize, hyper.learningRate, hyper.optimizer, start.chunkBytes,
   ]);
   return concatBytes(
-    new TextEncoder().encode(fields),
+    utf8(fields),
     start.aggregatorKey,
     start.weights ? hash(start.weights) : new Uint8Array(0),
   );
