@@ -83,7 +83,7 @@ program
 
 program
   .command('bench')
-  .description('run a benchmark: quantization')
+  .description('run a benchmark: quantization, secagg')
   .argument('<name>', 'benchmark to run')
   .option('--rounds <n>', 'rounds per run', int('rounds', 1), 20)
   .option('--clients <n>', 'edge clients per run', int('clients', 1), 10)

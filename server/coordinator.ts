@@ -185,6 +185,7 @@ export class TaskRunner {
         finishedAt: new Date().toISOString(),
       };
       await store.completeRound(record);
+      log.info({ taskId: id, round, accuracy, loss, participants: record.participants, durationMs: record.durationMs }, 'round complete');
       version = round;
       this.options.events.roundComplete(record, {
         taskId: id,
