@@ -2,7 +2,6 @@ import {
   agreeSeed,
   boxDecrypt,
   boxEncrypt,
-  boxPublicKey,
   concatBytes,
   cryptoReady,
   equalBytes,
@@ -15,8 +14,9 @@ import { expandSeed, type SeedExpander } from '../shared/mask-stream.ts';
 import { defaultNeighbourCount, neighbourGraph } from '../shared/neighbours.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import { newRingVector, ringBits, addInto, type RingVector } from '../shared/ring.ts';
-import { maskInput, pairSign, sumLevels, unmaskSum, type PairMask } from '../shared/secagg-math.ts';
-import { combineShares, MAX_SHARES, splitSecret } from '../shared/shamir.ts';
+import { maskInput, pairSign, sumLevels, type PairMask } from '../shared/secagg-math.ts';
+import { enoughShares, runUnmaskJob, type UnmaskJob } from '../shared/secagg-unmask.ts';
+import { MAX_SHARES, splitSecret } from '../shared/shamir.ts';
 
 /**
  * An in-process simulation of one SecAgg+ round, end to end: key advertisement, Shamir
@@ -224,35 +224,12 @@ export function revealShares(round: SimRound, uploaded: ReadonlySet<number>, ans
   return revealed;
 }
 
-/** Everything the server's unmasking needs, already checked for enough shares. */
-export interface UnmaskJob {
-  w: number;
-  m: number;
-  context: Uint8Array;
-  /** One entry per uploader: exactly `threshold` shares of its self seed. */
-  selfSeedShares: Uint8Array[][];
-  /** One entry per client that shared but did not upload and has uploading neighbours. */
-  dropped: Array<{
-    index: number;
-    publicKey: Uint8Array;
-    skShares: Uint8Array[];
-    partners: Array<{ index: number; publicKey: Uint8Array }>;
-  }>;
-}
-
-function enough(shares: Uint8Array[] | undefined, t: number, what: string): Uint8Array[] {
-  if (!shares || shares.length < t) {
-    throw new TributaryError('SECAGG_TOO_FEW_SHARES', `${shares?.length ?? 0} of ${t} shares for ${what}`);
-  }
-  return shares.slice(0, t); // combining costs O(count²): never pass more than t
-}
-
 /** Phase 4, the server's bookkeeping: which secrets to rebuild, from which shares. */
 export function planUnmask(round: SimRound, shared: ReadonlySet<number>, uploaded: ReadonlySet<number>, revealed: Revealed): UnmaskJob {
   const t = round.threshold;
-  const job: UnmaskJob = { w: round.w, m: round.config.m, context: round.context, selfSeedShares: [], dropped: [] };
+  const job: UnmaskJob = { w: round.w, m: round.config.m, context: round.context, survivors: [], dropped: [] };
   for (const u of [...uploaded].sort((a, b) => a - b)) {
-    job.selfSeedShares.push(enough(revealed.selfSeed.get(u), t, `client ${u}'s self seed`));
+    job.survivors.push({ index: u, shares: enoughShares(revealed.selfSeed.get(u), t, `client ${u}'s self seed`) });
   }
   for (const v of [...shared].sort((a, b) => a - b)) {
     if (uploaded.has(v)) continue;
@@ -262,40 +239,11 @@ export function planUnmask(round: SimRound, shared: ReadonlySet<number>, uploade
     job.dropped.push({
       index: v,
       publicKey: client.maskKeys.publicKey,
-      skShares: enough(revealed.maskKey.get(v), t, `client ${v}'s mask key`),
+      skShares: enoughShares(revealed.maskKey.get(v), t, `client ${v}'s mask key`),
       partners: partners.map((u) => ({ index: u, publicKey: round.clients[u]!.maskKeys.publicKey })),
     });
   }
   return job;
-}
-
-/** Deals a job's secrets round-robin into `parts` jobs: unmasking is linear, so their results add up. */
-export function splitJob(job: UnmaskJob, parts: number): UnmaskJob[] {
-  const out = Array.from({ length: parts }, (): UnmaskJob => ({ ...job, selfSeedShares: [], dropped: [] }));
-  job.selfSeedShares.forEach((s, i) => out[i % parts]!.selfSeedShares.push(s));
-  job.dropped.forEach((d, i) => out[i % parts]!.dropped.push(d));
-  return out;
-}
-
-/**
- * The server's real work: reconstruct each secret, check every rebuilt mask key against its
- * advertised public key, re-derive the dropped clients' pair seeds, and remove the masks.
- * With `maskedSum` null it returns this job's share of the correction, to be added.
- */
-export async function runUnmaskJob(job: UnmaskJob, maskedSum: RingVector | null, expand: SeedExpander): Promise<RingVector> {
-  const selfSeeds: Uint8Array[] = [];
-  for (const shares of job.selfSeedShares) selfSeeds.push(await combineShares(shares));
-  const pairs: PairMask[] = [];
-  for (const d of job.dropped) {
-    const secretKey = await combineShares(d.skShares);
-    if (!equalBytes(boxPublicKey(secretKey), d.publicKey)) {
-      throw new TributaryError('INTERNAL', `client ${d.index}'s mask key did not reconstruct`);
-    }
-    for (const p of d.partners) {
-      pairs.push({ seed: agreeSeed(secretKey, d.publicKey, p.publicKey, job.context), sign: pairSign(p.index, d.index) });
-    }
-  }
-  return unmaskSum(maskedSum ?? newRingVector(job.w, job.m), job.w, selfSeeds, pairs, expand);
 }
 
 export interface SimResult {

@@ -2,7 +2,8 @@ import { parentPort } from 'node:worker_threads';
 import { cryptoReady, type KeyPair } from '../shared/crypto.ts';
 import { expandSeed } from '../shared/mask-stream.ts';
 import { addInto, newRingVector, type RingVector } from '../shared/ring.ts';
-import { clientLevels, maskClient, runUnmaskJob, type UnmaskJob } from './secagg-sim.ts';
+import { runUnmaskJob, type UnmaskJob } from '../shared/secagg-unmask.ts';
+import { clientLevels, maskClient } from './secagg-sim.ts';
 
 /**
  * The second thread of bench/secagg.ts (this machine has two cores): masks a share of the

@@ -27,11 +27,10 @@ import {
   reconstructionFailure,
   revealShares,
   robustThreshold,
-  runUnmaskJob,
   shareKeys,
-  splitJob,
   type SimRound,
 } from './secagg-sim.ts';
+import { runUnmaskJob, splitJob } from '../shared/secagg-unmask.ts';
 import { maskGroups, type MaskTask, type WorkerTask } from './secagg-worker.ts';
 
 /**

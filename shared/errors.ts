@@ -28,6 +28,8 @@ export const errorCatalog = {
   SIGNATURE_INVALID: { status: 400, message: 'Signature does not verify' },
   DECRYPTION_FAILED: { status: 400, message: 'Ciphertext cannot be decrypted' },
   SECAGG_TOO_FEW_SHARES: { status: 409, message: 'Too few shares survive to unmask the sum' },
+  SECAGG_RECONSTRUCTION_FAILED: { status: 409, message: 'Revealed shares do not rebuild the secret their owner published' },
+  SECAGG_OUT_OF_PHASE: { status: 409, message: 'The secure round is not in the phase this message belongs to' },
   BACKEND_UNAVAILABLE: { status: 500, message: 'The requested TensorFlow.js backend cannot start here' },
   INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;

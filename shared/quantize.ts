@@ -113,18 +113,31 @@ export function quantizeWithFeedback(
   clipSigma: number,
   rng: Rng,
 ): QuantizedTensor {
-  const n = delta.length;
-  if (residual.length !== n) {
-    throw new TributaryError('UPDATE_WRONG_LENGTH', `residual has ${residual.length} values, delta ${n}`);
+  accumulate(residual, delta, 1);
+  return quantizeCarry(residual, bits, chooseClip(residual, clipSigma), rng);
+}
+
+/** target += scale · values. */
+export function accumulate(target: Float32Array, values: Float32Array, scale: number): void {
+  const n = values.length;
+  if (target.length !== n) {
+    throw new TributaryError('UPDATE_WRONG_LENGTH', `residual has ${target.length} values, delta ${n}`);
   }
-  for (let i = 0; i < n; i++) residual[i] = delta[i]! + residual[i]!;
-  const clip = chooseClip(residual, clipSigma);
-  const q = quantize(residual, bits, clip, rng);
+  for (let i = 0; i < n; i++) target[i] = scale * values[i]! + target[i]!;
+}
+
+/**
+ * Quantizes `carry` at `clip` and leaves in it what the levels fail to carry: the
+ * error-feedback step once the clip is known (chosen per client, or fixed by a secure round).
+ */
+export function quantizeCarry(carry: Float32Array, bits: QuantBits, clip: number, rng: Rng): QuantizedTensor {
+  const q = quantize(carry, bits, clip, rng);
   if (clip === 0) return q; // nothing was sent, so the whole of v stays in the residual
+  const n = carry.length;
   const step = quantizationStep(bits, clip);
   const lo = -clip;
   const levels = q.levels;
   // Math.fround reproduces exactly the float32 that dequantize (and the server) produce.
-  for (let i = 0; i < n; i++) residual[i] = residual[i]! - Math.fround(lo + levels[i]! * step);
+  for (let i = 0; i < n; i++) carry[i] = carry[i]! - Math.fround(lo + levels[i]! * step);
   return q;
 }
