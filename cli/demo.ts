@@ -1,9 +1,10 @@
 import type { ChildProcess } from 'node:child_process';
-import { mkdtemp } from 'node:fs/promises';
+import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io } from 'socket.io-client';
 import { parsePartition } from '../shared/partition.ts';
+import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import type { AdminClientToServerEvents, AdminServerToClientEvents } from '../shared/protocol.ts';
 import type { RoundRecord, TaskRecord, TaskSpecInput } from '../shared/task.ts';
 import type { UpdateBits } from '../shared/update-codec.ts';
@@ -27,6 +28,11 @@ export interface DemoOptions {
   dataDir?: string;
   port: number;
   backend: string;
+  secure: boolean;
+  threshold?: number;
+  neighbours?: number;
+  /** Fault injection: this fraction of the clients SIGKILL themselves at a secure-round phase. */
+  drop?: { fraction: number; phase: 'advertised' | 'shared' | 'uploaded'; round: number };
   json: boolean;
 }
 
@@ -36,6 +42,7 @@ export interface DemoRoundLine {
   accuracy: number;
   loss: number;
   participants: number;
+  dropped: number;
   uploadBytesPerParam: number;
   durationMs: number;
 }
@@ -69,6 +76,12 @@ async function api<T>(url: string, method: 'GET' | 'POST', body?: unknown): Prom
   return json;
 }
 
+/** round(fraction · n) client numbers, seeded, at least one. */
+function pickCrashing(n: number, fraction: number, seed: number): number[] {
+  const order = shuffleInPlace(Array.from({ length: n }, (_, i) => i), createRng(deriveSeed('demo-crash', seed)));
+  return order.slice(0, Math.max(1, Math.round(fraction * n))).sort((a, b) => a - b);
+}
+
 function progressBar(fraction: number, width = 24): string {
   const full = Math.round(fraction * width);
   return `${'█'.repeat(full)}${'░'.repeat(width - full)}`;
@@ -81,6 +94,7 @@ function progressBar(fraction: number, width = 24): string {
 export async function runDemo(options: DemoOptions): Promise<boolean> {
   const started = Date.now();
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'tributary-demo-')));
+  await mkdir(dataDir, { recursive: true });
   const port = options.port || (await freePort());
   const url = `http://127.0.0.1:${port}`;
   const out = (line: string) => process.stdout.write(`${line}\n`);
@@ -101,20 +115,23 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
   try {
     info(`server: ${url}  state: ${dataDir}  logs: ${dataDir}/*.log`);
     const server = spawnTributary(
-      ['serve', '--port', String(port), '--data-dir', dataDir, '--data', options.data, '--log-level', 'warn'],
+      ['serve', '--port', String(port), '--data-dir', dataDir, '--data', options.data, '--log-level', process.env.TRIBUTARY_DEMO_LOG_LEVEL ?? 'warn'],
       join(dataDir, 'server.log'),
     );
     children.push(server);
     await waitForHealth(url, server);
 
     const spec: TaskSpecInput = {
-      name: `demo ${options.model} ${options.partition} ${options.bits}-bit`,
+      name: `demo ${options.model} ${options.partition} ${options.bits}-bit${options.secure ? ' secure' : ''}`,
       model: options.model,
       partition: parsePartition(options.partition),
       shards: options.clients,
       rounds: options.rounds,
       clientsPerRound: options.clients,
       bits: options.bits,
+      secure: options.secure,
+      threshold: options.threshold ?? 0,
+      neighbours: options.neighbours ?? 0,
       hyper: { localEpochs: options.localEpochs, batchSize: options.batchSize, learningRate: options.lr, optimizer: options.optimizer },
       trainLimit: options.trainLimit,
       testLimit: options.testLimit,
@@ -139,6 +156,7 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
           accuracy: record.accuracy,
           loss: record.loss,
           participants: record.participants,
+          dropped: record.dropped,
           uploadBytesPerParam: record.uploadBytesPerParam,
           durationMs: record.durationMs,
         };
@@ -147,7 +165,7 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
           if (process.stdout.isTTY) process.stdout.write('\r\x1b[K');
           out(
             `round ${String(record.round).padStart(3)}/${options.rounds}  accuracy ${(record.accuracy * 100).toFixed(2)} %` +
-              `  loss ${record.loss.toFixed(4)}  ${record.participants} clients  ` +
+              `  loss ${record.loss.toFixed(4)}  ${record.participants} clients${record.dropped ? ` (${record.dropped} dropped)` : ''}  ` +
               `${record.uploadBytesPerParam.toFixed(3)} B/param  ${(record.durationMs / 1000).toFixed(1)} s`,
           );
         }
@@ -161,8 +179,11 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
       });
     });
 
+    const crashing = new Set(options.drop ? pickCrashing(options.clients, options.drop.fraction, options.seed) : []);
+    if (options.drop) info(`clients ${[...crashing].join(', ')} will crash ${options.drop.phase.replace('ed', '')} in round ${options.drop.round}`);
     for (let i = 0; i < options.clients; i++) {
-      const args = edgeClientArgs(url, task.id, i, options.data, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i)]);
+      const crash = crashing.has(i) && options.drop ? ['--crash-at', `${options.drop.phase}:${options.drop.round}`] : [];
+      const args = edgeClientArgs(url, task.id, i, options.data, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i), ...crash]);
       const child = spawnTributary(args, join(dataDir, `client-${i}.log`));
       child.once('exit', (code) => {
         if (code !== 0 && code !== null) info(`client ${i} exited with code ${code} (see ${dataDir}/client-${i}.log)`);

@@ -8,6 +8,29 @@ const int = (name: string, min = 0) => (value: string) => {
   return n;
 };
 
+const CRASH_PHASES = ['advertised', 'shared', 'uploaded', 'revealed'] as const;
+
+function crashPoint(value: string): { phase: (typeof CRASH_PHASES)[number]; round?: number } {
+  const [phase, round] = value.split(':');
+  const found = CRASH_PHASES.find((p) => p === phase);
+  if (!found) throw new InvalidArgumentError(`phase must be one of ${CRASH_PHASES.join(', ')}`);
+  if (round === undefined) return { phase: found };
+  return { phase: found, round: int('round', 1)(round) };
+}
+
+/** `--drop 0.3@after-share[:round]`: which fraction of the demo's clients crash, at which phase. */
+const DROP_PHASES = { 'after-advertise': 'advertised', 'after-share': 'shared', 'after-upload': 'uploaded' } as const;
+
+function dropSpec(value: string): { fraction: number; phase: (typeof DROP_PHASES)[keyof typeof DROP_PHASES]; round: number } {
+  const match = /^([0-9.]+)@([a-z-]+)(?::([0-9]+))?$/.exec(value);
+  const fraction = Number(match?.[1]);
+  const phase = DROP_PHASES[match?.[2] as keyof typeof DROP_PHASES];
+  if (!match || !(fraction > 0 && fraction < 1) || !phase) {
+    throw new InvalidArgumentError(`expected <fraction in (0,1)>@<${Object.keys(DROP_PHASES).join('|')}>[:round], e.g. 0.3@after-share`);
+  }
+  return { fraction, phase, round: match[3] ? int('round', 1)(match[3]) : 1 };
+}
+
 const DATA = '/usr/share/datasets/fashion-mnist';
 const program = new Command('tributary')
   .description('Federated learning for browsers and edge devices')
@@ -49,6 +72,8 @@ program
   .option('--seed <n>', 'seed for stochastic rounding', int('seed'))
   .option('--json', 'one JSON object per event', false)
   .option('--pin-file <file>', 'where server keys are pinned at first contact (default ~/.tributary/known-servers.json)')
+  .option('--identity-file <file>', "this device's Ed25519 identity, created at first run (default ~/.tributary/identity.json)")
+  .option('--crash-at <phase[:round]>', 'fault injection: die (SIGKILL) when a secure round reaches advertised|shared|uploaded|revealed', crashPoint)
   .action(async (opts) => {
     const { runEdgeClient } = await import('../client/node/edge.ts');
     const status = await runEdgeClient({ ...opts, taskId: opts.task });
@@ -74,8 +99,13 @@ program
   .option('--data-dir <dir>', 'server state folder (default: a fresh temporary folder)')
   .option('--port <n>', 'server port (default: a free one)', int('port'), 0)
   .addOption(new Option('--backend <name>', 'TF.js backend for clients').choices(['auto', 'wasm', 'cpu']).default('auto'))
+  .option('--secure', 'secure aggregation (SecAgg+): the server learns only the sum of the updates', false)
+  .option('--threshold <t>', 'with --secure: shares needed to unmask (default: two thirds of each secret\'s holders)', int('threshold', 2))
+  .option('--neighbours <k>', 'with --secure: neighbours per client (default ≈ 2·log2 n; n − 1 = classic SecAgg)', int('neighbours', 1))
+  .option('--drop <fraction@phase>', 'with --secure: that fraction of clients crash at after-advertise|after-share|after-upload (in round 1, or :<round>)', dropSpec)
   .option('--json', 'one JSON object per completed round, then a summary', false)
   .action(async (opts) => {
+    if (opts.drop && !opts.secure) throw new InvalidArgumentError('--drop needs --secure');
     const { runDemo } = await import('./demo.ts');
     const ok = await runDemo({ ...opts, bits: Number(opts.bits) });
     process.exit(ok ? 0 : 1);

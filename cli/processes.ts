@@ -15,10 +15,10 @@ export function spawnTributary(args: string[], logFile: string): ChildProcess {
   return child;
 }
 
-/** Args for an edge client of a local run; it pins the server key in the run's own state folder. */
+/** Args for an edge client of a local run; it keeps its pinned server key and identity in the run's own state folder. */
 export function edgeClientArgs(url: string, taskId: number, shard: number, data: string, stateDir: string, extra: string[] = []): string[] {
   return ['client', '--server', url, '--task', String(taskId), '--shard', String(shard), '--data', data,
-    '--pin-file', join(stateDir, 'known-servers.json'), ...extra];
+    '--pin-file', join(stateDir, 'known-servers.json'), '--identity-file', join(stateDir, `client-${shard}-identity.json`), ...extra];
 }
 
 export async function freePort(): Promise<number> {

@@ -5,6 +5,8 @@ export interface ClientSession {
   readonly id: string;
   readonly taskId: number;
   readonly kind: ClientKind;
+  /** Long-term Ed25519 key the client joined with; it must sign the client's secure-round keys. */
+  readonly identityKey: Uint8Array;
   /** TF.js backend the client trains on; empty until it reports ready. */
   backend: string;
   readonly shard: number | null;

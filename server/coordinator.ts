@@ -5,16 +5,21 @@ import type { LabelledSet } from '../shared/dataset.ts';
 import { TributaryError } from '../shared/errors.ts';
 import { buildModel, readWeights, weightLengths, writeWeights } from '../shared/models.ts';
 import { encodeWeights } from '../shared/model-wire.ts';
-import type { ChunkAck, ChunkMeta, RoundEnd, RoundStartedEvent, TaskStatusEvent, UploadProgressEvent } from '../shared/protocol.ts';
+import type { ChunkAck, ChunkMeta, RoundAbortedEvent, RoundEnd, RoundStart, RoundStartedEvent, TaskStatusEvent, UploadProgressEvent } from '../shared/protocol.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import type { RoundRecord, TaskRecord } from '../shared/task.ts';
 import { decodeUpdate } from '../shared/update-codec.ts';
-import { SEAL_OVERHEAD_BYTES, generateBoxKeyPair, openSealed } from '../shared/crypto.ts';
+import { SEAL_OVERHEAD_BYTES, concatBytes, generateBoxKeyPair, openSealed, randomBytes, type KeyPair } from '../shared/crypto.ts';
+import { expandSeed } from '../shared/mask-stream.ts';
+import { decodeRing, ringBits, ringWordBytes, type RingVector } from '../shared/ring.ts';
+import { roundContext, secureParameters, type SecureRoundConfig } from '../shared/secagg-protocol.ts';
+import { decodeSecureSum, INITIAL_SECURE_CLIP, nextClips, secureInputLength } from '../shared/secure-codec.ts';
 import { signRoundStart } from '../shared/round-signature.ts';
 import type { Checkpoints } from './checkpoints.ts';
 import type { ClientRegistry, ClientSession } from './clients.ts';
 import { evaluate } from './evaluator.ts';
-import { RoundCollection } from './round-collection.ts';
+import { RoundCollection, type CollectedRound } from './round-collection.ts';
+import { SecureRound } from './secure-round.ts';
 import type { Store } from './store/store.ts';
 import { createStrategy } from './strategies/index.ts';
 
@@ -22,6 +27,7 @@ import { createStrategy } from './strategies/index.ts';
 export interface RoundEvents {
   roundStarted(event: RoundStartedEvent): void;
   uploadProgress(event: UploadProgressEvent): void;
+  roundAborted(event: RoundAbortedEvent): void;
   roundComplete(record: RoundRecord, end: RoundEnd): void;
   taskStatus(event: TaskStatusEvent): void;
 }
@@ -87,15 +93,36 @@ export class Coordinator {
   }
 }
 
+/** What a round gives the model and its record; null when it ended without an update. */
+interface RoundOutcome {
+  mean: Weights;
+  participants: number;
+  dropped: number;
+  rejected: number;
+  samples: number;
+  uploadBytes: number;
+}
+
+/** Longest wait for one phase of a secure round after the upload. */
+const SECURE_PHASE_MS = 30_000;
+/** Pause after an aborted round before selecting again. */
+const ABORTED_ROUND_PAUSE_MS = 2_000;
+/** Once a federation has run a round, a shrunk one (devices gone) carries on after this wait. */
+const SHRUNK_FEDERATION_GRACE_MS = 5_000;
+
 /** The round loop of one task: select, configure, collect, aggregate, evaluate, checkpoint. */
 export class TaskRunner {
   private stopped = false;
-  private collection: RoundCollection | undefined;
+  private collection: Pick<RoundCollection<unknown>, 'acceptChunk' | 'drop' | 'abort' | 'round' | 'receivedCount'> | undefined;
+  private secure: { round: number; protocol: SecureRound } | undefined;
   private wake: (() => void) | undefined;
   private finishedRun: Promise<'completed' | 'stopped'> | undefined;
+  private roundsTried = 0;
   private readonly model: tfl.LayersModel;
   private readonly lengths: number[];
   private readonly strategy;
+  /** Secure rounds: each tensor's shared quantization range, adapted round by round. */
+  private clips: number[];
 
   constructor(
     private readonly task: TaskRecord,
@@ -104,6 +131,7 @@ export class TaskRunner {
     this.model = buildModel(task.spec.model, task.spec.seed);
     this.lengths = weightLengths(this.model);
     this.strategy = createStrategy(task.spec.strategy);
+    this.clips = this.lengths.map(() => Math.fround(INITIAL_SECURE_CLIP));
   }
 
   run(): Promise<'completed' | 'stopped'> {
@@ -114,6 +142,7 @@ export class TaskRunner {
   async stop(): Promise<void> {
     this.stopped = true;
     this.collection?.abort();
+    this.secure?.protocol.abort(new TributaryError('TASK_NOT_RUNNING', 'the task was stopped'));
     this.wake?.();
     await this.finishedRun;
   }
@@ -138,8 +167,15 @@ export class TaskRunner {
     }
   }
 
+  /** The secure protocol of the running round, for a participant's message about round `round`. */
+  secureRound(round: number): SecureRound {
+    if (!this.secure || this.secure.round !== round) throw new TributaryError('ROUND_NOT_ACTIVE', `no secure round ${round} is running`);
+    return this.secure.protocol;
+  }
+
   clientLeft(clientId: string): void {
     this.collection?.drop(clientId);
+    this.secure?.protocol.drop(clientId);
     this.wake?.();
   }
 
@@ -157,30 +193,39 @@ export class TaskRunner {
       const participants = await this.selectParticipants(round);
       if (this.stopped) break;
       const started = Date.now();
-      const collected = await this.collect(round, version, global, participants);
-      if (this.stopped) break;
-      if (collected.accepted.length < spec.minUpdates) {
-        log.warn({ taskId: id, round, accepted: collected.accepted.length }, 'too few updates; retrying round');
-        continue;
+      this.roundsTried++;
+      let outcome: RoundOutcome | null;
+      try {
+        outcome = spec.secure
+          ? await this.runSecureRound(round, version, global, participants)
+          : await this.plainRound(round, version, global, participants);
+      } catch (error) {
+        if (!(error instanceof TributaryError)) throw error;
+        outcome = null;
+        if (!this.stopped) {
+          log.warn({ taskId: id, round, code: error.code, reason: error.message }, 'round aborted; model unchanged');
+          this.options.events.roundAborted({ taskId: id, round, error: error.toBody() });
+          await new Promise((resolve) => setTimeout(resolve, ABORTED_ROUND_PAUSE_MS)); // let departures register before retrying
+        }
       }
-      const mean = weightedMean(collected.accepted.map((u) => ({ delta: u.delta, weight: u.samples })));
-      global = await this.strategy.step(global, mean, round);
+      if (this.stopped) break;
+      if (!outcome) continue;
+      global = await this.strategy.step(global, outcome.mean, round);
       writeWeights(this.model, global);
       const { accuracy, loss } = await evaluate(this.model, testSet);
       await checkpoints.save(id, round, this.model);
       const params = countParameters(global);
-      const uploadBytes = collected.accepted.reduce((n, u) => n + u.wireBytes, 0);
       const record: RoundRecord = {
         taskId: id,
         round,
-        participants: collected.accepted.length,
-        dropped: collected.dropped.length,
-        rejected: collected.rejected.length,
-        samples: collected.accepted.reduce((n, u) => n + u.samples, 0),
+        participants: outcome.participants,
+        dropped: outcome.dropped,
+        rejected: outcome.rejected,
+        samples: outcome.samples,
         accuracy,
         loss,
-        uploadBytes,
-        uploadBytesPerParam: uploadBytes / collected.accepted.length / params,
+        uploadBytes: outcome.uploadBytes,
+        uploadBytesPerParam: outcome.uploadBytes / outcome.participants / params,
         durationMs: Date.now() - started,
         finishedAt: new Date().toISOString(),
       };
@@ -199,18 +244,26 @@ export class TaskRunner {
     return version >= spec.rounds ? 'completed' : 'stopped';
   }
 
+  /** Fewest ready clients a round may start with. */
+  private minimumParticipants(): number {
+    const { spec } = this.task;
+    return spec.secure ? Math.max(spec.minUpdates, 3, spec.threshold) : spec.minUpdates;
+  }
+
   /**
-   * Waits until enough clients are ready (all of clientsPerRound, or after a deadline's
-   * wait at least minUpdates), then draws the round's participants reproducibly.
+   * Waits until enough clients are ready (all of clientsPerRound; or the minimum, after
+   * a round deadline's wait for the first round and a short grace once the federation has
+   * run, so devices that vanished do not stall it), then draws participants reproducibly.
    */
   private async selectParticipants(round: number): Promise<ClientSession[]> {
     const { spec } = this.task;
     const waitingSince = Date.now();
+    const grace = this.roundsTried > 0 ? SHRUNK_FEDERATION_GRACE_MS : spec.roundDeadlineMs;
     for (;;) {
       if (this.stopped) return [];
       const ready = this.options.clients.readyFor(this.task.id);
       const waited = Date.now() - waitingSince;
-      if (ready.length >= spec.clientsPerRound || (waited > spec.roundDeadlineMs && ready.length >= spec.minUpdates)) {
+      if (ready.length >= spec.clientsPerRound || (waited > grace && ready.length >= this.minimumParticipants())) {
         const ordered = ready.sort((a, b) => a.id.localeCompare(b.id));
         shuffleInPlace(ordered, createRng(deriveSeed(spec.seed, 'select', round)));
         return ordered.slice(0, spec.clientsPerRound);
@@ -226,47 +279,163 @@ export class TaskRunner {
     }
   }
 
-  private collect(round: number, version: number, global: Weights, participants: ClientSession[]) {
-    const { spec, id } = this.task;
-    const deadline = Date.now() + spec.roundDeadlineMs;
-    const params = this.lengths.reduce((a, b) => a + b, 0);
-    const bySession = new Map(participants.map((p) => [p.id, p]));
-    // A fresh aggregator key per round: a payload sealed for one round opens in no other.
-    const aggregator = generateBoxKeyPair();
-    const collection = new RoundCollection({
-      taskId: id,
-      round,
-      participants: participants.map((p) => p.id),
-      deadline,
-      // Header room plus the packed values; float32 updates need 4 bytes a parameter.
-      maxBytes: SEAL_OVERHEAD_BYTES + 64 + 16 * this.lengths.length + Math.ceil((params * spec.bits) / 8),
-      maxChunkBytes: this.options.chunkBytes,
-      decode: (bytes) => decodeUpdate(openSealed(bytes, aggregator), this.lengths, spec.bits),
-      maxSamples: (clientId) => bySession.get(clientId)?.samples ?? 0,
-      wireBytes: (clientId) => bySession.get(clientId)?.wireBytes() ?? 0,
-    });
-    this.collection = collection;
+  /** Signs and sends the round config, with the global weights to clients whose copy is stale. */
+  private announce(
+    base: Omit<RoundStart, 'signature' | 'weights' | 'modelVersion'>,
+    version: number,
+    global: Weights,
+    participants: readonly ClientSession[],
+  ): void {
     let weights: Uint8Array | undefined;
     for (const client of participants) {
       const stale = client.cachedVersion !== version;
       if (stale) weights ??= encodeWeights(global);
-      client.sendRoundStart(signRoundStart({
-        taskId: id,
-        round,
-        modelVersion: version,
-        deadline,
-        bits: spec.bits,
-        clipSigma: spec.clipSigma,
-        hyper: spec.hyper,
-        chunkBytes: this.options.chunkBytes,
-        weights: stale ? weights! : null,
-        aggregatorKey: aggregator.publicKey,
-      }, this.options.signingKey));
+      client.sendRoundStart(signRoundStart({ ...base, modelVersion: version, weights: stale ? weights! : null }, this.options.signingKey));
       client.cachedVersion = version;
     }
-    this.options.events.roundStarted({ taskId: id, round, participants: participants.map((p) => p.id), deadline });
-    return collection.done.finally(() => {
-      this.collection = undefined;
+    this.options.events.roundStarted({ taskId: this.task.id, round: base.round, participants: participants.map((p) => p.id), deadline: base.deadline });
+  }
+
+  private roundBase(round: number, deadline: number, aggregator: KeyPair, secure: SecureRoundConfig | null) {
+    const { spec, id } = this.task;
+    return {
+      taskId: id,
+      round,
+      deadline,
+      bits: spec.bits,
+      clipSigma: spec.clipSigma,
+      hyper: spec.hyper,
+      chunkBytes: this.options.chunkBytes,
+      aggregatorKey: aggregator.publicKey,
+      secure,
+    };
+  }
+
+  /** Collects sealed uploads from `uploaders` until each is in, gone, or the deadline passes. */
+  private async collectUploads<T>(
+    round: number,
+    uploaders: readonly ClientSession[],
+    deadline: number,
+    maxBytes: number,
+    decode: (bytes: Uint8Array) => T,
+    maxSamples: (client: ClientSession) => number,
+  ): Promise<CollectedRound<T>> {
+    const byId = new Map(uploaders.map((p) => [p.id, p]));
+    const collection = new RoundCollection<T>({
+      taskId: this.task.id,
+      round,
+      participants: uploaders.map((p) => p.id),
+      deadline,
+      maxBytes,
+      maxChunkBytes: this.options.chunkBytes,
+      decode,
+      maxSamples: (clientId) => {
+        const client = byId.get(clientId);
+        return client ? maxSamples(client) : 0;
+      },
+      wireBytes: (clientId) => byId.get(clientId)?.wireBytes() ?? 0,
     });
+    this.collection = collection;
+    try {
+      return await collection.done;
+    } finally {
+      this.collection = undefined;
+    }
+  }
+
+  /** A plain round: each update sealed to the aggregator, decoded, averaged by samples. */
+  private async plainRound(round: number, version: number, global: Weights, participants: ClientSession[]): Promise<RoundOutcome | null> {
+    const { spec } = this.task;
+    const deadline = Date.now() + spec.roundDeadlineMs;
+    const params = this.lengths.reduce((a, b) => a + b, 0);
+    // A fresh aggregator key per round: a payload sealed for one round opens in no other.
+    const aggregator = generateBoxKeyPair();
+    const collecting = this.collectUploads(
+      round,
+      participants,
+      deadline,
+      // Header room plus the packed values; float32 updates need 4 bytes a parameter.
+      SEAL_OVERHEAD_BYTES + 64 + 16 * this.lengths.length + Math.ceil((params * spec.bits) / 8),
+      (bytes) => decodeUpdate(openSealed(bytes, aggregator), this.lengths, spec.bits),
+      (client) => client.samples,
+    );
+    this.announce(this.roundBase(round, deadline, aggregator, null), version, global, participants);
+    const collected = await collecting;
+    if (collected.accepted.length < spec.minUpdates) {
+      this.options.log.warn({ taskId: this.task.id, round, accepted: collected.accepted.length }, 'too few updates; retrying round');
+      return null;
+    }
+    return {
+      mean: weightedMean(collected.accepted.map((u) => ({ delta: u.value, weight: u.samples }))),
+      participants: collected.accepted.length,
+      dropped: collected.dropped.length,
+      rejected: collected.rejected.length,
+      samples: collected.accepted.reduce((n, u) => n + u.samples, 0),
+      uploadBytes: collected.accepted.reduce((n, u) => n + u.wireBytes, 0),
+    };
+  }
+
+  /**
+   * A secure round (SecAgg+): the server sees masked vectors only and learns their sum.
+   * Clients pre-scale by samples, so the sum divided by the survivors' weight is FedAvg.
+   */
+  private async runSecureRound(round: number, version: number, global: Weights, participants: ClientSession[]): Promise<RoundOutcome> {
+    const { spec, id } = this.task;
+    const now = Date.now();
+    const deadline = now + spec.roundDeadlineMs;
+    const phaseMs = Math.min(SECURE_PHASE_MS, spec.roundDeadlineMs / 4);
+    const bits = spec.bits as Exclude<typeof spec.bits, 32>;
+    const n = participants.length;
+    const { neighbours, threshold } = secureParameters(n, spec.neighbours, spec.threshold);
+    const clips = this.clips;
+    const config: SecureRoundConfig = {
+      participants: participants.map((p) => ({ clientId: p.id, samples: p.samples })),
+      identityKeys: concatBytes(...participants.map((p) => p.identityKey)),
+      neighbours,
+      threshold,
+      ringBits: ringBits(bits, n),
+      graphSeed: randomBytes(32),
+      clips,
+      keysDeadline: now + phaseMs,
+      sharesDeadline: now + 2 * phaseMs,
+    };
+    const aggregator = generateBoxKeyPair();
+    const inputLength = secureInputLength(this.lengths);
+    const w = config.ringBits;
+    const protocol = new SecureRound({ config, context: roundContext(id, round, aggregator.publicKey), inputLength, phaseMs, expand: expandSeed });
+    // Every byte a participant sends this round counts: keys and shares as well as its upload.
+    const startBytes = participants.map((p) => p.wireBytes());
+    this.secure = { round, protocol };
+    let rejected = 0;
+    try {
+      this.announce(this.roundBase(round, deadline, aggregator, config), version, global, participants);
+      const { sum, survivors } = await protocol.run(async (sharers) => {
+        const collected = await this.collectUploads<RingVector>(
+          round,
+          sharers.map((i) => participants[i]!),
+          deadline,
+          SEAL_OVERHEAD_BYTES + inputLength * ringWordBytes(w),
+          (bytes) => decodeRing(openSealed(bytes, aggregator), w, inputLength),
+          (client) => client.samples,
+        );
+        rejected = collected.rejected.length;
+        return new Map(collected.accepted.map((u) => [protocol.indexFor(u.clientId), u.value]));
+      });
+      const meanSamples = config.participants.reduce((a, p) => a + p.samples, 0) / n;
+      const samples = survivors.reduce((a, u) => a + config.participants[u]!.samples, 0);
+      const reading = decodeSecureSum(sum, { bits, clips, lengths: this.lengths, survivors: survivors.length, weight: samples / meanSamples });
+      this.clips = nextClips(clips, reading.rmsRatio, spec.clipSigma);
+      this.options.log.debug({ taskId: id, round, clips: this.clips, rmsRatio: reading.rmsRatio }, 'secure round unmasked');
+      return {
+        mean: reading.mean,
+        participants: survivors.length,
+        dropped: n - survivors.length - rejected,
+        rejected,
+        samples,
+        uploadBytes: survivors.reduce((a, u) => a + participants[u]!.wireBytes() - startBytes[u]!, 0),
+      };
+    } finally {
+      this.secure = undefined;
+    }
   }
 }

@@ -15,6 +15,7 @@ import {
   type JoinReply,
   type ServerToClientEvents,
 } from '../shared/protocol.ts';
+import { AdvertiseRequest, ConfirmRequest, RevealRequest, RoundRef, ShareRequest } from '../shared/secagg-protocol.ts';
 import type { ClientRegistry, ClientSession } from './clients.ts';
 import type { Coordinator, RoundEvents } from './coordinator.ts';
 import type { Store } from './store/store.ts';
@@ -26,6 +27,11 @@ const validators = {
   join: Compile(JoinRequest),
   ready: Compile(ReadyRequest),
   chunk: Compile(ChunkMeta),
+  advertise: Compile(AdvertiseRequest),
+  share: Compile(ShareRequest),
+  roundRef: Compile(RoundRef),
+  confirm: Compile(ConfirmRequest),
+  reveal: Compile(RevealRequest),
 };
 
 function parse<T extends TSchema>(validator: { Check(v: unknown): boolean; Errors(v: unknown): { message: string; instancePath?: string }[] }, value: unknown): Static<T> {
@@ -50,6 +56,7 @@ export function socketRoundEvents(io: ClientServer): RoundEvents {
   return {
     roundStarted: (event) => admin.emit('round:started', event),
     uploadProgress: (event) => admin.emit('round:upload', event),
+    roundAborted: (event) => admin.emit('round:aborted', event),
     roundComplete: (record, end) => {
       io.to(taskRoom(end.taskId)).emit('round:end', end);
       admin.emit('round:complete', record);
@@ -113,6 +120,7 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
           id: randomUUID(),
           taskId: task.id,
           kind: request.kind,
+          identityKey: new Uint8Array(request.identityKey),
           backend: '',
           shard,
           samples: 0,
@@ -151,6 +159,58 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
       }),
     );
 
-    socket.on('disconnect', leave);
+    /** The running secure round of the task, for a participant's message about that round. */
+    const secureRound = (ref: { taskId: number; round: number }) => {
+      const client = requireSession(ref.taskId);
+      const runner = coordinator.runner(ref.taskId);
+      if (!runner) throw new TributaryError('TASK_NOT_RUNNING');
+      return { clientId: client.id, round: runner.secureRound(ref.round) };
+    };
+
+    socket.on('secagg:advertise', (...args: unknown[]) =>
+      respond(args, async () => {
+        const request = parse<typeof AdvertiseRequest>(validators.advertise, args[0]);
+        const { clientId, round } = secureRound(request);
+        return { advertised: await round.advertise(clientId, request) };
+      }),
+    );
+
+    socket.on('secagg:share', (...args: unknown[]) =>
+      respond(args, () => {
+        const request = parse<typeof ShareRequest>(validators.share, args[0]);
+        const { clientId, round } = secureRound(request);
+        return round.share(clientId, request.boxes);
+      }),
+    );
+
+    socket.on('secagg:survivors', (...args: unknown[]) =>
+      respond(args, async () => {
+        const request = parse<typeof RoundRef>(validators.roundRef, args[0]);
+        const { clientId, round } = secureRound(request);
+        return { survivors: await round.survivorsFor(clientId) };
+      }),
+    );
+
+    socket.on('secagg:confirm', (...args: unknown[]) =>
+      respond(args, async () => {
+        const request = parse<typeof ConfirmRequest>(validators.confirm, args[0]);
+        const { clientId, round } = secureRound(request);
+        return { confirmations: await round.confirm(clientId, request.signature) };
+      }),
+    );
+
+    socket.on('secagg:reveal', (...args: unknown[]) =>
+      respond(args, () => {
+        const request = parse<typeof RevealRequest>(validators.reveal, args[0]);
+        const { clientId, round } = secureRound(request);
+        round.reveal(clientId, request.shares);
+        return { accepted: true as const };
+      }),
+    );
+
+    socket.on('disconnect', (reason) => {
+      if (session) log.debug({ clientId: session.id, reason }, 'client disconnected');
+      leave();
+    });
   });
 }

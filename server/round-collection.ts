@@ -1,23 +1,23 @@
 import { TributaryError } from '../shared/errors.ts';
-import type { Weights } from '../shared/aggregate.ts';
 import type { ChunkAck, ChunkMeta } from '../shared/protocol.ts';
 import { ChunkedUpload } from './upload.ts';
 
-export interface AcceptedUpdate {
+export interface AcceptedUpdate<T> {
   clientId: string;
-  delta: Weights;
+  /** The decoded payload: a delta in plain rounds, a masked vector in secure ones. */
+  value: T;
   samples: number;
   wireBytes: number;
 }
 
 /** What one round collected: an immutable batch for aggregation. */
-export interface CollectedRound {
-  accepted: readonly AcceptedUpdate[];
+export interface CollectedRound<T> {
+  accepted: readonly AcceptedUpdate<T>[];
   dropped: readonly string[];
   rejected: readonly string[];
 }
 
-export interface CollectionOptions {
+export interface CollectionOptions<T> {
   taskId: number;
   round: number;
   participants: readonly string[];
@@ -25,7 +25,7 @@ export interface CollectionOptions {
   maxBytes: number;
   maxChunkBytes: number;
   /** Decodes and validates a complete payload; throws a TributaryError on bad input. */
-  decode: (bytes: Uint8Array) => Weights;
+  decode: (bytes: Uint8Array) => T;
   /** Largest sample count each participant may claim (what it reported when ready). */
   maxSamples: (clientId: string) => number;
   /** Bytes read so far from the client's connection, framing included. */
@@ -37,19 +37,19 @@ export interface CollectionOptions {
  * participants until each has delivered, dropped out or been rejected, or the deadline
  * passes. It never touches the model; the round loop aggregates what it returns.
  */
-export class RoundCollection {
+export class RoundCollection<T> {
   private readonly pending: Set<string>;
   private readonly uploads = new Map<string, ChunkedUpload>();
-  private readonly accepted: AcceptedUpdate[] = [];
+  private readonly accepted: AcceptedUpdate<T>[] = [];
   private readonly dropped: string[] = [];
   private readonly rejected: string[] = [];
   private readonly startBytes = new Map<string, number>();
   private readonly timer: ReturnType<typeof setTimeout>;
   private finished = false;
-  private resolve!: (round: CollectedRound) => void;
-  readonly done: Promise<CollectedRound>;
+  private resolve!: (round: CollectedRound<T>) => void;
+  readonly done: Promise<CollectedRound<T>>;
 
-  constructor(private readonly options: CollectionOptions) {
+  constructor(private readonly options: CollectionOptions<T>) {
     this.pending = new Set(options.participants);
     for (const id of options.participants) this.startBytes.set(id, options.wireBytes(id));
     this.done = new Promise((resolve) => (this.resolve = resolve));
@@ -109,9 +109,9 @@ export class RoundCollection {
     this.pending.delete(clientId);
     this.uploads.delete(clientId);
     try {
-      const delta = this.options.decode(upload.bytes);
+      const value = this.options.decode(upload.bytes);
       const wireBytes = this.options.wireBytes(clientId) - (this.startBytes.get(clientId) ?? 0);
-      this.accepted.push({ clientId, delta, samples: upload.first.samples, wireBytes });
+      this.accepted.push({ clientId, value, samples: upload.first.samples, wireBytes });
     } catch (error) {
       // A bad update takes its sender out of the round; everyone else carries on.
       this.rejected.push(clientId);

@@ -1,5 +1,15 @@
 import { Type, type Static } from 'typebox';
 import type { ErrorBody } from './errors.ts';
+import {
+  Bytes,
+  type AdvertiseRequest,
+  type ConfirmRequest,
+  type RelayedShares,
+  type RevealRequest,
+  type RoundRef,
+  type SecureRoundConfig,
+  type ShareRequest,
+} from './secagg-protocol.ts';
 import type { Hyper, RoundRecord, TaskRecord, TaskStatus } from './task.ts';
 import type { UpdateBits } from './update-codec.ts';
 
@@ -24,6 +34,8 @@ export const JoinRequest = Type.Object(
     kind: ClientKind,
     /** Ask for a specific data shard (demo data); the server assigns one otherwise. */
     shard: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
+    /** The client's long-term Ed25519 public key: it signs the client's per-round keys in secure rounds. */
+    identityKey: Bytes(32),
   },
   { additionalProperties: false },
 );
@@ -84,6 +96,8 @@ export interface RoundStart {
   weights: Uint8Array | null;
   /** This round's X25519 aggregator key: every update is sealed to it, so only the aggregator reads it. */
   aggregatorKey: Uint8Array;
+  /** Present in secure rounds: participants, graph, threshold, clips and phase deadlines. */
+  secure: SecureRoundConfig | null;
   /** Ed25519 signature by the server over all of the above (shared/round-signature.ts). */
   signature: Uint8Array;
 }
@@ -106,6 +120,12 @@ export interface ClientToServerEvents {
   'task:join': (request: JoinRequest, ack: Ack<JoinReply>) => void;
   'client:ready': (request: ReadyRequest, ack: Ack<{ selected: boolean }>) => void;
   'update:chunk': (meta: ChunkMeta, data: Uint8Array, ack: Ack<ChunkAck>) => void;
+  // Secure rounds: each ack arrives when its phase ends, carrying what the phase produced.
+  'secagg:advertise': (request: AdvertiseRequest, ack: Ack<{ advertised: Uint8Array }>) => void;
+  'secagg:share': (request: ShareRequest, ack: Ack<RelayedShares>) => void;
+  'secagg:survivors': (request: RoundRef, ack: Ack<{ survivors: number[] }>) => void;
+  'secagg:confirm': (request: ConfirmRequest, ack: Ack<{ confirmations: Uint8Array }>) => void;
+  'secagg:reveal': (request: RevealRequest, ack: Ack<{ accepted: true }>) => void;
 }
 
 export interface ServerToClientEvents {
@@ -131,8 +151,16 @@ export interface UploadProgressEvent {
   expected: number;
 }
 
+/** A round that ended without touching the model (too few survivors, a forged share, ...). */
+export interface RoundAbortedEvent {
+  taskId: number;
+  round: number;
+  error: ErrorBody;
+}
+
 export interface AdminServerToClientEvents {
   'round:started': (event: RoundStartedEvent) => void;
+  'round:aborted': (event: RoundAbortedEvent) => void;
   'round:upload': (event: UploadProgressEvent) => void;
   'round:complete': (record: RoundRecord) => void;
   'task:status': (status: TaskStatusEvent) => void;

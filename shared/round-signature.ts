@@ -8,15 +8,20 @@ import type { RoundStart } from './protocol.ts';
  * unsigned config is refused before anything is trained or sent.
  */
 function signedBytes(start: Omit<RoundStart, 'signature'>): Uint8Array {
-  const { hyper } = start;
+  const { hyper, secure } = start;
   const fields = JSON.stringify([
     'tributary-round-v1', start.taskId, start.round, start.modelVersion, start.deadline, start.bits,
     start.clipSigma, hyper.localEpochs, hyper.batchSize, hyper.learningRate, hyper.optimizer, start.chunkBytes,
+    secure && [
+      secure.participants.map((p) => [p.clientId, p.samples]), secure.neighbours, secure.threshold,
+      secure.ringBits, secure.clips, secure.keysDeadline, secure.sharesDeadline,
+    ],
   ]);
   return concatBytes(
     utf8(fields),
     start.aggregatorKey,
     start.weights ? hash(start.weights) : new Uint8Array(0),
+    ...(secure ? [secure.graphSeed, secure.identityKeys] : []),
   );
 }
 

@@ -1,4 +1,5 @@
 import { Type, type Static } from 'typebox';
+import { TributaryError } from './errors.ts';
 
 /** What a task trains, on what data, and how its rounds run. One schema for REST and storage. */
 
@@ -51,6 +52,12 @@ export const TaskSpec = Type.Object(
     /** Per-tensor clip at this many RMS; the rest goes to the client's error-feedback residual. */
     clipSigma: Type.Number({ exclusiveMinimum: 0 }),
     strategy: StrategyName,
+    /** Secure aggregation (SecAgg+): the server learns only the sum of the updates. */
+    secure: Type.Boolean(),
+    /** Secure rounds: shares needed to rebuild a client's secrets, of its neighbours + 1 holders; 0 = two thirds. */
+    threshold: Type.Integer({ minimum: 0, maximum: 255 }),
+    /** Secure rounds: neighbours each client masks with; 0 = ≈ 2·log2 n, ≥ n − 1 = every other client (classic SecAgg). */
+    neighbours: Type.Integer({ minimum: 0, maximum: 254 }),
     hyper: Hyper,
     roundDeadlineMs: Type.Integer({ minimum: 1_000, maximum: 86_400_000 }),
     /** Only the first N training samples are partitioned (quick tests); 0 means all. */
@@ -78,6 +85,9 @@ export const TASK_DEFAULTS: Omit<TaskSpec, 'name'> = {
   bits: 8,
   clipSigma: 6,
   strategy: 'fedavg',
+  secure: false,
+  threshold: 0,
+  neighbours: 0,
   hyper: { localEpochs: 1, batchSize: 64, learningRate: 0.02, optimizer: 'momentum' },
   roundDeadlineMs: 120_000,
   trainLimit: 0,
@@ -86,12 +96,15 @@ export const TASK_DEFAULTS: Omit<TaskSpec, 'name'> = {
 };
 
 export function withTaskDefaults(input: TaskSpecInput): TaskSpec {
-  return {
+  const spec = {
     ...TASK_DEFAULTS,
     name: input.name ?? 'untitled',
     ...input,
     hyper: { ...TASK_DEFAULTS.hyper, ...input.hyper },
   } as TaskSpec;
+  // Masked sums add integers: float32 updates cannot be summed securely.
+  if (spec.secure && spec.bits === 32) throw new TributaryError('BAD_REQUEST', 'secure aggregation needs quantized updates (bits 2, 4, 8 or 16)');
+  return spec;
 }
 
 export const TaskStatus = Type.Union([

@@ -1,8 +1,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fromBase64, toBase64 } from '../../shared/crypto.ts';
-import { FederatedClient } from '../federated-client.ts';
+import { cryptoReady, fromBase64, generateSigningKeyPair, toBase64, type KeyPair } from '../../shared/crypto.ts';
+import { FederatedClient, type SecurePhase } from '../federated-client.ts';
 import { loadDemoShard } from './fashion-mnist.ts';
 import { activateNodeBackend } from './tf.ts';
 
@@ -18,9 +18,29 @@ export interface EdgeClientOptions {
   json?: boolean;
   /** Where server keys are pinned, by server URL (trust on first use). */
   pinFile?: string;
+  /** This device's long-term Ed25519 identity, created at first run (default ~/.tributary/identity.json). */
+  identityFile?: string;
+  /** Fault injection: SIGKILL this process when a secure round reaches `phase` (in `round`, default the first). */
+  crashAt?: { phase: SecurePhase; round?: number };
 }
 
 export const DEFAULT_PIN_FILE = join(homedir(), '.tributary', 'known-servers.json');
+export const DEFAULT_IDENTITY_FILE = join(homedir(), '.tributary', 'identity.json');
+
+/** The device identity, made once and kept (owner-only) so the server can recognise it across runs. */
+async function loadOrCreateIdentity(file: string): Promise<KeyPair> {
+  await cryptoReady();
+  try {
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as { publicKey: string; secretKey: string };
+    return { publicKey: fromBase64(stored.publicKey), secretKey: fromBase64(stored.secretKey) };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  const identity = generateSigningKeyPair();
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, JSON.stringify({ publicKey: toBase64(identity.publicKey), secretKey: toBase64(identity.secretKey) }), { mode: 0o600 });
+  return identity;
+}
 
 function readPins(file: string): Record<string, string> {
   try {
@@ -37,8 +57,10 @@ function readPins(file: string): Record<string, string> {
 export async function runEdgeClient(options: EdgeClientOptions): Promise<'completed' | 'stopped'> {
   const pinFile = options.pinFile ?? DEFAULT_PIN_FILE;
   const pinned = readPins(pinFile)[options.server];
+  const identity = await loadOrCreateIdentity(options.identityFile ?? DEFAULT_IDENTITY_FILE);
   const client = new FederatedClient({
     ...(pinned ? { pinnedServerKey: fromBase64(pinned) } : {}),
+    identity,
     server: options.server,
     taskId: options.taskId,
     kind: 'edge',
@@ -63,6 +85,14 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
   client.on('uploaded', (e) => say('uploaded', { round: e.round, bytes: e.bytes, chunks: e.chunks, ...e.train },
     `round ${e.round}: local loss ${e.train.loss.toFixed(3)}, accuracy ${(e.train.accuracy * 100).toFixed(1)} %, trained in ${e.train.durationMs} ms, uploaded ${e.bytes} bytes`));
   client.on('model-updated', (e) => say('model-updated', e, `model v${e.version}: test accuracy ${(e.accuracy * 100).toFixed(2)} %`));
+  client.on('secure-phase', (e) => {
+    say('secure-phase', e, `round ${e.round}: secure aggregation, ${e.phase}`);
+    const crash = options.crashAt;
+    if (crash && crash.phase === e.phase && (crash.round ?? e.round) === e.round) {
+      console.error(`crashing on purpose (--crash-at ${e.phase}) in round ${e.round}`);
+      process.kill(process.pid, 'SIGKILL'); // no goodbye to the server, as a device losing power
+    }
+  });
   client.on('error', (e) => console.error(`error: ${e.message}`));
   const finished = new Promise<'completed' | 'stopped'>((resolve) => client.once('finished', (e) => resolve(e.status)));
   await client.start();

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
+import { edgeClientArgs } from '../../cli/processes.ts';
 import { buildApp, type App } from '../../server/app.ts';
 import { withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../shared/task.ts';
 
@@ -16,7 +17,7 @@ export interface Harness {
   app: App;
   url: string;
   createTask(spec: TaskSpecInput): Promise<TaskRecord>;
-  spawnClient(taskId: number, shard: number): ChildProcess;
+  spawnClient(taskId: number, shard: number, extra?: string[]): ChildProcess;
   waitForStatus(taskId: number, status: TaskRecord['status'], timeoutMs?: number): Promise<TaskRecord>;
   close(): Promise<void>;
 }
@@ -30,10 +31,9 @@ export async function startHarness(): Promise<Harness> {
     app,
     url,
     createTask: (spec) => app.store.createTask(withTaskDefaults(spec)),
-    spawnClient(taskId, shard) {
-      const child = spawn(process.execPath, [bin, 'client', '--server', url, '--task', String(taskId),
-        '--shard', String(shard), '--data', FASHION_MNIST, '--seed', String(shard),
-        '--pin-file', join(dataDir, 'known-servers.json')], { stdio: ['ignore', 'ignore', 'inherit'] });
+    spawnClient(taskId, shard, extra = []) {
+      const args = edgeClientArgs(url, taskId, shard, FASHION_MNIST, dataDir, ['--seed', String(shard), ...extra]);
+      const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
       children.push(child);
       return child;
     },

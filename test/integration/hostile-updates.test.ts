@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientToServerEvents, Reply, RoundStart, ServerToClientEvents } from '../../shared/protocol.ts';
 import { createRng } from '../../shared/random.ts';
 import { encodeUpdate } from '../../shared/update-codec.ts';
-import { cryptoReady, seal } from '../../shared/crypto.ts';
+import { cryptoReady, generateSigningKeyPair, seal } from '../../shared/crypto.ts';
 import { verifyRoundStart } from '../../shared/round-signature.ts';
 import { startHarness, type Harness } from './harness.ts';
 
@@ -14,7 +14,7 @@ const MLP_LENGTHS = [156_800, 200, 40_000, 200, 2_000, 10];
 async function rogue(url: string, taskId: number, shard: number): Promise<{ socket: ClientSocket; roundStart: Promise<RoundStart>; serverKey: Uint8Array }> {
   const socket: ClientSocket = io(url, { transports: ['websocket'] });
   const roundStart = new Promise<RoundStart>((resolve) => socket.once('round:start', resolve));
-  const joined = await socket.emitWithAck('task:join', { taskId, kind: 'edge', shard });
+  const joined = await socket.emitWithAck('task:join', { taskId, kind: 'edge', shard, identityKey: generateSigningKeyPair().publicKey });
   expect(joined.ok).toBe(true);
   const ready = await socket.emitWithAck('client:ready', { taskId, samples: 500, backend: 'cpu', cachedVersion: -1 });
   expect(ready.ok).toBe(true);

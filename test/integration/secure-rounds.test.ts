@@ -1,0 +1,68 @@
+import { io } from 'socket.io-client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RoundAbortedEvent } from '../../shared/protocol.ts';
+import { startHarness, type Harness } from './harness.ts';
+
+describe('secure aggregation with real client processes over socket.io', () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(() => h.close());
+
+  it('completes secure rounds while a client crashes after sharing its keys', async () => {
+    const task = await h.createTask({
+      name: 'secure integration',
+      partition: { kind: 'iid' },
+      shards: 4,
+      clientsPerRound: 4,
+      rounds: 2,
+      bits: 8,
+      secure: true,
+      trainLimit: 8000,
+      testLimit: 2000,
+    });
+    await h.app.coordinator.start(task.id);
+    for (let shard = 0; shard < 4; shard++) h.spawnClient(task.id, shard, shard === 3 ? ['--crash-at', 'shared:1'] : []);
+    await h.waitForStatus(task.id, 'completed');
+
+    const rounds = await h.app.store.listRounds(task.id);
+    expect(rounds.map((r) => r.round)).toEqual([1, 2]);
+    // Round 1: the crashed client's pair masks were rebuilt from its neighbours' shares.
+    expect(rounds[0]).toMatchObject({ participants: 3, dropped: 1, samples: 6000 });
+    expect(rounds[1]).toMatchObject({ participants: 3, dropped: 0 });
+    for (const r of rounds) {
+      // 16-bit ring words (w = 8 + 2) plus keys, shares and reveals, counted on the wire.
+      expect(r.uploadBytesPerParam).toBeGreaterThan(2);
+      expect(r.uploadBytesPerParam).toBeLessThanOrEqual(2.1);
+    }
+    expect(rounds[1]!.accuracy).toBeGreaterThan(0.6);
+  });
+
+  it('aborts a round with fewer than t survivors and leaves the model untouched', async () => {
+    const task = await h.createTask({
+      name: 'secure abort',
+      partition: { kind: 'iid' },
+      shards: 3,
+      clientsPerRound: 3,
+      rounds: 2,
+      secure: true,
+      threshold: 3,
+      trainLimit: 6000,
+      testLimit: 500,
+    });
+    const admin = io(`${h.url}/admin`, { transports: ['websocket'] });
+    const aborted = new Promise<RoundAbortedEvent>((resolve) => admin.on('round:aborted', (e) => e.taskId === task.id && resolve(e)));
+    await h.app.coordinator.start(task.id);
+    for (let shard = 0; shard < 3; shard++) h.spawnClient(task.id, shard, shard === 2 ? ['--crash-at', 'shared:1'] : []);
+    const event = await aborted;
+    admin.disconnect();
+    expect(event.round).toBe(1);
+    expect(event.error.code).toBe('SECAGG_TOO_FEW_SHARES');
+    expect((await h.app.store.getTask(task.id))!.completedRounds).toBe(0);
+    expect(await h.app.store.listRounds(task.id)).toEqual([]);
+    const model = await h.app.http.inject({ url: `/api/tasks/${task.id}/model/weights.bin?round=1` });
+    expect(model.statusCode).toBe(404);
+    await h.app.coordinator.stop(task.id);
+  });
+});
