@@ -1,4 +1,6 @@
-import { io } from 'socket.io-client';
+import { io, type Socket } from 'socket.io-client';
+import { cryptoReady, generateSigningKeyPair } from '../../shared/crypto.ts';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RoundAbortedEvent } from '../../shared/protocol.ts';
 import { startHarness, type Harness } from './harness.ts';
@@ -63,6 +65,28 @@ describe('secure aggregation with real client processes over socket.io', () => {
     expect(await h.app.store.listRounds(task.id)).toEqual([]);
     const model = await h.app.http.inject({ url: `/api/tasks/${task.id}/model/weights.bin?round=1` });
     expect(model.statusCode).toBe(404);
+    await h.app.coordinator.stop(task.id);
+  });
+
+  it('answers malformed, unauthorized and out-of-round secure messages with typed errors', async () => {
+    await cryptoReady();
+    const task = await h.createTask({ name: 'secure hostile', shards: 3, clientsPerRound: 3, secure: true, trainLimit: 3000 });
+    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(h.url, { transports: ['websocket'] });
+    const advertise = { taskId: task.id, round: 1, shareKey: new Uint8Array(32), maskKey: new Uint8Array(32), commitment: new Uint8Array(32), signature: new Uint8Array(64) };
+    const code = async (event: 'secagg:advertise' | 'secagg:survivors', request: unknown) => {
+      const reply = await (socket.emitWithAck as (e: string, r: unknown) => Promise<{ ok: boolean; error?: { code: string } }>)(event, request);
+      return reply.ok ? 'ok' : reply.error!.code;
+    };
+    expect(await code('secagg:advertise', advertise)).toBe('NOT_JOINED');
+    const joined = await socket.emitWithAck('task:join', { taskId: task.id, kind: 'edge', identityKey: generateSigningKeyPair().publicKey });
+    expect(joined.ok).toBe(true);
+    expect(await code('secagg:advertise', { ...advertise, shareKey: new Uint8Array(31) })).toBe('BAD_REQUEST');
+    expect(await code('secagg:advertise', { ...advertise, extra: 1 })).toBe('BAD_REQUEST');
+    expect(await code('secagg:advertise', advertise)).toBe('TASK_NOT_RUNNING');
+    await h.app.coordinator.start(task.id); // waits for 3 ready clients: no round runs
+    expect(await code('secagg:advertise', advertise)).toBe('ROUND_NOT_ACTIVE');
+    expect(await code('secagg:survivors', { taskId: task.id, round: 1 })).toBe('ROUND_NOT_ACTIVE');
+    socket.disconnect();
     await h.app.coordinator.stop(task.id);
   });
 });
