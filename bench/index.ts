@@ -7,6 +7,7 @@ export interface BenchOptions {
 const benches: Record<string, () => Promise<{ run(options: BenchOptions): Promise<void> }>> = {
   quantization: () => import('./quantization.ts'),
   secagg: () => import('./secagg.ts'),
+  optimizers: () => import('./optimizers.ts'),
 };
 
 export async function runBench(name: string, options: BenchOptions): Promise<void> {

@@ -21,6 +21,7 @@ export interface DemoOptions {
   batchSize: number;
   lr: number;
   optimizer: 'sgd' | 'momentum' | 'adam';
+  proximalMu: number;
   seed: number;
   trainLimit: number;
   testLimit: number;
@@ -28,6 +29,7 @@ export interface DemoOptions {
   dataDir?: string;
   port: number;
   backend: string;
+  strategy: 'fedavg' | 'fedavgm' | 'fedadam' | 'fedyogi';
   secure: boolean;
   threshold?: number;
   neighbours?: number;
@@ -122,17 +124,18 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     await waitForHealth(url, server);
 
     const spec: TaskSpecInput = {
-      name: `demo ${options.model} ${options.partition} ${options.bits}-bit${options.secure ? ' secure' : ''}`,
+      name: `demo ${options.model} ${options.partition} ${options.bits}-bit ${options.strategy}${options.secure ? ' secure' : ''}`,
       model: options.model,
       partition: parsePartition(options.partition),
       shards: options.clients,
       rounds: options.rounds,
       clientsPerRound: options.clients,
       bits: options.bits,
+      strategy: options.strategy,
       secure: options.secure,
       threshold: options.threshold ?? 0,
       neighbours: options.neighbours ?? 0,
-      hyper: { localEpochs: options.localEpochs, batchSize: options.batchSize, learningRate: options.lr, optimizer: options.optimizer },
+      hyper: { localEpochs: options.localEpochs, batchSize: options.batchSize, learningRate: options.lr, optimizer: options.optimizer, proximalMu: options.proximalMu },
       trainLimit: options.trainLimit,
       testLimit: options.testLimit,
       seed: options.seed,

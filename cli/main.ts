@@ -92,6 +92,7 @@ program
   .option('--batch-size <n>', 'local batch size', int('batch-size', 1), 64)
   .option('--lr <rate>', 'local learning rate', Number, 0.02)
   .addOption(new Option('--optimizer <name>', 'local optimizer').choices(['sgd', 'momentum', 'adam']).default('momentum'))
+  .option('--proximal-mu <mu>', 'FedProx: weight of the proximal term μ/2·‖w − w_global‖² in local training (0 = off)', Number, 0)
   .option('--seed <n>', 'seed for partition, initial model and rounding', int('seed'), 1)
   .option('--train-limit <n>', 'use only the first N training images (0: all)', int('train-limit'), 0)
   .option('--test-limit <n>', 'evaluate on the first N test images (0: all 10,000)', int('test-limit'), 0)
@@ -99,6 +100,7 @@ program
   .option('--data-dir <dir>', 'server state folder (default: a fresh temporary folder)')
   .option('--port <n>', 'server port (default: a free one)', int('port'), 0)
   .addOption(new Option('--backend <name>', 'TF.js backend for clients').choices(['auto', 'wasm', 'cpu']).default('auto'))
+  .addOption(new Option('--strategy <name>', 'server optimizer').choices(['fedavg', 'fedavgm', 'fedadam', 'fedyogi']).default('fedavg'))
   .option('--secure', 'secure aggregation (SecAgg+): the server learns only the sum of the updates', false)
   .option('--threshold <t>', 'with --secure: shares needed to unmask (default: two thirds of each secret\'s holders)', int('threshold', 2))
   .option('--neighbours <k>', 'with --secure: neighbours per client (default ≈ 2·log2 n; n − 1 = classic SecAgg)', int('neighbours', 1))
@@ -113,7 +115,7 @@ program
 
 program
   .command('bench')
-  .description('run a benchmark: quantization, secagg')
+  .description('run a benchmark: quantization, secagg, optimizers')
   .argument('<name>', 'benchmark to run')
   .option('--rounds <n>', 'rounds per run', int('rounds', 1), 20)
   .option('--clients <n>', 'edge clients per run', int('clients', 1), 10)

@@ -59,6 +59,8 @@ export class Trainer {
     const total = batches * hyper.localEpochs;
     const order = Array.from({ length: set.n }, (_, i) => i);
     let totals = tf.zeros([2]); // [Σ loss·batch, Σ correct] over the last epoch
+    const mu = hyper.proximalMu ?? 0;
+    const anchor = mu > 0 ? this.proximalAnchor(global) : undefined;
     let lastReport = Date.now();
     for (let epoch = 0; epoch < hyper.localEpochs; epoch++) {
       shuffleInPlace(order, rng);
@@ -73,7 +75,8 @@ export class Trainer {
           const loss = opt.minimize(() => {
             const p = this.model.apply(xb, { training: true }) as tf.Tensor2D;
             if (isLastEpoch) probs = tf.keep(p);
-            return tf.mean(sparseCrossEntropy(p, yb as tf.Tensor1D)) as tf.Scalar;
+            const data = tf.mean(sparseCrossEntropy(p, yb as tf.Tensor1D)) as tf.Scalar;
+            return anchor ? tf.add(data, this.proximalTerm(anchor, mu)) : data;
           }, true)!;
           if (!probs) return undefined;
           const hits = tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), yb), 'float32'));
@@ -93,12 +96,26 @@ export class Trainer {
       }
     }
     opt.dispose();
+    if (anchor) tf.dispose(anchor);
     const [lossTotal, correct] = await totals.data();
     totals.dispose();
     const loss = lossTotal! / set.n;
     const accuracy = correct! / set.n;
     onProgress?.(1, loss);
     return { weights: readWeights(this.model), samples: set.n, loss, accuracy, durationMs: Date.now() - started };
+  }
+
+  /** The global weights as tensors, in the order of the model's trainable variables. */
+  private proximalAnchor(global: Weights): tf.Tensor[] {
+    const variables = this.model.trainableWeights;
+    if (variables.length !== global.length) throw new Error('FedProx needs every weight to be trainable');
+    return variables.map((v, i) => tf.tensor(global[i]!, v.read().shape));
+  }
+
+  /** FedProx: μ/2 · Σ ‖w − w_global‖² over the trainable variables. */
+  private proximalTerm(anchor: tf.Tensor[], mu: number): tf.Scalar {
+    const squared = this.model.trainableWeights.map((v, i) => tf.sum(tf.squaredDifference(v.read(), anchor[i]!)));
+    return tf.mul(mu / 2, tf.addN(squared)) as tf.Scalar;
   }
 
   dispose(): void {

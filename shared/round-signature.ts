@@ -11,7 +11,7 @@ function signedBytes(start: Omit<RoundStart, 'signature'>): Uint8Array {
   const { hyper, secure } = start;
   const fields = JSON.stringify([
     'tributary-round-v1', start.taskId, start.round, start.modelVersion, start.deadline, start.bits,
-    start.clipSigma, hyper.localEpochs, hyper.batchSize, hyper.learningRate, hyper.optimizer, start.chunkBytes,
+    start.clipSigma, hyper.localEpochs, hyper.batchSize, hyper.learningRate, hyper.optimizer, hyper.proximalMu, start.chunkBytes,
     secure && [
       secure.participants.map((p) => [p.clientId, p.samples]), secure.neighbours, secure.threshold,
       secure.ringBits, secure.clips, secure.keysDeadline, secure.sharesDeadline,

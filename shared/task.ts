@@ -6,7 +6,7 @@ import { TributaryError } from './errors.ts';
 export const ModelPreset = Type.Union([Type.Literal('fmnist-mlp'), Type.Literal('fmnist-cnn')]);
 export type ModelPreset = Static<typeof ModelPreset>;
 
-export const StrategyName = Type.Union([Type.Literal('fedavg')]);
+export const StrategyName = Type.Union([Type.Literal('fedavg'), Type.Literal('fedavgm'), Type.Literal('fedadam'), Type.Literal('fedyogi')]);
 export type StrategyName = Static<typeof StrategyName>;
 
 export const Partition = Type.Union([
@@ -31,6 +31,8 @@ export const Hyper = Type.Object(
     batchSize: Type.Integer({ minimum: 1, maximum: 4096 }),
     learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 10 }),
     optimizer: Type.Union([Type.Literal('sgd'), Type.Literal('momentum'), Type.Literal('adam')]),
+    /** FedProx (Li et al. 2020): μ of the proximal term μ/2·‖w − w_global‖² added to the local loss; 0 = off. */
+    proximalMu: Type.Number({ minimum: 0, maximum: 100 }),
   },
   { additionalProperties: false },
 );
@@ -88,7 +90,7 @@ export const TASK_DEFAULTS: Omit<TaskSpec, 'name'> = {
   secure: false,
   threshold: 0,
   neighbours: 0,
-  hyper: { localEpochs: 1, batchSize: 64, learningRate: 0.02, optimizer: 'momentum' },
+  hyper: { localEpochs: 1, batchSize: 64, learningRate: 0.02, optimizer: 'momentum', proximalMu: 0 },
   roundDeadlineMs: 120_000,
   trainLimit: 0,
   testLimit: 0,

@@ -32,4 +32,18 @@ describe('local training on Node backends', () => {
       trainer.dispose();
     },
   );
+
+  it('FedProx: the proximal term keeps the local model closer to the global one', async () => {
+    await activateNodeBackend('fmnist-mlp');
+    const spec = withTaskDefaults({ name: 't', trainLimit: 600, shards: 1 });
+    const data = await loadDemoShard(FASHION_MNIST, spec, 0);
+    const global = readWeights(buildModel('fmnist-mlp', 1));
+    const distance = (w: Float32Array[]) => w.reduce((s, t, i) => s + t.reduce((a, v, j) => a + (v - global[i]![j]!) ** 2, 0), 0);
+    const trainer = new Trainer('fmnist-mlp', 1);
+    const free = await trainer.train(global, data, spec.hyper, 42);
+    const proximal = await trainer.train(global, data, { ...spec.hyper, proximalMu: 1 }, 42);
+    expect(distance(proximal.weights)).toBeLessThan(0.8 * distance(free.weights));
+    expect(Number.isFinite(proximal.loss)).toBe(true);
+    trainer.dispose();
+  });
 });
