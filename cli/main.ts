@@ -45,6 +45,7 @@ program
   .option('--data <dir>', 'Fashion-MNIST folder (held-out test set)', DATA)
   .option('--chunk-kb <n>', 'largest upload chunk clients may send, KiB', int('chunk-kb', 1), 256)
   .option('--log-level <level>', 'pino log level', 'info')
+  .option('--metrics-public', 'let any address scrape /metrics (default: loopback only)', false)
   .option('--demo-task', 'create (if none) and start a Fashion-MNIST demo task', false)
   .option('--demo-clients <n>', 'with --demo-task: also run N edge client processes', int('demo-clients'), 0)
   .action(async (opts) => {

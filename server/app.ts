@@ -9,12 +9,14 @@ import { Server } from 'socket.io';
 import type { LabelledSet } from '../shared/dataset.ts';
 import { loadFashionMnist } from '../shared/fashion-mnist.ts';
 import { cryptoReady, fingerprint, toBase64 } from '../shared/crypto.ts';
+import { TributaryError } from '../shared/errors.ts';
 import { Checkpoints } from './checkpoints.ts';
 import { loadOrCreateServerKey } from './server-key.ts';
 import { ClientRegistry } from './clients.ts';
 import { Coordinator } from './coordinator.ts';
 import { DEFAULT_DATA_DIR, idxFolder } from './fashion-mnist.ts';
 import { attachGateway, socketRoundEvents, type ClientServer } from './gateway.ts';
+import { createMetrics } from './metrics.ts';
 import { installErrorHandler } from './routes/errors.ts';
 import { modelRoutes } from './routes/model.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -30,6 +32,8 @@ export interface AppOptions {
   /** Largest upload chunk a client may send; the socket message limit follows from it. */
   chunkBytes?: number;
   logger?: Logger;
+  /** Serve /metrics to any address; by default only loopback may scrape it. */
+  metricsPublic?: boolean;
 }
 
 export interface App {
@@ -40,6 +44,7 @@ export interface App {
   close(): Promise<void>;
 }
 
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 const webRoot = fileURLToPath(new URL('../web/', import.meta.url));
 
 export async function buildApp(options: AppOptions): Promise<App> {
@@ -62,13 +67,25 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const store = new SqliteStore(join(options.dataDir, 'tributary.db'));
   const checkpoints = new Checkpoints(join(options.dataDir, 'checkpoints'));
   const clients = new ClientRegistry();
+  const metrics = createMetrics(clients);
+  const socketEvents = socketRoundEvents(io);
   const fashionMnist = idxFolder(options.fashionMnistDir ?? DEFAULT_DATA_DIR);
   const testSets = new Map<number, Promise<LabelledSet>>();
   const coordinator = new Coordinator({
     store,
     checkpoints,
     clients,
-    events: socketRoundEvents(io),
+    events: {
+      ...socketEvents,
+      roundComplete: (record, end, timing) => {
+        socketEvents.roundComplete(record, end, timing);
+        metrics.events.roundComplete(record, end, timing);
+      },
+      roundAborted: (event) => {
+        socketEvents.roundAborted(event);
+        metrics.events.roundAborted(event);
+      },
+    },
     testSet: (limit) => {
       if (!testSets.has(limit)) testSets.set(limit, loadFashionMnist(fashionMnist, 't10k', limit));
       return testSets.get(limit)!;
@@ -95,7 +112,20 @@ export async function buildApp(options: AppOptions): Promise<App> {
     },
     { prefix: '/api' },
   );
+  let closing = false;
   http.get('/healthz', { schema: { hide: true } }, () => ({ ok: true }));
+  // Ready: accepting work, and the store answers.
+  http.get('/readyz', { schema: { hide: true } }, async (_request, reply) => {
+    if (closing) return reply.code(503).send({ ready: false, reason: 'shutting down' });
+    await store.listTasks();
+    return { ready: true };
+  });
+  http.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+    if (!options.metricsPublic && !LOOPBACK.has(request.socket.remoteAddress ?? '')) {
+      throw new TributaryError('FORBIDDEN', '/metrics answers loopback only (serve --metrics-public to change)');
+    }
+    return reply.type(metrics.registry.contentType).send(await metrics.registry.metrics());
+  });
   await http.register(fastifyStatic, { root: webRoot });
   await http.ready();
 
@@ -105,6 +135,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     store,
     coordinator,
     async close() {
+      closing = true;
       await coordinator.stopAll();
       io.close();
       await http.close();

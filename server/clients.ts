@@ -36,6 +36,10 @@ export class ClientRegistry {
     return this.sessions.get(id);
   }
 
+  all(): ClientSession[] {
+    return [...this.sessions.values()];
+  }
+
   ofTask(taskId: number): ClientSession[] {
     return [...this.sessions.values()].filter((s) => s.taskId === taskId);
   }

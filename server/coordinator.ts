@@ -28,7 +28,7 @@ export interface RoundEvents {
   roundStarted(event: RoundStartedEvent): void;
   uploadProgress(event: UploadProgressEvent): void;
   roundAborted(event: RoundAbortedEvent): void;
-  roundComplete(record: RoundRecord, end: RoundEnd): void;
+  roundComplete(record: RoundRecord, end: RoundEnd, timing: { aggregationMs: number }): void;
   taskStatus(event: TaskStatusEvent): void;
 }
 
@@ -101,6 +101,8 @@ interface RoundOutcome {
   rejected: number;
   samples: number;
   uploadBytes: number;
+  /** Time spent turning the collected updates into the mean update (decoding excluded, unmasking included). */
+  aggregationMs: number;
 }
 
 /** Longest wait for one phase of a secure round after the upload. */
@@ -210,7 +212,9 @@ export class TaskRunner {
       }
       if (this.stopped) break;
       if (!outcome) continue;
+      const stepStarted = performance.now();
       global = await this.strategy.step(global, outcome.mean, round);
+      const aggregationMs = outcome.aggregationMs + performance.now() - stepStarted;
       writeWeights(this.model, global);
       const { accuracy, loss } = await evaluate(this.model, testSet);
       await checkpoints.save(id, round, this.model);
@@ -239,7 +243,7 @@ export class TaskRunner {
         accuracy,
         loss,
         participants: record.participants,
-      });
+      }, { aggregationMs });
     }
     return version >= spec.rounds ? 'completed' : 'stopped';
   }
@@ -365,8 +369,11 @@ export class TaskRunner {
       this.options.log.warn({ taskId: this.task.id, round, accepted: collected.accepted.length }, 'too few updates; retrying round');
       return null;
     }
+    const started = performance.now();
+    const mean = weightedMean(collected.accepted.map((u) => ({ delta: u.value, weight: u.samples })));
     return {
-      mean: weightedMean(collected.accepted.map((u) => ({ delta: u.value, weight: u.samples }))),
+      mean,
+      aggregationMs: performance.now() - started,
       participants: collected.accepted.length,
       dropped: collected.dropped.length,
       rejected: collected.rejected.length,
@@ -409,7 +416,7 @@ export class TaskRunner {
     let rejected = 0;
     try {
       this.announce(this.roundBase(round, deadline, aggregator, config), version, global, participants);
-      const { sum, survivors } = await protocol.run(async (sharers) => {
+      const { sum, survivors, unmaskMs } = await protocol.run(async (sharers) => {
         const collected = await this.collectUploads<RingVector>(
           round,
           sharers.map((i) => participants[i]!),
@@ -421,6 +428,7 @@ export class TaskRunner {
         rejected = collected.rejected.length;
         return new Map(collected.accepted.map((u) => [protocol.indexFor(u.clientId), u.value]));
       });
+      const decodeStarted = performance.now();
       const meanSamples = config.participants.reduce((a, p) => a + p.samples, 0) / n;
       const samples = survivors.reduce((a, u) => a + config.participants[u]!.samples, 0);
       const reading = decodeSecureSum(sum, { bits, clips, lengths: this.lengths, survivors: survivors.length, weight: samples / meanSamples });
@@ -428,6 +436,7 @@ export class TaskRunner {
       this.options.log.debug({ taskId: id, round, clips: this.clips, rmsRatio: reading.rmsRatio }, 'secure round unmasked');
       return {
         mean: reading.mean,
+        aggregationMs: unmaskMs + performance.now() - decodeStarted,
         participants: survivors.length,
         dropped: n - survivors.length - rejected,
         rejected,

@@ -36,6 +36,8 @@ export interface SecureRoundOptions {
 export interface SecureSum {
   sum: RingVector;
   survivors: number[];
+  /** Time spent rebuilding secrets and removing masks. */
+  unmaskMs: number;
 }
 
 /**
@@ -202,7 +204,9 @@ export class SecureRound {
       this.confirmations.publish(packConfirmations([...confirmed].map(([index, signature]) => ({ index, signature }))));
 
       const revealed = await this.settled(this.reveals.done);
-      return { sum: await this.unmask(masked, revealed), survivors: this.survivors };
+      const started = performance.now();
+      const sum = await this.unmask(masked, revealed);
+      return { sum, survivors: this.survivors, unmaskMs: performance.now() - started };
     } catch (error) {
       this.abort(error instanceof Error ? error : new Error(String(error)));
       throw error;

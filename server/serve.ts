@@ -11,6 +11,8 @@ export interface ServeOptions {
   logLevel: string;
   /** Create (if there is none) and start a Fashion-MNIST demo task. */
   demoTask: boolean;
+  /** Let any address scrape /metrics (default: loopback only). */
+  metricsPublic: boolean;
 }
 
 export async function serve(options: ServeOptions): Promise<{ app: App; url: string; demoTaskId?: number }> {
@@ -20,6 +22,7 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
     fashionMnistDir: options.data,
     chunkBytes: options.chunkKb * 1024,
     logger,
+    metricsPublic: options.metricsPublic,
   });
   const url = await app.http.listen({ port: options.port, host: options.host });
   logger.info({ url, dataDir: options.dataDir }, 'tributary server listening');

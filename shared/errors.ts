@@ -10,6 +10,7 @@ export const errorCatalog = {
   TASK_NOT_RUNNING: { status: 409, message: 'The task is not running' },
   TASK_ALREADY_RUNNING: { status: 409, message: 'The task is already running' },
   TASK_FINISHED: { status: 409, message: 'The task has finished all its rounds' },
+  FORBIDDEN: { status: 403, message: 'Not allowed from here' },
   NOT_JOINED: { status: 403, message: 'Join the task before sending this' },
   NOT_A_PARTICIPANT: { status: 403, message: 'This client was not selected for the round' },
   ROUND_NOT_ACTIVE: { status: 409, message: 'That round is not collecting updates' },

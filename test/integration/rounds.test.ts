@@ -40,5 +40,17 @@ describe('federated rounds with real client processes', () => {
     expect(model.json().weightsManifest[0].paths).toEqual(['weights.bin?round=3']);
     const weights = await h.app.http.inject({ url: `/api/tasks/${task.id}/model/weights.bin?round=3` });
     expect(weights.rawPayload.byteLength).toBe(199_210 * 4);
+
+    const ready = await h.app.http.inject({ url: '/readyz' });
+    expect(ready.json()).toEqual({ ready: true });
+    const metrics = (await h.app.http.inject({ url: '/metrics' })).body;
+    expect(metrics).toMatch(new RegExp(`tributary_rounds_total\\{task="${task.id}",outcome="completed"\\} 3`));
+    expect(metrics).toMatch(new RegExp(`tributary_participants_total\\{task="${task.id}"\\} 9`));
+    expect(metrics).toMatch(new RegExp(`tributary_round_duration_seconds_count\\{task="${task.id}"\\} 3`));
+    expect(metrics).toMatch(new RegExp(`tributary_aggregation_duration_seconds_count\\{task="${task.id}"\\} 3`));
+    expect(metrics).toMatch(/tributary_connected_clients\{kind="edge"\} \d/);
+    const outside = await h.app.http.inject({ url: '/metrics', remoteAddress: '10.1.2.3' });
+    expect(outside.statusCode).toBe(403);
+    expect(outside.json().code).toBe('FORBIDDEN');
   });
 });

@@ -65,6 +65,8 @@ describe('secure aggregation with real client processes over socket.io', () => {
     expect(await h.app.store.listRounds(task.id)).toEqual([]);
     const model = await h.app.http.inject({ url: `/api/tasks/${task.id}/model/weights.bin?round=1` });
     expect(model.statusCode).toBe(404);
+    const metrics = (await h.app.http.inject({ url: '/metrics' })).body;
+    expect(metrics).toMatch(new RegExp(`tributary_rounds_total\\{task="${task.id}",outcome="aborted"\\} [1-9]`));
     await h.app.coordinator.stop(task.id);
   });
 
