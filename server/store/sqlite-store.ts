@@ -1,5 +1,5 @@
 import Database from 'better-sqlite3';
-import type { RoundRecord, TaskRecord, TaskSpec, TaskStatus } from '../../shared/task.ts';
+import { withTaskDefaults, type RoundRecord, type TaskRecord, type TaskSpec, type TaskSpecInput, type TaskStatus } from '../../shared/task.ts';
 import type { Store } from './store.ts';
 
 const SCHEMA = `
@@ -53,7 +53,8 @@ interface RoundRow {
 function toTask(row: TaskRow): TaskRecord {
   return {
     id: row.id,
-    spec: JSON.parse(row.spec) as TaskSpec,
+    // Specs stored by an older version lack newer fields: those take their defaults.
+    spec: withTaskDefaults(JSON.parse(row.spec) as TaskSpecInput),
     status: row.status,
     completedRounds: row.completed_rounds,
     createdAt: row.created_at,
