@@ -17,6 +17,15 @@ export interface TrainResult {
 
 export type ProgressCallback = (fraction: number, loss: number) => void;
 
+/** Longest stretch of training without giving the event loop a turn. */
+const YIELD_EVERY_MS = 50;
+
+/**
+ * A macrotask turn: socket heartbeats, acks and (in browsers) rendering run here. Awaiting
+ * a promise alone would not do, since microtasks never let I/O in.
+ */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
 function optimizer(hyper: Hyper): tf.Optimizer {
   switch (hyper.optimizer) {
     case 'adam':
@@ -62,6 +71,7 @@ export class Trainer {
     const mu = hyper.proximalMu ?? 0;
     const anchor = mu > 0 ? this.proximalAnchor(global) : undefined;
     let lastReport = Date.now();
+    let lastYield = Date.now();
     for (let epoch = 0; epoch < hyper.localEpochs; epoch++) {
       shuffleInPlace(order, rng);
       const isLastEpoch = epoch === hyper.localEpochs - 1;
@@ -92,6 +102,10 @@ export class Trainer {
         if (onProgress && Date.now() - lastReport > 250) {
           lastReport = Date.now();
           onProgress((epoch * batches + b + 1) / total, Number.NaN);
+        }
+        if (Date.now() - lastYield > YIELD_EVERY_MS) {
+          await yieldToEventLoop();
+          lastYield = Date.now();
         }
       }
     }

@@ -33,6 +33,21 @@ describe('local training on Node backends', () => {
     },
   );
 
+  it('gives the event loop turns while it trains, so heartbeats and acks are not starved', async () => {
+    await activateNodeBackend('fmnist-mlp');
+    const spec = withTaskDefaults({ name: 't', trainLimit: 2_000, shards: 1 });
+    const data = await loadDemoShard(FASHION_MNIST, spec, 0);
+    const trainer = new Trainer('fmnist-mlp', 1);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 5);
+    const result = await trainer.train(readWeights(buildModel('fmnist-mlp', 1)), data, { ...spec.hyper, batchSize: 16 }, 42);
+    clearInterval(timer);
+    // One tick per 50 ms of training at the least; a loop that never yields gets none.
+    expect(ticks).toBeGreaterThanOrEqual(Math.floor(result.durationMs / 100));
+    expect(ticks).toBeGreaterThan(2);
+    trainer.dispose();
+  });
+
   it('FedProx: the proximal term keeps the local model closer to the global one', async () => {
     await activateNodeBackend('fmnist-mlp');
     const spec = withTaskDefaults({ name: 't', trainLimit: 600, shards: 1 });
