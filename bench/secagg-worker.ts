@@ -2,13 +2,13 @@ import { parentPort } from 'node:worker_threads';
 import { cryptoReady, type KeyPair } from '../shared/crypto.ts';
 import { expandSeed } from '../shared/mask-stream.ts';
 import { addInto, newRingVector, type RingVector } from '../shared/ring.ts';
-import { runUnmaskJob, type UnmaskJob } from '../shared/secagg-unmask.ts';
+import { serveTasks } from '../server/ts-worker.ts';
 import { clientLevels, maskClient } from './secagg-sim.ts';
 
 /**
  * The second thread of bench/secagg.ts (this machine has two cores): masks a share of the
- * clients, or runs a share of the server's unmasking. Started through a tsx bootstrap, since
- * workers do not inherit the main thread's TypeScript loader.
+ * clients, so that setting up a 500-client round takes half the time. (The server's
+ * unmasking runs on server/unmask-pool.ts, as in the live server.)
  */
 
 export interface MaskTask {
@@ -23,12 +23,6 @@ export interface MaskTask {
   clients: Array<{ index: number; maskKeys: KeyPair; selfSeed: Uint8Array; partners: number[]; group: number }>;
 }
 
-export interface UnmaskTask {
-  kind: 'unmask';
-  job: UnmaskJob;
-}
-
-export type WorkerTask = { kind: 'ping' } | MaskTask | UnmaskTask;
 
 /** Sums of masked uploads per group (groups let one pass serve nested drop-out sets). */
 export function maskGroups(task: MaskTask): RingVector[] {
@@ -41,16 +35,7 @@ export function maskGroups(task: MaskTask): RingVector[] {
   return sums;
 }
 
-async function handle(task: WorkerTask): Promise<unknown> {
+serveTasks<MaskTask>(parentPort, async (task) => {
   await cryptoReady();
-  if (task.kind === 'ping') return 'pong';
-  if (task.kind === 'mask') return maskGroups(task);
-  return runUnmaskJob(task.job, null, expandSeed);
-}
-
-parentPort?.on('message', (message: { id: number; task: WorkerTask }) => {
-  handle(message.task).then(
-    (result) => parentPort!.postMessage({ id: message.id, ok: true, result }),
-    (error: unknown) => parentPort!.postMessage({ id: message.id, ok: false, error: String(error) }),
-  );
+  return maskGroups(task);
 });

@@ -1,6 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import {
   boxEncrypt,
   concatBytes,
@@ -11,7 +10,7 @@ import {
 } from '../shared/crypto.ts';
 import { expandSeed } from '../shared/mask-stream.ts';
 import { defaultNeighbourCount } from '../shared/neighbours.ts';
-import { addInto, encodeRing, ringWordBytes, type RingVector } from '../shared/ring.ts';
+import { addInto, encodeRing, ringWireBytes, type RingVector } from '../shared/ring.ts';
 import { sumLevels } from '../shared/secagg-math.ts';
 import { MAX_SHARES, splitSecret } from '../shared/shamir.ts';
 import type { BenchOptions } from './index.ts';
@@ -30,8 +29,10 @@ import {
   shareKeys,
   type SimRound,
 } from './secagg-sim.ts';
-import { runUnmaskJob, splitJob } from '../shared/secagg-unmask.ts';
-import { maskGroups, type MaskTask, type WorkerTask } from './secagg-worker.ts';
+import { runUnmaskJob } from '../shared/secagg-unmask.ts';
+import { startTsWorker, type TsWorker } from '../server/ts-worker.ts';
+import { UnmaskPool } from '../server/unmask-pool.ts';
+import { maskGroups, type MaskTask } from './secagg-worker.ts';
 
 /**
  * Secure aggregation cost at Bonawitz et al.'s scale (m = 100,000 parameters, 8-bit levels,
@@ -45,40 +46,6 @@ const BITS = 8;
 const DROP_RATES = [0, 0.1, 0.3] as const;
 const SAMPLE_CLIENTS = 7;
 const SEED = 2024;
-
-interface Helper {
-  call<T>(task: WorkerTask): Promise<T>;
-  close(): Promise<number>;
-}
-
-/** One worker thread (this machine has two cores), loaded through tsx like the main thread. */
-function startWorker(): Helper {
-  const api = import.meta.resolve('tsx/esm/api');
-  const file = new URL('./secagg-worker.ts', import.meta.url).href;
-  const worker = new Worker(`import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(file)}); });`, { eval: true });
-  const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
-  let next = 0;
-  worker.on('message', (msg: { id: number; ok: boolean; result?: unknown; error?: string }) => {
-    const p = pending.get(msg.id);
-    pending.delete(msg.id);
-    if (msg.ok) p?.resolve(msg.result);
-    else p?.reject(new Error(msg.error));
-  });
-  worker.on('error', (error) => {
-    for (const p of pending.values()) p.reject(error);
-    pending.clear();
-  });
-  return {
-    call<T>(task: WorkerTask): Promise<T> {
-      const id = next++;
-      return new Promise<T>((resolve, reject) => {
-        pending.set(id, { resolve: resolve as (v: unknown) => void, reject });
-        worker.postMessage({ id, task });
-      });
-    },
-    close: () => worker.terminate(),
-  };
-}
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -123,7 +90,7 @@ async function timeSharing(round: SimRound, u: number, holderKeys: readonly Uint
   return performance.now() - t0;
 }
 
-async function benchConfig(n: number, complete: boolean, helper: Helper): Promise<Row[]> {
+async function benchConfig(n: number, complete: boolean, helper: TsWorker<MaskTask, RingVector[]>, pool: UnmaskPool): Promise<Row[]> {
   const k = complete ? n - 1 : defaultNeighbourCount(n);
   const graph = complete ? 'complete' : 'k-regular';
   log(`n = ${n}, ${graph} (k = ${k}): keys and shares…`);
@@ -160,7 +127,7 @@ async function benchConfig(n: number, complete: boolean, helper: Helper): Promis
   for (const u of sample.slice(0, 3)) sharingTimes.push(await timeSharing(round, u, shareKeysOfHolders));
   const sharesMs = median(sharingTimes);
   const uploadBytes = upload.length;
-  if (uploadBytes !== M * ringWordBytes(w) + SEAL_OVERHEAD_BYTES) throw new Error(`unexpected upload size ${uploadBytes}`);
+  if (uploadBytes !== ringWireBytes(M, w) + SEAL_OVERHEAD_BYTES) throw new Error(`unexpected upload size ${uploadBytes}`);
 
   // Every client's real masked upload, summed per nested drop-out group, on both threads.
   log(`  masking all ${n} clients…`);
@@ -181,7 +148,7 @@ async function benchConfig(n: number, complete: boolean, helper: Helper): Promis
       return { index: u, maskKeys: c.maskKeys, selfSeed: c.selfSeed, partners: [...c.neighbours], group: group(u) };
     }),
   });
-  const remote = helper.call<RingVector[]>(task(all.filter((u) => u % 2 === 1)));
+  const remote = helper.call(task(all.filter((u) => u % 2 === 1)));
   const groups = maskGroups(task(all.filter((u) => u % 2 === 0)));
   (await remote).forEach((g, i) => addInto(groups[i]!, g, w));
   const s30 = groups[0]!;
@@ -202,11 +169,9 @@ async function benchConfig(n: number, complete: boolean, helper: Helper): Promis
     const single = await runUnmaskJob(planUnmask(round, shared, uploaded, revealed), maskedSum, expandSeed);
     const server1 = (performance.now() - t0) / 1000;
 
+    // The live server's path: the job dealt to one worker thread per core.
     t0 = performance.now();
-    const [mine, theirs] = splitJob(planUnmask(round, shared, uploaded, revealed), 2);
-    const other = helper.call<RingVector>({ kind: 'unmask', job: theirs! });
-    const dual = await runUnmaskJob(mine!, maskedSum, expandSeed);
-    addInto(dual, await other, w);
+    const dual = await pool.unmask(planUnmask(round, shared, uploaded, revealed), maskedSum);
     const server2 = (performance.now() - t0) / 1000;
 
     const expected = sumLevels([...uploaded].map((u) => levelsOf(round, u)), w);
@@ -228,13 +193,13 @@ function kForMajority(n: number): number {
 
 export async function run(options: BenchOptions): Promise<void> {
   await cryptoReady();
-  const helper = startWorker();
-  await helper.call({ kind: 'ping' });
+  const helper = startTsWorker<MaskTask, RingVector[]>(new URL('./secagg-worker.ts', import.meta.url));
+  const pool = new UnmaskPool(2);
   const rows: Row[] = [];
   try {
-    for (const n of [100, 500]) for (const complete of [true, false]) rows.push(...(await benchConfig(n, complete, helper)));
+    for (const n of [100, 500]) for (const complete of [true, false]) rows.push(...(await benchConfig(n, complete, helper, pool)));
   } finally {
-    await helper.close();
+    await Promise.all([helper.close(), pool.close()]);
   }
 
   const main = table(
@@ -270,15 +235,16 @@ export async function run(options: BenchOptions): Promise<void> {
   const targets = table(['target', 'limit', '1 thread', '2 threads', 'verdict (1 / 2 threads)'], targetRows);
 
   const notes = [
-    `m = ${M.toLocaleString('en')} parameters, ${BITS}-bit levels, ring w = ${BITS} + ⌈log2 n⌉ bits (2-byte words when w ≤ 16, else 4).`,
+    `m = ${M.toLocaleString('en')} parameters, ${BITS}-bit levels, ring w = ${BITS} + ⌈log2 n⌉ bits, uploaded bit-packed at w bits a parameter.`,
     'Drop-outs leave after sharing keys and before uploading; every uploader answers the unmask request.',
     `client mask ms: median over ${SAMPLE_CLIENTS} clients, one thread, Node fast path (OpenSSL ChaCha20), including the X25519`,
     '  key agreement with every neighbour. client shares ms: splitting both secrets and boxing a share to each holder',
   '  (median of 3; not part of the masking time).',
     'server s: rebuilding every needed secret from t shares, checking each rebuilt mask key against its public key,',
-    '  re-deriving the dropped clients\' pair seeds and removing all masks; 2 threads = the same work dealt to the',
-    '  main thread and one worker (unmasking is linear). Not included: opening the sealed uploads and summing them.',
-    `upload B: ring words + ${SEAL_OVERHEAD_BYTES} bytes of sealed-box overhead; × 8-bit: against 1 byte per parameter.`,
+    '  re-deriving the dropped clients\' pair seeds and removing all masks. 1 thread: runUnmaskJob on the main thread;',
+    '  2 threads: server/unmask-pool.ts, the live server\'s path (the job dealt to a worker per core, the parts added).',
+    '  Not included: opening the sealed uploads and summing them.',
+    `upload B: the packed ring words + ${SEAL_OVERHEAD_BYTES} bytes of sealed-box overhead; × 8-bit: against 1 byte per parameter.`,
     'exact: the unmasked sum equals the plain sum of the uploaders\' levels bit for bit (1- and 2-thread results).',
     `‡ shamir-secret-sharing works over GF(256), so at most ${MAX_SHARES} shares: with the complete graph at n = 500 each client`,
     `  still masks with all ${499} others, but shares its secrets with a committee of itself and ${MAX_SHARES - 1} neighbours`,

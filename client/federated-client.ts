@@ -2,7 +2,7 @@ import { EventEmitter } from 'eventemitter3';
 import { io, type Socket } from 'socket.io-client';
 import { subtractWeights, type Weights } from '../shared/aggregate.ts';
 import type { LabelledSet } from '../shared/dataset.ts';
-import { TributaryError, isErrorCode } from '../shared/errors.ts';
+import { TributaryError } from '../shared/errors.ts';
 import { decodeWeights } from '../shared/model-wire.ts';
 import type {
   Ack,
@@ -91,7 +91,7 @@ type AckValue<E extends keyof ClientToServerEvents> = Parameters<ClientToServerE
 
 function unwrap<T>(reply: Reply<T>): T {
   if (reply.ok) return reply.value;
-  throw new TributaryError(isErrorCode(reply.error.code) ? reply.error.code : 'INTERNAL', reply.error.message);
+  throw TributaryError.fromBody(reply.error);
 }
 
 /**
@@ -140,7 +140,7 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
     socket.on('task:status', ({ status }) => {
       if (status === 'completed' || status === 'stopped') this.emit('finished', { status });
     });
-    socket.on('server:error', (error) => this.fail(new TributaryError(isErrorCode(error.code) ? error.code : 'INTERNAL', error.message)));
+    socket.on('server:error', (error) => this.fail(TributaryError.fromBody(error)));
     socket.on('connect', () => {
       // First connect and every reconnect: (re)join so the server knows us again.
       this.join().catch((error: unknown) => this.fail(error));

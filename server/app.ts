@@ -17,6 +17,7 @@ import { Coordinator } from './coordinator.ts';
 import { DEFAULT_DATA_DIR, idxFolder } from './fashion-mnist.ts';
 import { attachGateway, socketRoundEvents, type ClientServer } from './gateway.ts';
 import { createMetrics } from './metrics.ts';
+import { UnmaskPool } from './unmask-pool.ts';
 import { installErrorHandler } from './routes/errors.ts';
 import { modelRoutes } from './routes/model.ts';
 import { taskRoutes } from './routes/tasks.ts';
@@ -68,6 +69,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const checkpoints = new Checkpoints(join(options.dataDir, 'checkpoints'));
   const clients = new ClientRegistry();
   const metrics = createMetrics(clients);
+  const unmaskPool = new UnmaskPool();
   const socketEvents = socketRoundEvents(io);
   const fashionMnist = idxFolder(options.fashionMnistDir ?? DEFAULT_DATA_DIR);
   const testSets = new Map<number, Promise<LabelledSet>>();
@@ -92,6 +94,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     },
     chunkBytes,
     signingKey: serverKey.secretKey,
+    unmask: (job, maskedSum) => unmaskPool.unmask(job, maskedSum),
     log,
   });
   attachGateway(io, { store, coordinator, clients, serverKey: serverKey.publicKey, log });
@@ -140,6 +143,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
       io.close();
       await http.close();
       await store.close();
+      await unmaskPool.close();
     },
   };
 }

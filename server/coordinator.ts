@@ -10,8 +10,7 @@ import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import type { RoundRecord, TaskRecord } from '../shared/task.ts';
 import { decodeUpdate } from '../shared/update-codec.ts';
 import { SEAL_OVERHEAD_BYTES, concatBytes, generateBoxKeyPair, openSealed, randomBytes, type KeyPair } from '../shared/crypto.ts';
-import { expandSeed } from '../shared/mask-stream.ts';
-import { decodeRing, ringBits, ringWordBytes, type RingVector } from '../shared/ring.ts';
+import { decodeRing, ringBits, ringWireBytes, type RingVector } from '../shared/ring.ts';
 import { roundContext, secureParameters, type SecureRoundConfig } from '../shared/secagg-protocol.ts';
 import { decodeSecureSum, INITIAL_SECURE_CLIP, nextClips, secureInputLength } from '../shared/secure-codec.ts';
 import { signRoundStart } from '../shared/round-signature.ts';
@@ -20,6 +19,7 @@ import type { ClientRegistry, ClientSession } from './clients.ts';
 import { evaluate } from './evaluator.ts';
 import { RoundCollection, type CollectedRound } from './round-collection.ts';
 import { SecureRound } from './secure-round.ts';
+import type { Unmasker } from '../shared/secagg-unmask.ts';
 import type { Store } from './store/store.ts';
 import { createStrategy } from './strategies/index.ts';
 
@@ -41,6 +41,8 @@ export interface CoordinatorOptions {
   chunkBytes: number;
   /** The server's Ed25519 secret key, which signs every round config. */
   signingKey: Uint8Array;
+  /** Secure rounds: removes the masks from the masked sum (server/unmask-pool.ts). */
+  unmask: Unmasker;
   log: Logger;
 }
 
@@ -409,7 +411,7 @@ export class TaskRunner {
     const aggregator = generateBoxKeyPair();
     const inputLength = secureInputLength(this.lengths);
     const w = config.ringBits;
-    const protocol = new SecureRound({ config, context: roundContext(id, round, aggregator.publicKey), inputLength, phaseMs, expand: expandSeed });
+    const protocol = new SecureRound({ config, context: roundContext(id, round, aggregator.publicKey), inputLength, phaseMs, unmask: this.options.unmask });
     // Every byte a participant sends this round counts: keys and shares as well as its upload.
     const startBytes = participants.map((p) => p.wireBytes());
     this.secure = { round, protocol };
@@ -421,7 +423,7 @@ export class TaskRunner {
           round,
           sharers.map((i) => participants[i]!),
           deadline,
-          SEAL_OVERHEAD_BYTES + inputLength * ringWordBytes(w),
+          SEAL_OVERHEAD_BYTES + ringWireBytes(inputLength, w),
           (bytes) => decodeRing(openSealed(bytes, aggregator), w, inputLength),
           (client) => client.samples,
         );

@@ -1,5 +1,4 @@
 import { TributaryError } from '../shared/errors.ts';
-import type { SeedExpander } from '../shared/mask-stream.ts';
 import { addInto, newRingVector, type RingVector } from '../shared/ring.ts';
 import {
   holdersOf,
@@ -19,7 +18,7 @@ import {
   type RevealedShare,
   type SecureRoundConfig,
 } from '../shared/secagg-protocol.ts';
-import { enoughShares, runUnmaskJob, type UnmaskJob } from '../shared/secagg-unmask.ts';
+import { enoughShares, type Unmasker, type UnmaskJob } from '../shared/secagg-unmask.ts';
 import { Announcement, Phase } from './phase.ts';
 
 export interface SecureRoundOptions {
@@ -29,7 +28,8 @@ export interface SecureRoundOptions {
   inputLength: number;
   /** How long each phase after the upload may take. */
   phaseMs: number;
-  expand: SeedExpander;
+  /** Removes every mask a job names from the masked sum (on worker threads, in the server). */
+  unmask: Unmasker;
 }
 
 /** What unmasking yields: the plain sum of the survivors' levels, and who they were. */
@@ -221,7 +221,7 @@ export class SecureRound {
   }
 
   private async unmask(masked: Map<number, RingVector>, revealed: Map<number, RevealedShare[]>): Promise<RingVector> {
-    const { config, context, inputLength, expand } = this.options;
+    const { config, context, inputLength } = this.options;
     const w = config.ringBits;
     const selfSeedShares = new Map<number, Uint8Array[]>();
     const maskKeyShares = new Map<number, Uint8Array[]>();
@@ -254,6 +254,6 @@ export class SecureRound {
     }
     const sum = newRingVector(w, inputLength);
     for (const y of masked.values()) addInto(sum, y, w);
-    return runUnmaskJob(job, sum, expand);
+    return this.options.unmask(job, sum);
   }
 }

@@ -55,6 +55,13 @@ export class TributaryError extends Error {
     this.status = entry.status;
   }
 
+  /** An error that arrived over the wire (an ack, a worker thread), its message kept as sent. */
+  static fromBody(body: { code: unknown; message: string }): TributaryError {
+    const error = new TributaryError(isErrorCode(body.code) ? body.code : 'INTERNAL');
+    error.message = body.message;
+    return error;
+  }
+
   toBody(): ErrorBody {
     return { code: this.code, message: this.message };
   }

@@ -1,10 +1,11 @@
+import { packBits, packedByteLength, unpackBits } from './bitpack.ts';
 import { TributaryError } from './errors.ts';
 
 /**
  * Arithmetic in Z(2^w), the ring secure aggregation adds in. A vector is stored in 16-bit
  * words when w ≤ 16 and in 32-bit words otherwise: 2^w divides the word modulus, so
  * typed-array wrap-around followed by a mask is exact reduction mod 2^w. On the wire a
- * vector is its words in little-endian order (2 or 4 bytes per value).
+ * vector is bit-packed at w bits per value.
  */
 
 export type RingVector = Uint16Array | Uint32Array;
@@ -224,35 +225,34 @@ function firstOutOfRange(v: ArrayLike<number>, w: number): number {
   return -1;
 }
 
-/** Little-endian words: 2 bytes per value when w ≤ 16, else 4. */
-export function encodeRing(v: RingVector, w: number): Uint8Array {
-  checkVector(v, w, 'vector');
-  const out = new Uint8Array(v.byteLength);
-  if (LITTLE_ENDIAN) {
-    out.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
-  } else {
-    const view = new DataView(out.buffer);
-    for (let i = 0; i < v.length; i++) {
-      if (v instanceof Uint16Array) view.setUint16(2 * i, v[i]!, true);
-      else view.setUint32(4 * i, v[i]!, true);
-    }
-  }
-  return out;
+/** Bytes of a vector of m words on the wire. */
+export function ringWireBytes(m: number, w: number): number {
+  checkRingBits(w);
+  return packedByteLength(m, w);
 }
 
-/** The inverse of encodeRing; rejects a wrong length and any word ≥ 2^w. */
+/** The wire form: every word at exactly w bits (shared/bitpack.ts), so 8-bit updates of up to 256 clients take 2 bytes. */
+export function encodeRing(v: RingVector, w: number): Uint8Array {
+  checkVector(v, w, 'vector');
+  const bad = firstOutOfRange(v, w);
+  if (bad >= 0) throw new TributaryError('INTERNAL', `word ${bad} does not fit ${w} bits`);
+  return packBits(v, w);
+}
+
+/** The inverse of encodeRing; rejects a wrong length and set padding bits. */
 export function decodeRing(bytes: Uint8Array, w: number, m: number): RingVector {
-  const wordBytes = ringWordBytes(w);
-  if (bytes.length % wordBytes !== 0) {
-    throw new TributaryError('UPDATE_MALFORMED', `${bytes.length} bytes is not a whole number of ${wordBytes}-byte words`);
+  const expected = ringWireBytes(m, w);
+  if (bytes.length !== expected) {
+    throw new TributaryError('UPDATE_WRONG_LENGTH', `${bytes.length} bytes, expected ${expected} for ${m} words of ${w} bits`);
   }
-  if (bytes.length !== m * wordBytes) {
-    throw new TributaryError('UPDATE_WRONG_LENGTH', `${bytes.length / wordBytes} ring words, expected ${m}`);
+  const padding = expected * 8 - m * w;
+  if (padding > 0 && bytes[expected - 1]! >>> (8 - padding) !== 0) {
+    throw new TributaryError('UPDATE_MALFORMED', 'padding bits after the last word are set');
   }
+  const words = unpackBits(bytes, w, m);
+  if (ringWordBytes(w) === 4) return words;
   const out = newRingVector(w, m);
-  out.set(streamWords(bytes, wordBytes));
-  const bad = firstOutOfRange(out, w);
-  if (bad >= 0) throw new TributaryError('UPDATE_MALFORMED', `word ${bad} does not fit ${w} bits`);
+  out.set(words);
   return out;
 }
 

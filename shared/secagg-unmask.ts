@@ -26,6 +26,9 @@ export interface UnmaskJob {
   }>;
 }
 
+/** Runs an unmask job against a masked sum and returns the plain sum: in one thread, or dealt to several. */
+export type Unmasker = (job: UnmaskJob, maskedSum: RingVector) => Promise<RingVector>;
+
 /** Exactly `t` of the shares, or SECAGG_TOO_FEW_SHARES: combining costs O(count²), so never more. */
 export function enoughShares(shares: readonly Uint8Array[] | undefined, t: number, what: string): Uint8Array[] {
   if (!shares || shares.length < t) {

@@ -34,9 +34,9 @@ describe('secure aggregation with real client processes over socket.io', () => {
     expect(rounds[0]).toMatchObject({ participants: 3, dropped: 1, samples: 6000 });
     expect(rounds[1]).toMatchObject({ participants: 3, dropped: 0 });
     for (const r of rounds) {
-      // 16-bit ring words (w = 8 + 2) plus keys, shares and reveals, counted on the wire.
-      expect(r.uploadBytesPerParam).toBeGreaterThan(2);
-      expect(r.uploadBytesPerParam).toBeLessThanOrEqual(2.1);
+      // Words bit-packed at w = 8 + ⌈log2 4⌉ = 10 bits, plus keys, shares and reveals, counted on the wire.
+      expect(r.uploadBytesPerParam).toBeGreaterThan(10 / 8);
+      expect(r.uploadBytesPerParam).toBeLessThanOrEqual(10 / 8 + 0.02);
     }
     expect(rounds[1]!.accuracy).toBeGreaterThan(0.6);
   });

@@ -16,6 +16,7 @@ import {
   type SecureRoundConfig,
 } from '../../shared/secagg-protocol.ts';
 import { sumLevels } from '../../shared/secagg-math.ts';
+import { runUnmaskJob } from '../../shared/secagg-unmask.ts';
 import { SecureRound } from '../../server/secure-round.ts';
 import { robustThreshold } from '../../bench/secagg-sim.ts';
 import { expectCode } from '../expect-code.ts';
@@ -58,7 +59,7 @@ function setUp(n: number, seed: number, options: { threshold?: number; neighbour
     sharesDeadline: far,
   };
   const context = roundContext(options.taskId ?? 1, options.round ?? 1, generateBoxKeyPair().publicKey);
-  const server = new SecureRound({ config, context, inputLength: M, phaseMs: 60_000, expand: expandSeed });
+  const server = new SecureRound({ config, context, inputLength: M, phaseMs: 60_000, unmask: (job, sum) => runUnmaskJob(job, sum, expandSeed) });
   const parties: Party[] = identities.map((identity, i) => ({
     id: `client-${i}`,
     identity,
@@ -209,7 +210,7 @@ describe('SecAgg+ protocol: what a malicious server or client cannot do', () => 
     const { advertised } = await throughSharing(earlier);
     // Round 2 with the same participants and identities: a fresh aggregator key, so a fresh context.
     const laterContext = roundContext(1, 2, generateBoxKeyPair().publicKey);
-    const later = new SecureRound({ config: earlier.config, context: laterContext, inputLength: M, phaseMs: 60_000, expand: expandSeed });
+    const later = new SecureRound({ config: earlier.config, context: laterContext, inputLength: M, phaseMs: 60_000, unmask: (job, sum) => runUnmaskJob(job, sum, expandSeed) });
     const replay = unpackAdvertised(advertised)[0]!;
     const { index: _index, ...replayed } = replay;
     expectCode(() => later.advertise(earlier.parties[0]!.id, { taskId: 1, round: 2, ...replayed }), 'SIGNATURE_INVALID');

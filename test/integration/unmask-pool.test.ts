@@ -1,0 +1,41 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createRound, maskClient, shareKeys, maskPublicKeys, maskSpec, planUnmask, revealShares } from '../../bench/secagg-sim.ts';
+import { UnmaskPool } from '../../server/unmask-pool.ts';
+import { cryptoReady } from '../../shared/crypto.ts';
+import { expandSeed } from '../../shared/mask-stream.ts';
+import { addInto, newRingVector } from '../../shared/ring.ts';
+import { runUnmaskJob } from '../../shared/secagg-unmask.ts';
+
+describe('unmasking on worker threads', () => {
+  const pool = new UnmaskPool(2);
+  beforeAll(cryptoReady);
+  afterAll(() => pool.close());
+
+  async function scenario() {
+    const round = await createRound({ n: 12, m: 5_000, bits: 8, k: 6, seed: 11, threshold: 4 });
+    const all = round.clients.map((c) => c.index);
+    const shared = new Set(all);
+    await shareKeys(round, shared);
+    const uploaded = new Set(all.filter((u) => u !== 3 && u !== 8)); // two drop after sharing keys
+    const keys = maskPublicKeys(round);
+    const maskedSum = newRingVector(round.w, round.config.m);
+    for (const u of uploaded) addInto(maskedSum, maskClient(maskSpec(round, u, shared), keys, round.context, round.w, expandSeed), round.w);
+    const job = planUnmask(round, shared, uploaded, revealShares(round, uploaded, uploaded));
+    return { job, maskedSum };
+  }
+
+  it('gives the same plain sum as one thread, bit for bit', async () => {
+    const { job, maskedSum } = await scenario();
+    const single = await runUnmaskJob(job, maskedSum, expandSeed);
+    expect(await pool.unmask(job, maskedSum)).toEqual(single);
+    // Twice: the workers stay up between rounds.
+    expect(await pool.unmask(job, maskedSum)).toEqual(single);
+  });
+
+  it('rejects with the coded error a worker raised, e.g. for a forged share', async () => {
+    const { job, maskedSum } = await scenario();
+    const forged = structuredClone(job);
+    forged.dropped[0]!.skShares[0]![0]! ^= 1;
+    await expect(pool.unmask(forged, maskedSum)).rejects.toMatchObject({ code: 'SECAGG_RECONSTRUCTION_FAILED' });
+  });
+});
