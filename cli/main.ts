@@ -8,6 +8,12 @@ const int = (name: string, min = 0) => (value: string) => {
   return n;
 };
 
+const fraction = (name: string) => (value: string) => {
+  const f = Number(value);
+  if (!(f > 0 && f <= 1)) throw new InvalidArgumentError(`${name} must be a number in (0, 1]`);
+  return f;
+};
+
 const CRASH_PHASES = ['advertised', 'shared', 'uploaded', 'revealed'] as const;
 
 function crashPoint(value: string): { phase: (typeof CRASH_PHASES)[number]; round?: number } {
@@ -74,7 +80,9 @@ program
   .option('--json', 'one JSON object per event', false)
   .option('--pin-file <file>', 'where server keys are pinned at first contact (default ~/.tributary/known-servers.json)')
   .option('--identity-file <file>', "this device's Ed25519 identity, created at first run (default ~/.tributary/identity.json)")
+  .option('--throttle <fraction>', 'train at this fraction of full speed (0 < f ≤ 1), idling between steps', fraction('throttle'), 1)
   .option('--crash-at <phase[:round]>', 'fault injection: die (SIGKILL) when a secure round reaches advertised|shared|uploaded|revealed', crashPoint)
+  .option('--disconnect-every <ms>', 'fault injection: drop the connection at random, on average this often (the client reconnects and resumes)', int('disconnect-every', 100))
   .action(async (opts) => {
     const { runEdgeClient } = await import('../client/node/edge.ts');
     const status = await runEdgeClient({ ...opts, taskId: opts.task });

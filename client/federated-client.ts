@@ -6,6 +6,8 @@ import { TributaryError } from '../shared/errors.ts';
 import { decodeWeights } from '../shared/model-wire.ts';
 import type {
   Ack,
+  ChunkAck,
+  ChunkMeta,
   ClientKind,
   ClientToServerEvents,
   JoinReply,
@@ -41,6 +43,8 @@ export interface FederatedClientOptions {
   shard?: number;
   /** Seeds the stochastic rounding of this client's updates. */
   seed?: number;
+  /** Train at this fraction of full speed (0 < throttle ≤ 1), idling between steps: spares a battery. */
+  throttle?: number;
   /**
    * The server's Ed25519 key as pinned at an earlier first contact. A server showing
    * another key is refused (SERVER_KEY_MISMATCH); without one, the first key seen is pinned.
@@ -59,6 +63,8 @@ export type SecurePhase = 'advertised' | 'shared' | 'uploaded' | 'revealed';
 export interface ClientEvents {
   joined: (info: {
     clientId: string;
+    /** True after a reconnect that kept the session (and the round in progress). */
+    resumed: boolean;
     shard: number | null;
     task: TaskRecord;
     samples: number;
@@ -67,6 +73,10 @@ export interface ClientEvents {
     serverFingerprint: string;
   }) => void;
   'round-start': (info: { round: number; modelVersion: number; deadline: number; downloadedWeights: boolean }) => void;
+  /** The connection dropped; the client reconnects by itself (with backoff) and resumes. */
+  disconnected: (info: { reason: string }) => void;
+  /** A round attempt given up: superseded by a newer config, or lost with the connection. */
+  'round-abandoned': (info: { round: number; reason: string }) => void;
   progress: (info: { round: number; fraction: number; loss: number }) => void;
   uploaded: (info: { round: number; bytes: number; chunks: number; train: Omit<TrainResult, 'weights'> }) => void;
   'secure-phase': (info: { round: number; phase: SecurePhase }) => void;
@@ -85,6 +95,27 @@ function bytes(value: Uint8Array | ArrayBuffer | null | undefined): Uint8Array {
 
 /** Deferred acks of secure phases may arrive this long after the round's upload deadline. */
 const SECURE_ACK_SLACK_MS = 120_000;
+/** A request unanswered this long is sent again (after a re-join if the connection dropped). */
+const REQUEST_TIMEOUT_MS = 30_000;
+/** Round configs already handled, remembered by aggregator key so a re-sent config is not trained twice. */
+const REMEMBERED_ATTEMPTS = 8;
+
+/** A promise with its resolver: the client's "joined on the current connection" state. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open!: () => void;
+  const promise = new Promise<void>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
+/** Rejects with the signal's reason as soon as it is aborted. */
+function unlessAborted<T>(signal: AbortSignal, work: Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
 
 type SecureEvent = Extract<keyof ClientToServerEvents, `secagg:${string}`>;
 type AckValue<E extends keyof ClientToServerEvents> = Parameters<ClientToServerEvents[E]>[1] extends Ack<infer T> ? T : never;
@@ -115,6 +146,14 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
   private serverKey: Uint8Array | undefined;
   private identity: KeyPair | undefined;
   private clientId = '';
+  /** What lets this client take its session back after a reconnect. */
+  private resumeWith: { clientId: string; token: Uint8Array } | undefined;
+  /** Open while joined on the current connection; replaced at every disconnect. */
+  private joinedGate = gate();
+  /** The round attempt being worked on, and the attempts seen lately. */
+  private current: { round: number; secure: boolean; abort: AbortController } | undefined;
+  private readonly seenAttempts: Uint8Array[] = [];
+  private paused = false;
 
   constructor(private readonly options: FederatedClientOptions) {
     super();
@@ -128,22 +167,25 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
     return this.task;
   }
 
-  /** Connects, joins the task, loads the data and reports ready. */
+  /** Connects, joins the task, loads the data and reports ready. Reconnects by itself after a drop. */
   async start(): Promise<void> {
     const socket: ClientSocket = io(this.options.server, { transports: ['websocket'], reconnection: true });
     this.socket = socket;
-    socket.on('round:start', (start) => {
-      // Rounds run one at a time; a round that fails reports an error and the client stays in.
-      this.busy = this.busy.then(() => this.runRound(start)).catch((error: unknown) => this.fail(error));
-    });
+    socket.on('round:start', (start) => this.roundStarted(start));
     socket.on('round:end', (end) => this.roundEnded(end));
     socket.on('task:status', ({ status }) => {
       if (status === 'completed' || status === 'stopped') this.emit('finished', { status });
     });
     socket.on('server:error', (error) => this.fail(TributaryError.fromBody(error)));
     socket.on('connect', () => {
-      // First connect and every reconnect: (re)join so the server knows us again.
+      // First connect and every reconnect: (re)join, taking the session back if the server still holds it.
       this.join().catch((error: unknown) => this.fail(error));
+    });
+    socket.on('disconnect', (reason) => {
+      this.joinedGate = gate();
+      // A secure round cannot continue on a new connection: the server counts this client as dropped.
+      if (this.current?.secure) this.abandon('the connection dropped during a secure round');
+      if (reason !== 'io client disconnect') this.emit('disconnected', { reason });
     });
     await new Promise<void>((resolve, reject) => {
       const onJoined = () => {
@@ -159,7 +201,45 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
     });
   }
 
+  /** Fault injection: drops the connection as a network failure would; the client reconnects by itself. */
+  simulateNetworkDrop(): void {
+    this.socket?.io.engine?.close();
+  }
+
+  /** Stays joined but asks not to be selected, and gives up the round in progress. */
+  async pause(): Promise<void> {
+    this.paused = true;
+    this.abandon('paused');
+    await this.reportReadiness();
+  }
+
+  /** Available for rounds again. */
+  async resume(): Promise<void> {
+    this.paused = false;
+    await this.reportReadiness();
+  }
+
+  get isPaused(): boolean {
+    return this.paused;
+  }
+
+  private readiness() {
+    return {
+      taskId: this.options.taskId,
+      samples: this.data!.n,
+      backend: this.backend,
+      cachedVersion: this.global?.version ?? -1,
+      paused: this.paused,
+    };
+  }
+
+  private async reportReadiness(): Promise<void> {
+    if (!this.socket?.connected || !this.data) return; // the next (re)join reports it
+    unwrap(await this.socket.emitWithAck('client:ready', this.readiness()));
+  }
+
   stop(): void {
+    this.abandon('the client stopped');
     this.socket?.disconnect();
     this.trainer?.dispose();
     this.trainer = undefined;
@@ -176,6 +256,7 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
         kind: this.options.kind ?? 'browser',
         identityKey: this.identity.publicKey,
         ...(shard === undefined ? {} : { shard }),
+        ...(this.resumeWith ? { resume: this.resumeWith } : {}),
       }),
     );
     const serverKey = bytes(joined.serverKey);
@@ -184,24 +265,24 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
       throw new TributaryError('SERVER_KEY_MISMATCH', `pinned ${fingerprint(this.serverKey)}, got ${fingerprint(serverKey)}`);
     }
     this.serverKey = serverKey;
+    // A new session (the server restarted, or kept us away too long): the round in progress is lost with the old one.
+    if (!joined.resumed) this.abandon('the server no longer holds this client\'s session');
     this.clientId = joined.clientId;
+    this.resumeWith = { clientId: joined.clientId, token: bytes(joined.resumeToken) };
     if (!this.task) {
       this.task = joined.task;
       this.backend = await this.options.activateBackend(joined.task);
-      this.trainer = new Trainer(joined.task.spec.model, joined.task.spec.seed);
+      this.trainer = new Trainer(joined.task.spec.model, joined.task.spec.seed, this.options.throttle);
       this.lengths = this.trainer.weightLengths;
       this.data = await this.options.data({ task: joined.task, shard: joined.shard });
     }
     unwrap(
-      await socket.emitWithAck('client:ready', {
-        taskId,
-        samples: this.data!.n,
-        backend: this.backend,
-        cachedVersion: this.global?.version ?? -1,
-      }),
+      await socket.emitWithAck('client:ready', this.readiness()),
     );
+    this.joinedGate.open();
     this.emit('joined', {
       clientId: joined.clientId,
+      resumed: joined.resumed,
       shard: joined.shard,
       task: joined.task,
       samples: this.data!.n,
@@ -211,7 +292,40 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
     });
   }
 
-  private async runRound(received: RoundStart): Promise<void> {
+  /**
+   * A round config arrived. Rounds run one at a time; a newer config supersedes the attempt
+   * in progress (the server moved on, or restarted the round), and a config re-sent after a
+   * reconnect for an attempt already under way is ignored.
+   */
+  private roundStarted(received: RoundStart): void {
+    const key = bytes(received.aggregatorKey);
+    if (this.seenAttempts.some((seen) => equalBytes(seen, key))) return;
+    this.seenAttempts.push(key);
+    if (this.seenAttempts.length > REMEMBERED_ATTEMPTS) this.seenAttempts.shift();
+    this.abandon(`round ${received.round} started`);
+    const attempt = { round: received.round, secure: received.secure !== null, abort: new AbortController() };
+    this.current = attempt;
+    this.busy = this.busy
+      .then(() => this.runRound(received, attempt.abort.signal))
+      .catch((error: unknown) => {
+        // A round that fails reports an error and the client stays in the task.
+        if (!attempt.abort.signal.aborted) this.fail(error);
+      })
+      .finally(() => {
+        if (this.current === attempt) this.current = undefined;
+      });
+  }
+
+  /** Gives up the round attempt in progress, if any. */
+  private abandon(reason: string): void {
+    const attempt = this.current;
+    if (!attempt || attempt.abort.signal.aborted) return;
+    attempt.abort.abort(new TributaryError('ROUND_NOT_ACTIVE', reason));
+    this.emit('round-abandoned', { round: attempt.round, reason });
+  }
+
+  private async runRound(received: RoundStart, signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
     // Browsers receive binary as ArrayBuffer, Node as Buffer: one shape before verifying.
     const start: RoundStart = {
       ...received,
@@ -240,24 +354,24 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
     });
     this.residual ??= this.lengths.map((n) => new Float32Array(n));
     if (start.secure) {
-      await this.runSecureRound(start, start.secure, global.weights);
+      await this.runSecureRound(start, start.secure, global.weights, signal);
       return;
     }
-    const { delta, train } = await this.train(start, global.weights);
+    const { delta, train } = await this.train(start, global.weights, signal);
     // Sealed to this round's aggregator key: relays and proxies see ciphertext only.
     const payload = seal(
       encodeUpdate(delta, { bits: start.bits, clipSigma: start.clipSigma, rng: this.rng, residual: this.residual }),
       start.aggregatorKey,
     );
-    const chunks = await this.upload(start, payload, train.samples);
+    const chunks = await this.upload(start, payload, train.samples, signal);
     this.emit('uploaded', { round: start.round, bytes: payload.byteLength, chunks, train });
   }
 
-  private async train(start: RoundStart, global: Weights): Promise<{ delta: Weights; train: Omit<TrainResult, 'weights'> }> {
+  private async train(start: RoundStart, global: Weights, signal: AbortSignal): Promise<{ delta: Weights; train: Omit<TrainResult, 'weights'> }> {
     const shuffleSeed = deriveSeed(this.seed, 'shuffle', start.round);
     const result = await this.trainer!.train(global, this.data!, start.hyper, shuffleSeed, (fraction, loss) => {
       this.emit('progress', { round: start.round, fraction, loss });
-    });
+    }, signal);
     const { weights, ...train } = result;
     return { delta: subtractWeights(weights, global), train };
   }
@@ -267,7 +381,7 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
    * online), then training, then the masked input and the unmasking phases. Each request's
    * ack arrives when the server closes that phase.
    */
-  private async runSecureRound(start: RoundStart, secure: SecureRoundConfig, global: Weights): Promise<void> {
+  private async runSecureRound(start: RoundStart, secure: SecureRoundConfig, global: Weights, signal: AbortSignal): Promise<void> {
     const ref = { taskId: start.taskId, round: start.round };
     const index = secure.participants.findIndex((p) => p.clientId === this.clientId);
     if (index < 0) throw new TributaryError('NOT_A_PARTICIPANT', `round ${start.round} config does not list this client`);
@@ -276,14 +390,16 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
     const phase = (name: SecurePhase) => this.emit('secure-phase', { round: start.round, phase: name });
 
     const { index: _index, ...keys } = protocol.advertise();
-    const { advertised } = await this.phaseRequest('secagg:advertise', timeout, { ...ref, ...keys });
+    const request = <E extends SecureEvent>(event: E, body: Parameters<ClientToServerEvents[E]>[0]) =>
+      unlessAborted(signal, this.phaseRequest(event, timeout, body));
+    const { advertised } = await request('secagg:advertise', { ...ref, ...keys });
     phase('advertised');
     const boxes = await protocol.share(unpackAdvertised(bytes(advertised)));
-    const relayed = await this.phaseRequest('secagg:share', timeout, { ...ref, boxes });
+    const relayed = await request('secagg:share', { ...ref, boxes });
     protocol.receive({ sharers: relayed.sharers, boxes: bytes(relayed.boxes) });
     phase('shared');
 
-    const { delta, train } = await this.train(start, global);
+    const { delta, train } = await this.train(start, global, signal);
     const me = secure.participants[index]!;
     const meanSamples = secure.participants.reduce((a, p) => a + p.samples, 0) / secure.participants.length;
     const levels = encodeSecureInput(delta, {
@@ -294,15 +410,15 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
       rng: this.rng,
     });
     const payload = seal(encodeRing(protocol.mask(levels, expandSeed), secure.ringBits), start.aggregatorKey);
-    const chunks = await this.upload(start, payload, me.samples);
+    const chunks = await this.upload(start, payload, me.samples, signal);
     this.emit('uploaded', { round: start.round, bytes: payload.byteLength, chunks, train });
     phase('uploaded');
 
-    const { survivors } = await this.phaseRequest('secagg:survivors', timeout, ref);
+    const { survivors } = await request('secagg:survivors', ref);
     const signature = protocol.confirm(survivors);
-    const { confirmations } = await this.phaseRequest('secagg:confirm', timeout, { ...ref, signature });
+    const { confirmations } = await request('secagg:confirm', { ...ref, signature });
     const shares = protocol.reveal(unpackConfirmations(bytes(confirmations)));
-    await this.phaseRequest('secagg:reveal', timeout, { ...ref, shares });
+    await request('secagg:reveal', { ...ref, shares });
     phase('revealed');
   }
 
@@ -314,21 +430,42 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
     return unwrap(reply as Reply<AckValue<E>>);
   }
 
-  private async upload(start: RoundStart, payload: Uint8Array, samples: number): Promise<number> {
+  /**
+   * Sends the payload in acknowledged chunks. The server's ack names the next chunk it
+   * needs, so after a lost ack or a reconnect the upload goes on from there, never from 0.
+   */
+  private async upload(start: RoundStart, payload: Uint8Array, samples: number, signal: AbortSignal): Promise<number> {
     const count = Math.max(1, Math.ceil(payload.byteLength / start.chunkBytes));
     for (let index = 0; index < count; ) {
+      signal.throwIfAborted();
       const data = payload.subarray(index * start.chunkBytes, (index + 1) * start.chunkBytes);
-      const ack = unwrap(
-        await this.socket!.emitWithAck(
-          'update:chunk',
-          { taskId: start.taskId, round: start.round, index, count, totalBytes: payload.byteLength, samples },
-          data,
-        ),
-      );
-      // The server says where to continue: normally the next chunk, after a resend the one it still needs.
+      const meta = { taskId: start.taskId, round: start.round, index, count, totalBytes: payload.byteLength, samples };
+      const ack = await unlessAborted(signal, this.request('update:chunk', meta, data));
       index = ack.next;
     }
     return count;
+  }
+
+  /**
+   * A request that survives connection trouble: sent only while joined (volatile, so
+   * nothing is queued for a connection that has not re-joined yet), and sent again when
+   * its answer does not come. Coded errors from the server are final.
+   */
+  private async request(event: 'update:chunk', meta: ChunkMeta, data: Uint8Array): Promise<ChunkAck> {
+    for (;;) {
+      await this.joinedGate.promise;
+      // socket.io's volatile/timeout typing loses the event map; the arguments are checked by this signature.
+      const sender = this.socket!.volatile.timeout(REQUEST_TIMEOUT_MS) as unknown as {
+        emitWithAck(event: string, ...args: unknown[]): Promise<Reply<ChunkAck>>;
+      };
+      let reply: Reply<ChunkAck>;
+      try {
+        reply = await sender.emitWithAck(event, meta, data);
+      } catch {
+        continue; // no answer in time: dropped with the connection, or the connection stalled
+      }
+      return unwrap(reply);
+    }
   }
 
   private roundEnded(end: RoundEnd): void {

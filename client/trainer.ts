@@ -24,7 +24,8 @@ const YIELD_EVERY_MS = 50;
  * A macrotask turn: socket heartbeats, acks and (in browsers) rendering run here. Awaiting
  * a promise alone would not do, since microtasks never let I/O in.
  */
-const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+const yieldToEventLoop = () => sleep(0);
 
 function optimizer(hyper: Hyper): tf.Optimizer {
   switch (hyper.optimizer) {
@@ -48,7 +49,12 @@ export class Trainer {
 
   readonly weightLengths: number[];
 
-  constructor(readonly preset: ModelPreset, seed: number) {
+  /**
+   * @param throttle fraction of full speed to train at (0 < throttle ≤ 1): the trainer idles
+   *   after each step, sparing a device's battery, or standing in for a slower device.
+   */
+  constructor(readonly preset: ModelPreset, seed: number, private readonly throttle = 1) {
+    if (!(throttle > 0 && throttle <= 1)) throw new Error(`throttle must be in (0, 1], got ${throttle}`);
     this.model = buildModel(preset, seed);
     this.weightLengths = weightLengths(this.model);
   }
@@ -58,7 +64,7 @@ export class Trainer {
    * come from a seeded shuffle, so a run is reproducible, and there is no per-batch
    * callback machinery on the hot path.
    */
-  async train(global: Weights, set: LabelledSet, hyper: Hyper, seed: number, onProgress?: ProgressCallback): Promise<TrainResult> {
+  async train(global: Weights, set: LabelledSet, hyper: Hyper, seed: number, onProgress?: ProgressCallback, signal?: AbortSignal): Promise<TrainResult> {
     const started = Date.now();
     const { x, y } = this.tensorsFor(set);
     writeWeights(this.model, global);
@@ -70,47 +76,59 @@ export class Trainer {
     let totals = tf.zeros([2]); // [Σ loss·batch, Σ correct] over the last epoch
     const mu = hyper.proximalMu ?? 0;
     const anchor = mu > 0 ? this.proximalAnchor(global) : undefined;
-    let lastReport = Date.now();
-    let lastYield = Date.now();
-    for (let epoch = 0; epoch < hyper.localEpochs; epoch++) {
-      shuffleInPlace(order, rng);
-      const isLastEpoch = epoch === hyper.localEpochs - 1;
-      for (let b = 0; b < batches; b++) {
-        const rows = Int32Array.from(order.slice(b * hyper.batchSize, (b + 1) * hyper.batchSize));
-        const metrics = tf.tidy(() => {
-          const idx = tf.tensor1d(rows, 'int32');
-          const xb = tf.gather(x, idx);
-          const yb = tf.gather(y, idx);
-          let probs: tf.Tensor2D | undefined;
-          const loss = opt.minimize(() => {
-            const p = this.model.apply(xb, { training: true }) as tf.Tensor2D;
-            if (isLastEpoch) probs = tf.keep(p);
-            const data = tf.mean(sparseCrossEntropy(p, yb as tf.Tensor1D)) as tf.Scalar;
-            return anchor ? tf.add(data, this.proximalTerm(anchor, mu)) : data;
-          }, true)!;
-          if (!probs) return undefined;
-          const hits = tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), yb), 'float32'));
-          probs.dispose();
-          // Metrics stay on the device; reading them back every batch would stall the pipeline.
-          return tf.stack([tf.mul(loss, rows.length), hits]);
-        });
-        if (metrics) {
-          const next = tf.add(totals, metrics);
-          tf.dispose([totals, metrics]);
-          totals = next;
-        }
-        if (onProgress && Date.now() - lastReport > 250) {
-          lastReport = Date.now();
-          onProgress((epoch * batches + b + 1) / total, Number.NaN);
-        }
-        if (Date.now() - lastYield > YIELD_EVERY_MS) {
-          await yieldToEventLoop();
-          lastYield = Date.now();
+    try {
+      let lastReport = Date.now();
+      let lastYield = Date.now();
+      for (let epoch = 0; epoch < hyper.localEpochs; epoch++) {
+        shuffleInPlace(order, rng);
+        const isLastEpoch = epoch === hyper.localEpochs - 1;
+        for (let b = 0; b < batches; b++) {
+          const stepStarted = performance.now();
+          const rows = Int32Array.from(order.slice(b * hyper.batchSize, (b + 1) * hyper.batchSize));
+          const metrics = tf.tidy(() => {
+            const idx = tf.tensor1d(rows, 'int32');
+            const xb = tf.gather(x, idx);
+            const yb = tf.gather(y, idx);
+            let probs: tf.Tensor2D | undefined;
+            const loss = opt.minimize(() => {
+              const p = this.model.apply(xb, { training: true }) as tf.Tensor2D;
+              if (isLastEpoch) probs = tf.keep(p);
+              const data = tf.mean(sparseCrossEntropy(p, yb as tf.Tensor1D)) as tf.Scalar;
+              return anchor ? tf.add(data, this.proximalTerm(anchor, mu)) : data;
+            }, true)!;
+            if (!probs) return undefined;
+            const hits = tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), yb), 'float32'));
+            probs.dispose();
+            // Metrics stay on the device; reading them back every batch would stall the pipeline.
+            return tf.stack([tf.mul(loss, rows.length), hits]);
+          });
+          if (metrics) {
+            const next = tf.add(totals, metrics);
+            tf.dispose([totals, metrics]);
+            totals = next;
+          }
+          if (onProgress && Date.now() - lastReport > 250) {
+            lastReport = Date.now();
+            onProgress((epoch * batches + b + 1) / total, Number.NaN);
+          }
+          if (this.throttle < 1) {
+            await sleep((performance.now() - stepStarted) * (1 / this.throttle - 1));
+            lastYield = Date.now();
+            signal?.throwIfAborted();
+          } else if (Date.now() - lastYield > YIELD_EVERY_MS) {
+            await yieldToEventLoop();
+            lastYield = Date.now();
+            signal?.throwIfAborted(); // stopped, paused, or superseded by a newer round
+          }
         }
       }
+    } catch (error) {
+      tf.dispose(totals);
+      throw error;
+    } finally {
+      opt.dispose();
+      if (anchor) tf.dispose(anchor);
     }
-    opt.dispose();
-    if (anchor) tf.dispose(anchor);
     const [lossTotal, correct] = await totals.data();
     totals.dispose();
     const loss = lossTotal! / set.n;

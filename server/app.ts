@@ -35,6 +35,8 @@ export interface AppOptions {
   logger?: Logger;
   /** Serve /metrics to any address; by default only loopback may scrape it. */
   metricsPublic?: boolean;
+  /** How long a disconnected client keeps its session for a reconnect (default 30 s). */
+  sessionGraceMs?: number;
 }
 
 export interface App {
@@ -97,7 +99,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     unmask: (job, maskedSum) => unmaskPool.unmask(job, maskedSum),
     log,
   });
-  attachGateway(io, { store, coordinator, clients, serverKey: serverKey.publicKey, log });
+  attachGateway(io, { store, coordinator, clients, serverKey: serverKey.publicKey, log, ...(options.sessionGraceMs === undefined ? {} : { sessionGraceMs: options.sessionGraceMs }) });
 
   await http.register(fastifySwagger, {
     openapi: {

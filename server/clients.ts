@@ -1,24 +1,99 @@
 import type { ClientKind, RoundStart } from '../shared/protocol.ts';
 
-/** A connected client, as the round loop sees it. */
-export interface ClientSession {
+/** The live connection a session talks through; it changes when the client reconnects. */
+export interface ClientLink {
+  /** Bytes read from this connection so far, framing included. */
+  bytesRead(): number;
+  sendRoundStart(start: RoundStart): void;
+}
+
+export interface SessionInit {
+  id: string;
+  taskId: number;
+  kind: ClientKind;
+  identityKey: Uint8Array;
+  shard: number | null;
+  resumeToken: Uint8Array;
+}
+
+/**
+ * A client of a task, as the round loop sees it. A session outlives its connection: a
+ * client that reconnects within the grace period takes it back with its resume token, and
+ * with it its place in the round, its half-finished upload and the round config it missed.
+ */
+export class ClientSession {
   readonly id: string;
   readonly taskId: number;
   readonly kind: ClientKind;
   /** Long-term Ed25519 key the client joined with; it must sign the client's secure-round keys. */
   readonly identityKey: Uint8Array;
-  /** TF.js backend the client trains on; empty until it reports ready. */
-  backend: string;
   readonly shard: number | null;
+  /** The secret that lets the client take this session back after a reconnect. */
+  readonly resumeToken: Uint8Array;
+  /** TF.js backend the client trains on; empty until it reports ready. */
+  backend = '';
   /** Samples the client holds; 0 until it reports ready. */
-  samples: number;
+  samples = 0;
   /** Global model version the client holds (-1: none). */
-  cachedVersion: number;
-  wireBytes(): number;
-  sendRoundStart(start: RoundStart): void;
+  cachedVersion = -1;
+  /** Joined but not to be selected. */
+  paused = false;
+  private link: ClientLink | undefined;
+  private bytesOfEarlierLinks = 0;
+  /** The round config sent last and not yet settled: a client that was away gets it again. */
+  private pendingStart: RoundStart | undefined;
+
+  constructor(init: SessionInit) {
+    this.id = init.id;
+    this.taskId = init.taskId;
+    this.kind = init.kind;
+    this.identityKey = init.identityKey;
+    this.shard = init.shard;
+    this.resumeToken = init.resumeToken;
+  }
+
+  get connected(): boolean {
+    return this.link !== undefined;
+  }
+
+  attach(link: ClientLink): void {
+    this.detach();
+    this.link = link;
+  }
+
+  /** After a resume: the round config the client may have missed while it was away. */
+  resendRoundStart(): void {
+    if (this.pendingStart) this.link?.sendRoundStart(this.pendingStart);
+  }
+
+  /** The connection dropped; `link`, when given, must be the current one (a stale socket closing late changes nothing). */
+  detach(link?: ClientLink): void {
+    if (!this.link || (link && link !== this.link)) return;
+    this.bytesOfEarlierLinks += this.link.bytesRead();
+    this.link = undefined;
+  }
+
+  isLink(link: ClientLink): boolean {
+    return this.link === link;
+  }
+
+  /** Bytes read from this client over all its connections. */
+  wireBytes(): number {
+    return this.bytesOfEarlierLinks + (this.link?.bytesRead() ?? 0);
+  }
+
+  sendRoundStart(start: RoundStart): void {
+    this.pendingStart = start;
+    this.link?.sendRoundStart(start);
+  }
+
+  /** The round is over for this client (uploaded, or the round ended): nothing to re-send. */
+  settleRound(round: number): void {
+    if (this.pendingStart?.round === round) this.pendingStart = undefined;
+  }
 }
 
-/** Who is connected, by task. The gateway adds and removes; the round loop reads. */
+/** Who is joined, by task. The gateway adds and removes; the round loop reads. */
 export class ClientRegistry {
   private readonly sessions = new Map<string, ClientSession>();
 
@@ -44,11 +119,12 @@ export class ClientRegistry {
     return [...this.sessions.values()].filter((s) => s.taskId === taskId);
   }
 
+  /** Connected clients of the task that reported ready: the ones a round may select. */
   readyFor(taskId: number): ClientSession[] {
-    return this.ofTask(taskId).filter((s) => s.samples > 0);
+    return this.ofTask(taskId).filter((s) => s.samples > 0 && s.connected && !s.paused);
   }
 
-  /** The lowest demo shard no connected client of the task holds (wrapping when all are held). */
+  /** The lowest demo shard no joined client of the task holds (wrapping when all are held). */
   freeShard(taskId: number, shards: number): number {
     const held = new Set(this.ofTask(taskId).map((s) => s.shard));
     for (let shard = 0; shard < shards; shard++) if (!held.has(shard)) return shard;

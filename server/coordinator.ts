@@ -100,6 +100,7 @@ interface RoundOutcome {
   mean: Weights;
   participants: number;
   dropped: number;
+  late: number;
   rejected: number;
   samples: number;
   uploadBytes: number;
@@ -160,7 +161,9 @@ export class TaskRunner {
     const collection = this.collection;
     if (!collection) throw new TributaryError('ROUND_NOT_ACTIVE', 'no round is collecting updates');
     try {
-      return collection.acceptChunk(clientId, meta, data);
+      const ack = collection.acceptChunk(clientId, meta, data);
+      if (ack.complete) this.options.clients.get(clientId)?.settleRound(meta.round);
+      return ack;
     } finally {
       this.options.events.uploadProgress({
         taskId: this.task.id,
@@ -177,6 +180,17 @@ export class TaskRunner {
     return this.secure.protocol;
   }
 
+  /**
+   * A client's connection dropped; its session waits for it to come back. A plain round
+   * keeps its place (the upload resumes where it stopped); a secure round cannot, since the
+   * phases' deferred answers went to the dead connection, so SecAgg's drop-out handling takes over.
+   */
+  clientAway(clientId: string): void {
+    this.secure?.protocol.drop(clientId);
+    this.wake?.();
+  }
+
+  /** The client's session ended: it is out of the round. */
   clientLeft(clientId: string): void {
     this.collection?.drop(clientId);
     this.secure?.protocol.drop(clientId);
@@ -212,6 +226,7 @@ export class TaskRunner {
           await new Promise((resolve) => setTimeout(resolve, ABORTED_ROUND_PAUSE_MS)); // let departures register before retrying
         }
       }
+      for (const p of participants) p.settleRound(round);
       if (this.stopped) break;
       if (!outcome) continue;
       const stepStarted = performance.now();
@@ -226,6 +241,7 @@ export class TaskRunner {
         round,
         participants: outcome.participants,
         dropped: outcome.dropped,
+        late: outcome.late,
         rejected: outcome.rejected,
         samples: outcome.samples,
         accuracy,
@@ -378,6 +394,7 @@ export class TaskRunner {
       aggregationMs: performance.now() - started,
       participants: collected.accepted.length,
       dropped: collected.dropped.length,
+      late: collected.late.length,
       rejected: collected.rejected.length,
       samples: collected.accepted.reduce((n, u) => n + u.samples, 0),
       uploadBytes: collected.accepted.reduce((n, u) => n + u.wireBytes, 0),
@@ -441,6 +458,7 @@ export class TaskRunner {
         aggregationMs: unmaskMs + performance.now() - decodeStarted,
         participants: survivors.length,
         dropped: n - survivors.length - rejected,
+        late: 0,
         rejected,
         samples,
         uploadBytes: survivors.reduce((a, u) => a + participants[u]!.wireBytes() - startBytes[u]!, 0),

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Server, Socket } from 'socket.io';
 import { Compile } from 'typebox/compile';
 import type { TSchema, Static } from 'typebox';
+import { equalBytes, randomBytes } from '../shared/crypto.ts';
 import { TributaryError, toErrorBody } from '../shared/errors.ts';
 import {
   ChunkMeta,
@@ -13,10 +14,11 @@ import {
   type AdminServerToClientEvents,
   type ClientToServerEvents,
   type JoinReply,
+  type JoinRequest as JoinRequestType,
   type ServerToClientEvents,
 } from '../shared/protocol.ts';
 import { AdvertiseRequest, ConfirmRequest, RevealRequest, RoundRef, ShareRequest } from '../shared/secagg-protocol.ts';
-import type { ClientRegistry, ClientSession } from './clients.ts';
+import { ClientSession, type ClientLink, type ClientRegistry } from './clients.ts';
 import type { Coordinator, RoundEvents } from './coordinator.ts';
 import type { Store } from './store/store.ts';
 
@@ -42,11 +44,16 @@ function parse<T extends TSchema>(validator: { Check(v: unknown): boolean; Error
 
 const taskRoom = (taskId: number) => `task:${taskId}`;
 
+/** A reconnect within this time keeps the client's session: mobile networks drop for seconds, not minutes. */
+export const DEFAULT_SESSION_GRACE_MS = 30_000;
+
 export interface GatewayOptions {
   store: Store;
   coordinator: Coordinator;
   clients: ClientRegistry;
   serverKey: Uint8Array;
+  /** How long a disconnected client keeps its session (and its place in a round) for a reconnect. */
+  sessionGraceMs?: number;
   log: Logger;
 }
 
@@ -75,12 +82,27 @@ export function socketRoundEvents(io: ClientServer): RoundEvents {
  */
 export function attachGateway(io: ClientServer, options: GatewayOptions): void {
   const { store, coordinator, clients, serverKey, log } = options;
+  const sessionGraceMs = options.sessionGraceMs ?? DEFAULT_SESSION_GRACE_MS;
+
+  // Sessions whose connection dropped, by id: each ends for good when its timer fires.
+  const away = new Map<string, ReturnType<typeof setTimeout>>();
+
+  /** The session ends: its client is out of the task until it joins afresh. */
+  const endSession = (s: ClientSession) => {
+    clearTimeout(away.get(s.id));
+    away.delete(s.id);
+    clients.remove(s.id);
+    coordinator.runner(s.taskId)?.clientLeft(s.id);
+  };
 
   io.on('connection', (socket: ClientSocket) => {
     let session: ClientSession | undefined;
     // Bytes read from this client's TCP connection, framing included (clients use websocket).
     const tcp = (socket.conn.request as { socket?: NetSocket }).socket;
-    const wireBytes = () => tcp?.bytesRead ?? 0;
+    const link: ClientLink = {
+      bytesRead: () => tcp?.bytesRead ?? 0,
+      sendRoundStart: (start) => socket.emit('round:start', start),
+    };
 
     const respond = async (args: unknown[], work: () => unknown): Promise<void> => {
       const ack = args.at(-1);
@@ -100,12 +122,26 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
       return session;
     };
 
-    const leave = () => {
-      if (!session) return;
-      clients.remove(session.id);
-      void socket.leave(taskRoom(session.taskId));
-      coordinator.runner(session.taskId)?.clientLeft(session.id);
+    /** This connection stops speaking for its session, which waits `sessionGraceMs` for the client to come back. */
+    const release = () => {
+      const s = session;
+      if (!s) return;
       session = undefined;
+      void socket.leave(taskRoom(s.taskId));
+      if (!s.isLink(link)) return; // the client already came back on another connection
+      s.detach(link);
+      coordinator.runner(s.taskId)?.clientAway(s.id);
+      away.set(s.id, setTimeout(() => {
+        if (!s.connected) endSession(s);
+      }, sessionGraceMs));
+    };
+
+    /** The session a resume request names, if its token (and identity) match. */
+    const resumable = (request: JoinRequestType, taskId: number): ClientSession | undefined => {
+      const previous = request.resume && clients.get(request.resume.clientId);
+      if (!previous || previous.taskId !== taskId || previous.connected) return undefined;
+      const matches = equalBytes(previous.resumeToken, request.resume!.token) && equalBytes(previous.identityKey, request.identityKey);
+      return matches ? previous : undefined;
     };
 
     socket.on('task:join', (...args: unknown[]) =>
@@ -113,25 +149,32 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
         const request = parse<typeof JoinRequest>(validators.join, args[0]);
         const task = await store.getTask(request.taskId);
         if (!task) throw new TributaryError('TASK_NOT_FOUND', String(request.taskId));
-        leave();
-        const shards = task.spec.shards;
-        const shard = request.shard !== undefined && request.shard < shards ? request.shard : clients.freeShard(task.id, shards);
-        session = {
-          id: randomUUID(),
-          taskId: task.id,
-          kind: request.kind,
-          identityKey: new Uint8Array(request.identityKey),
-          backend: '',
-          shard,
-          samples: 0,
-          cachedVersion: -1,
-          wireBytes,
-          sendRoundStart: (start) => socket.emit('round:start', start),
-        };
-        clients.add(session);
+        if (session) endSession(session); // joining again on one connection starts over
+        session = undefined;
+        const previous = resumable(request, task.id);
+        if (previous) {
+          clearTimeout(away.get(previous.id));
+          away.delete(previous.id);
+          previous.attach(link);
+          session = previous;
+          // After the ack: the round config it missed while away, if any.
+          setImmediate(() => previous.isLink(link) && previous.resendRoundStart());
+        } else {
+          const shards = task.spec.shards;
+          session = new ClientSession({
+            id: randomUUID(),
+            taskId: task.id,
+            kind: request.kind,
+            identityKey: new Uint8Array(request.identityKey),
+            shard: request.shard !== undefined && request.shard < shards ? request.shard : clients.freeShard(task.id, shards),
+            resumeToken: randomBytes(32),
+          });
+          session.attach(link);
+          clients.add(session);
+        }
         await socket.join(taskRoom(task.id));
-        log.info({ clientId: session.id, taskId: task.id, kind: request.kind, shard }, 'client joined');
-        return { clientId: session.id, serverKey, task, shard };
+        log.info({ clientId: session.id, taskId: task.id, kind: request.kind, shard: session.shard, resumed: !!previous }, previous ? 'client resumed' : 'client joined');
+        return { clientId: session.id, resumeToken: session.resumeToken, resumed: !!previous, serverKey, task, shard: session.shard };
       }),
     );
 
@@ -142,6 +185,7 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
         client.samples = request.samples;
         client.backend = request.backend;
         client.cachedVersion = request.cachedVersion;
+        client.paused = request.paused ?? false;
         coordinator.runner(request.taskId)?.clientsChanged();
         return { selected: false };
       }),
@@ -210,7 +254,7 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
 
     socket.on('disconnect', (reason) => {
       if (session) log.debug({ clientId: session.id, reason }, 'client disconnected');
-      leave();
+      release();
     });
   });
 }

@@ -38,7 +38,7 @@ export function createMetrics(clients: ClientRegistry): { registry: Registry; ev
     registers,
     collect() {
       this.reset();
-      for (const kind of ['browser', 'edge', 'gpu'] as const) this.set({ kind }, clients.all().filter((c) => c.kind === kind).length);
+      for (const kind of ['browser', 'edge', 'gpu'] as const) this.set({ kind }, clients.all().filter((c) => c.kind === kind && c.connected).length);
     },
   });
   return {

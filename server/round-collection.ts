@@ -13,7 +13,10 @@ export interface AcceptedUpdate<T> {
 /** What one round collected: an immutable batch for aggregation. */
 export interface CollectedRound<T> {
   accepted: readonly AcceptedUpdate<T>[];
+  /** Left the round (disconnected and did not come back in time). */
   dropped: readonly string[];
+  /** Still in the round at the deadline: a sync round discards what they send after it. */
+  late: readonly string[];
   rejected: readonly string[];
 }
 
@@ -42,6 +45,7 @@ export class RoundCollection<T> {
   private readonly uploads = new Map<string, ChunkedUpload>();
   private readonly accepted: AcceptedUpdate<T>[] = [];
   private readonly dropped: string[] = [];
+  private readonly late: string[] = [];
   private readonly rejected: string[] = [];
   private readonly startBytes = new Map<string, number>();
   private readonly timer: ReturnType<typeof setTimeout>;
@@ -129,8 +133,8 @@ export class RoundCollection<T> {
     if (this.finished) return;
     this.finished = true;
     clearTimeout(this.timer);
-    for (const id of this.pending) this.dropped.push(id);
+    for (const id of this.pending) this.late.push(id);
     this.pending.clear();
-    this.resolve({ accepted: [...this.accepted], dropped: [...this.dropped], rejected: [...this.rejected] });
+    this.resolve({ accepted: [...this.accepted], dropped: [...this.dropped], late: [...this.late], rejected: [...this.rejected] });
   }
 }

@@ -36,6 +36,10 @@ export const JoinRequest = Type.Object(
     shard: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
     /** The client's long-term Ed25519 public key: it signs the client's per-round keys in secure rounds. */
     identityKey: Bytes(32),
+    /** After a reconnect: the session to take back, with the token its join returned. */
+    resume: Type.Optional(
+      Type.Object({ clientId: Type.String({ minLength: 1, maxLength: 64 }), token: Bytes(32) }, { additionalProperties: false }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -43,6 +47,10 @@ export type JoinRequest = Static<typeof JoinRequest>;
 
 export interface JoinReply {
   clientId: string;
+  /** Present this (with the client id) when joining again after a reconnect to keep the session. */
+  resumeToken: Uint8Array;
+  /** The session was taken back: its round, upload progress and model version carried over. */
+  resumed: boolean;
   /** The server's Ed25519 public key: clients pin it at first contact. */
   serverKey: Uint8Array;
   task: TaskRecord;
@@ -58,6 +66,8 @@ export const ReadyRequest = Type.Object(
     backend: Type.String({ minLength: 1, maxLength: 32 }),
     /** Global model version the client already holds; the server skips sending it again. */
     cachedVersion: Type.Integer({ minimum: -1, maximum: 2 ** 31 }),
+    /** A paused client stays joined but is not selected (the contributor pressed pause). */
+    paused: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 );

@@ -131,7 +131,10 @@ export const RoundRecord = Type.Object({
   taskId: Type.Integer(),
   round: Type.Integer(),
   participants: Type.Integer(),
+  /** Left the round before their update counted. */
   dropped: Type.Integer(),
+  /** Still training or uploading at the deadline: discarded in sync mode. */
+  late: Type.Integer(),
   rejected: Type.Integer(),
   samples: Type.Integer(),
   accuracy: Type.Number(),

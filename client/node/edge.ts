@@ -22,6 +22,10 @@ export interface EdgeClientOptions {
   identityFile?: string;
   /** Fault injection: SIGKILL this process when a secure round reaches `phase` (in `round`, default the first). */
   crashAt?: { phase: SecurePhase; round?: number };
+  /** Train at this fraction of full speed. */
+  throttle?: number;
+  /** Fault injection: drop the connection at random times, this many ms apart on average. */
+  disconnectEvery?: number;
 }
 
 export const DEFAULT_PIN_FILE = join(homedir(), '.tributary', 'known-servers.json');
@@ -65,6 +69,7 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
     taskId: options.taskId,
     kind: 'edge',
     seed: options.seed,
+    throttle: options.throttle ?? 1,
     ...(options.shard === undefined ? {} : { shard: options.shard }),
     activateBackend: (task) => activateNodeBackend(task.spec.model, options.backend),
     data: ({ task, shard }) => loadDemoShard(options.data, task.spec, shard ?? 0),
@@ -77,10 +82,16 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
       mkdirSync(dirname(pinFile), { recursive: true });
       writeFileSync(pinFile, JSON.stringify({ ...readPins(pinFile), [options.server]: toBase64(e.serverKey) }, null, 2));
     }
+    if (e.resumed) {
+      say('resumed', { clientId: e.clientId }, `reconnected: session ${e.clientId.slice(0, 8)} resumed`);
+      return;
+    }
     say('joined', { clientId: e.clientId, shard: e.shard, samples: e.samples, backend: e.backend, serverFingerprint: e.serverFingerprint },
       `joined task ${e.task.id} (${e.task.spec.name}) as ${e.clientId.slice(0, 8)}: shard ${e.shard}, ${e.samples} samples, backend ${e.backend}\n` +
       `server key ${e.serverFingerprint} (${pinned ? 'matches the pinned key' : `pinned now in ${pinFile}`})`);
   });
+  client.on('disconnected', (e) => say('disconnected', e, `disconnected (${e.reason}); reconnecting…`));
+  client.on('round-abandoned', (e) => say('round-abandoned', e, `round ${e.round} abandoned: ${e.reason}`));
   client.on('round-start', (e) => say('round-start', e, `round ${e.round}: training${e.downloadedWeights ? '' : ' (cached model)'}`));
   client.on('uploaded', (e) => say('uploaded', { round: e.round, bytes: e.bytes, chunks: e.chunks, ...e.train },
     `round ${e.round}: local loss ${e.train.loss.toFixed(3)}, accuracy ${(e.train.accuracy * 100).toFixed(1)} %, trained in ${e.train.durationMs} ms, uploaded ${e.bytes} bytes`));
@@ -96,7 +107,22 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
   client.on('error', (e) => console.error(`error: ${e.message}`));
   const finished = new Promise<'completed' | 'stopped'>((resolve) => client.once('finished', (e) => resolve(e.status)));
   await client.start();
+  const chaos = options.disconnectEvery ? dropConnectionsAtRandom(client, options.disconnectEvery) : undefined;
   const status = await finished;
+  clearTimeout(chaos?.());
   client.stop();
   return status;
+}
+
+/** Drops the connection after exponentially distributed pauses (a memoryless flaky network); returns the pending timer. */
+function dropConnectionsAtRandom(client: FederatedClient, meanMs: number): () => ReturnType<typeof setTimeout> {
+  let timer: ReturnType<typeof setTimeout>;
+  const schedule = () => {
+    timer = setTimeout(() => {
+      client.simulateNetworkDrop();
+      schedule();
+    }, -Math.log(1 - Math.random()) * meanMs);
+  };
+  schedule();
+  return () => timer;
 }

@@ -15,6 +15,7 @@ CREATE TABLE IF NOT EXISTS rounds (
   round INTEGER NOT NULL,
   participants INTEGER NOT NULL,
   dropped INTEGER NOT NULL,
+  late INTEGER NOT NULL DEFAULT 0,
   rejected INTEGER NOT NULL,
   samples INTEGER NOT NULL,
   accuracy REAL NOT NULL,
@@ -40,6 +41,7 @@ interface RoundRow {
   round: number;
   participants: number;
   dropped: number;
+  late: number;
   rejected: number;
   samples: number;
   accuracy: number;
@@ -67,6 +69,7 @@ function toRound(row: RoundRow): RoundRecord {
     round: row.round,
     participants: row.participants,
     dropped: row.dropped,
+    late: row.late,
     rejected: row.rejected,
     samples: row.samples,
     accuracy: row.accuracy,
@@ -88,6 +91,13 @@ export class SqliteStore implements Store {
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
     this.db.exec(SCHEMA);
+    this.migrate();
+  }
+
+  /** Columns added since a database was created, added to it in place. */
+  private migrate(): void {
+    const columns = new Set((this.db.prepare('PRAGMA table_info(rounds)').all() as Array<{ name: string }>).map((c) => c.name));
+    if (!columns.has('late')) this.db.exec('ALTER TABLE rounds ADD COLUMN late INTEGER NOT NULL DEFAULT 0');
   }
 
   async createTask(spec: TaskSpec): Promise<TaskRecord> {
@@ -114,12 +124,12 @@ export class SqliteStore implements Store {
     this.db.transaction(() => {
       this.db
         .prepare(
-          `INSERT INTO rounds (task_id, round, participants, dropped, rejected, samples, accuracy, loss,
+          `INSERT INTO rounds (task_id, round, participants, dropped, late, rejected, samples, accuracy, loss,
              upload_bytes, upload_bytes_per_param, duration_ms, finished_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
-          r.taskId, r.round, r.participants, r.dropped, r.rejected, r.samples, r.accuracy, r.loss,
+          r.taskId, r.round, r.participants, r.dropped, r.late, r.rejected, r.samples, r.accuracy, r.loss,
           r.uploadBytes, r.uploadBytesPerParam, r.durationMs, r.finishedAt,
         );
       this.db.prepare('UPDATE tasks SET completed_rounds = ? WHERE id = ?').run(r.round, r.taskId);

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { edgeClientArgs } from '../../cli/processes.ts';
-import { buildApp, type App } from '../../server/app.ts';
+import { buildApp, type App, type AppOptions } from '../../server/app.ts';
 import { withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../shared/task.ts';
 
 /** A real server on a loopback port, real client processes, and clean-up for both. */
@@ -19,14 +19,22 @@ export interface Harness {
   createTask(spec: TaskSpecInput): Promise<TaskRecord>;
   spawnClient(taskId: number, shard: number, extra?: string[]): ChildProcess;
   waitForStatus(taskId: number, status: TaskRecord['status'], timeoutMs?: number): Promise<TaskRecord>;
+  waitFor(condition: () => Promise<boolean>, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startHarness(): Promise<Harness> {
+export async function startHarness(options: Partial<AppOptions> = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tributary-test-'));
-  const app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST, logger: pino({ level: 'silent' }) });
+  const app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST, logger: pino({ level: 'silent' }), ...options });
   const url = await app.http.listen({ port: 0, host: '127.0.0.1' });
   const children: ChildProcess[] = [];
+  const waitFor = async (condition: () => Promise<boolean>, timeoutMs = 100_000) => {
+    const until = Date.now() + timeoutMs;
+    while (!(await condition())) {
+      if (Date.now() > until) throw new Error(`condition not met after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
   return {
     app,
     url,
@@ -38,14 +46,13 @@ export async function startHarness(): Promise<Harness> {
       return child;
     },
     async waitForStatus(taskId, status, timeoutMs = 100_000) {
-      const until = Date.now() + timeoutMs;
-      for (;;) {
-        const task = (await app.store.getTask(taskId))!;
-        if (task.status === status) return task;
-        if (Date.now() > until) throw new Error(`task ${taskId} is ${task.status}, not ${status}, after ${timeoutMs} ms`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
+      let task = (await app.store.getTask(taskId))!;
+      await waitFor(async () => (task = (await app.store.getTask(taskId))!).status === status, timeoutMs).catch(() => {
+        throw new Error(`task ${taskId} is ${task.status}, not ${status}, after ${timeoutMs} ms`);
+      });
+      return task;
     },
+    waitFor,
     async close() {
       for (const child of children) if (child.exitCode === null) child.kill('SIGKILL');
       await app.close();
