@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<{ run(options: BenchOptions): Promis
   quantization: () => import('./quantization.ts'),
   secagg: () => import('./secagg.ts'),
   optimizers: () => import('./optimizers.ts'),
+  chaos: () => import('./chaos.ts'),
 };
 
 export async function runBench(name: string, options: BenchOptions): Promise<void> {

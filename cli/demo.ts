@@ -9,7 +9,7 @@ import type { AdminClientToServerEvents, AdminServerToClientEvents } from '../sh
 import type { RoundRecord, TaskRecord, TaskSpecInput } from '../shared/task.ts';
 import type { UpdateBits } from '../shared/update-codec.ts';
 import type { Socket } from 'socket.io-client';
-import { edgeClientArgs, freePort, spawnTributary } from './processes.ts';
+import { api, edgeClientArgs, freePort, spawnTributary, waitForHealth } from './processes.ts';
 
 export interface DemoOptions {
   clients: number;
@@ -30,6 +30,9 @@ export interface DemoOptions {
   port: number;
   backend: string;
   strategy: 'fedavg' | 'fedavgm' | 'fedadam' | 'fedyogi';
+  mode: 'sync' | 'async';
+  /** Async: updates per server step (0 = half the clients). */
+  bufferSize: number;
   secure: boolean;
   threshold?: number;
   neighbours?: number;
@@ -56,28 +59,6 @@ export interface DemoDoneLine {
   wallMs: number;
 }
 
-async function waitForHealth(url: string, server: ChildProcess, timeoutMs = 60_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if (server.exitCode !== null) throw new Error(`server exited with code ${server.exitCode}`);
-    const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`server did not become healthy within ${timeoutMs} ms`);
-}
-
-async function api<T>(url: string, method: 'GET' | 'POST', body?: unknown): Promise<T> {
-  const response = await fetch(url, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = (await response.json()) as T & { code?: string; message?: string };
-  if (!response.ok) throw new Error(`${method} ${url}: ${json.code}: ${json.message}`);
-  return json;
-}
-
 /** round(fraction · n) client numbers, seeded, at least one. */
 function pickCrashing(n: number, fraction: number, seed: number): number[] {
   const order = shuffleInPlace(Array.from({ length: n }, (_, i) => i), createRng(deriveSeed('demo-crash', seed)));
@@ -87,6 +68,29 @@ function pickCrashing(n: number, fraction: number, seed: number): number[] {
 function progressBar(fraction: number, width = 24): string {
   const full = Math.round(fraction * width);
   return `${'█'.repeat(full)}${'░'.repeat(width - full)}`;
+}
+
+/** The task a demo (or a benchmark standing in for one) creates. */
+export function demoTaskSpec(options: Omit<DemoOptions, 'data' | 'port' | 'backend' | 'json' | 'drop'>): TaskSpecInput {
+  return {
+    name: `demo ${options.model} ${options.partition} ${options.bits}-bit ${options.strategy}${options.mode === 'async' ? ' async' : ''}${options.secure ? ' secure' : ''}`,
+    model: options.model,
+    partition: parsePartition(options.partition),
+    shards: options.clients,
+    rounds: options.rounds,
+    clientsPerRound: options.clients,
+    bits: options.bits,
+    strategy: options.strategy,
+    mode: options.mode,
+    bufferSize: options.bufferSize,
+    secure: options.secure,
+    threshold: options.threshold ?? 0,
+    neighbours: options.neighbours ?? 0,
+    hyper: { localEpochs: options.localEpochs, batchSize: options.batchSize, learningRate: options.lr, optimizer: options.optimizer, proximalMu: options.proximalMu },
+    trainLimit: options.trainLimit,
+    testLimit: options.testLimit,
+    seed: options.seed,
+  };
 }
 
 /**
@@ -123,23 +127,7 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     children.push(server);
     await waitForHealth(url, server);
 
-    const spec: TaskSpecInput = {
-      name: `demo ${options.model} ${options.partition} ${options.bits}-bit ${options.strategy}${options.secure ? ' secure' : ''}`,
-      model: options.model,
-      partition: parsePartition(options.partition),
-      shards: options.clients,
-      rounds: options.rounds,
-      clientsPerRound: options.clients,
-      bits: options.bits,
-      strategy: options.strategy,
-      secure: options.secure,
-      threshold: options.threshold ?? 0,
-      neighbours: options.neighbours ?? 0,
-      hyper: { localEpochs: options.localEpochs, batchSize: options.batchSize, learningRate: options.lr, optimizer: options.optimizer, proximalMu: options.proximalMu },
-      trainLimit: options.trainLimit,
-      testLimit: options.testLimit,
-      seed: options.seed,
-    };
+    const spec = demoTaskSpec(options);
     const task = await api<TaskRecord>(`${url}/api/tasks`, 'POST', spec);
     info(`task ${task.id}: ${task.spec.name}, ${options.clients} clients, ${options.rounds} rounds`);
 

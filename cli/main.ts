@@ -110,6 +110,8 @@ program
   .option('--port <n>', 'server port (default: a free one)', int('port'), 0)
   .addOption(new Option('--backend <name>', 'TF.js backend for clients').choices(['auto', 'wasm', 'cpu']).default('auto'))
   .addOption(new Option('--strategy <name>', 'server optimizer').choices(['fedavg', 'fedavgm', 'fedadam', 'fedyogi']).default('fedavg'))
+  .addOption(new Option('--mode <mode>', 'sync rounds, or async FedBuff (no waiting for the slowest)').choices(['sync', 'async']).default('sync'))
+  .option('--buffer-size <k>', 'with --mode async: updates per server step (default: half the clients)', int('buffer-size', 1), 0)
   .option('--secure', 'secure aggregation (SecAgg+): the server learns only the sum of the updates', false)
   .option('--threshold <t>', 'with --secure: shares needed to unmask (default: two thirds of each secret\'s holders)', int('threshold', 2))
   .option('--neighbours <k>', 'with --secure: neighbours per client (default ≈ 2·log2 n; n − 1 = classic SecAgg)', int('neighbours', 1))
@@ -117,6 +119,7 @@ program
   .option('--json', 'one JSON object per completed round, then a summary', false)
   .action(async (opts) => {
     if (opts.drop && !opts.secure) throw new InvalidArgumentError('--drop needs --secure');
+    if (opts.secure && opts.mode === 'async') throw new InvalidArgumentError('--secure needs sync rounds (--mode sync)');
     const { runDemo } = await import('./demo.ts');
     const ok = await runDemo({ ...opts, bits: Number(opts.bits) });
     process.exit(ok ? 0 : 1);
@@ -124,7 +127,7 @@ program
 
 program
   .command('bench')
-  .description('run a benchmark: quantization, secagg, optimizers')
+  .description('run a benchmark: quantization, secagg, optimizers, chaos')
   .argument('<name>', 'benchmark to run')
   .option('--rounds <n>', 'rounds per run', int('rounds', 1), 20)
   .option('--clients <n>', 'edge clients per run', int('clients', 1), 10)

@@ -31,3 +31,28 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/** Resolves once the server answers /healthz; fails if it exits first. */
+export async function waitForHealth(url: string, server: ChildProcess, timeoutMs = 60_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (server.exitCode !== null) throw new Error(`server exited with code ${server.exitCode}`);
+    const ok = await fetch(`${url}/healthz`).then((r) => r.ok, () => false);
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`server did not become healthy within ${timeoutMs} ms`);
+}
+
+/** A REST call; a coded error body becomes the thrown message. */
+export async function api<T>(url: string, method: 'GET' | 'POST', body?: unknown): Promise<T> {
+  const response = await fetch(url, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = (await response.json()) as T & { code?: string; message?: string };
+  if (!response.ok) throw new Error(`${method} ${url}: ${json.code}: ${json.message}`);
+  return json;
+}
+

@@ -14,6 +14,7 @@ export function createMetrics(clients: ClientRegistry): { registry: Registry; ev
   const rounds = new Counter({ name: 'tributary_rounds_total', help: 'Rounds finished, by task and outcome (completed or aborted)', labelNames: ['task', 'outcome'], registers });
   const participants = new Counter({ name: 'tributary_participants_total', help: 'Updates aggregated', labelNames: ['task'], registers });
   const dropouts = new Counter({ name: 'tributary_dropouts_total', help: 'Selected participants that left a round before their update counted', labelNames: ['task'], registers });
+  const late = new Counter({ name: 'tributary_late_updates_total', help: 'Participants past a sync deadline (discarded), or async updates trained on an older model (weighted by staleness)', labelNames: ['task'], registers });
   const rejected = new Counter({ name: 'tributary_rejected_updates_total', help: 'Updates rejected as malformed', labelNames: ['task'], registers });
   const uploadBytes = new Counter({ name: 'tributary_upload_bytes_total', help: 'Bytes read from participants during rounds, framing included', labelNames: ['task'], registers });
   const roundSeconds = new Histogram({
@@ -49,6 +50,7 @@ export function createMetrics(clients: ClientRegistry): { registry: Registry; ev
         rounds.inc({ task, outcome: 'completed' });
         participants.inc({ task }, record.participants);
         dropouts.inc({ task }, record.dropped);
+        late.inc({ task }, record.late);
         rejected.inc({ task }, record.rejected);
         uploadBytes.inc({ task }, record.uploadBytes);
         roundSeconds.observe({ task }, record.durationMs / 1000);

@@ -83,3 +83,29 @@ export function countParameters(w: Weights): number {
   for (const t of w) n += t.length;
   return n;
 }
+
+/** FedBuff's polynomial staleness discount (Nguyen et al. 2022): 1/√(1 + τ), τ = model versions behind. */
+export function stalenessWeight(staleness: number): number {
+  if (!Number.isInteger(staleness) || staleness < 0) throw new TributaryError('INTERNAL', `staleness must be a non-negative integer, got ${staleness}`);
+  return 1 / Math.sqrt(1 + staleness);
+}
+
+export interface BufferedUpdate {
+  delta: Weights;
+  samples: number;
+  staleness: number;
+}
+
+/**
+ * FedBuff's buffered mean: Σ nᵢ·s(τᵢ)·Δᵢ / Σ nᵢ. Stale updates are damped, not
+ * renormalized away, so a buffer of stale updates moves the model less; without
+ * staleness it is FedAvg's sample-weighted mean.
+ */
+export function stalenessWeightedMean(updates: readonly BufferedUpdate[]): Weights {
+  const weighted = updates.map((u) => ({ delta: u.delta, weight: u.samples * stalenessWeight(u.staleness) }));
+  const mean = weightedMean(weighted);
+  const damping = weighted.reduce((a, u) => a + u.weight, 0) / updates.reduce((a, u) => a + u.samples, 0);
+  if (damping === 1) return mean;
+  for (const t of mean) for (let i = 0; i < t.length; i++) t[i] = t[i]! * damping;
+  return mean;
+}

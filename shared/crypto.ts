@@ -1,10 +1,13 @@
 import sodium from 'libsodium-wrappers';
 import { TributaryError } from './errors.ts';
+import { nodeCrypto, type NodeCrypto, type NodeKey } from './node-crypto.ts';
 
 /**
  * The one wrapper over libsodium: nothing else in Tributary imports it, so every
- * primitive, key size and failure mode is decided here. Await `cryptoReady()` once
- * (libsodium instantiates its WebAssembly asynchronously); everything else is synchronous.
+ * primitive, key size and failure mode is decided here. (X25519 here and the mask stream
+ * in mask-stream.ts have node:crypto fast paths, each checked against libsodium before it
+ * is used.) Await `cryptoReady()` once (libsodium instantiates its WebAssembly
+ * asynchronously); everything else is synchronous.
  */
 
 export interface KeyPair {
@@ -25,7 +28,59 @@ let ready = false;
 export async function cryptoReady(): Promise<void> {
   await sodium.ready;
   ready = true;
+  nodeScalarMult ??= probeNodeScalarMult();
 }
+
+/** X25519(sk, theirPk); `pk` is sk's own public key. Throws on a low-order peer key. */
+type ScalarMult = (sk: Uint8Array, pk: Uint8Array, theirPk: Uint8Array) => Uint8Array;
+
+/**
+ * X25519 through OpenSSL (node:crypto): about twice as fast as libsodium's WebAssembly,
+ * which matters when a client agrees seeds with hundreds of neighbours or the server
+ * rebuilds a dropped client's seeds with every survivor. Keys are imported as JWK (DER
+ * parsing would cost more than the multiplication) and the last secret key stays imported,
+ * since those callers use one secret key with many peers.
+ */
+function makeNodeScalarMult(crypto: NodeCrypto): ScalarMult {
+  const b64 = (bytes: Uint8Array) => sodium.to_base64(bytes, sodium.base64_variants.URLSAFE_NO_PADDING);
+  let last: { sk: Uint8Array; key: NodeKey } | undefined;
+  return (sk, pk, theirPk) => {
+    if (!last || !equalBytes(last.sk, sk)) {
+      last = { sk: sk.slice(), key: crypto.createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: b64(sk), x: b64(pk) }, format: 'jwk' }) };
+    }
+    const peer = crypto.createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64(theirPk) }, format: 'jwk' });
+    return new Uint8Array(crypto.diffieHellman({ privateKey: last.key, publicKey: peer }));
+  };
+}
+
+/** The Node path, only if it reproduces libsodium here (and refuses a low-order key as libsodium does). */
+function probeNodeScalarMult(): ScalarMult | null {
+  const crypto = nodeCrypto();
+  if (!crypto) return null;
+  try {
+    const mult = makeNodeScalarMult(crypto);
+    const a = sodium.crypto_box_seed_keypair(new Uint8Array(32).fill(1));
+    const b = sodium.crypto_box_seed_keypair(new Uint8Array(32).fill(2));
+    if (!equalBytes(mult(a.privateKey, a.publicKey, b.publicKey), sodium.crypto_scalarmult(a.privateKey, b.publicKey))) return null;
+    try {
+      mult(a.privateKey, a.publicKey, new Uint8Array(32));
+      return null;
+    } catch {
+      return mult;
+    }
+  } catch {
+    return null;
+  }
+}
+
+let nodeScalarMult: ScalarMult | null | undefined;
+
+/** Which X25519 implementation agreeSeed uses here (for tests and benchmarks). */
+export function keyAgreementPath(): 'node' | 'libsodium' {
+  return nodeScalarMult ? 'node' : 'libsodium';
+}
+
+const sodiumScalarMult: ScalarMult = (sk, _pk, theirPk) => sodium.crypto_scalarmult(sk, theirPk);
 
 function lib(): typeof sodium {
   // libsodium's functions are undefined until it is ready; say so instead of a TypeError.
@@ -103,9 +158,9 @@ export function agreeSeed(
   checkKey(theirPublicKey, KEY_BYTES, 'peer public key');
   let point: Uint8Array;
   try {
-    point = s.crypto_scalarmult(mySecretKey, theirPublicKey);
+    point = (nodeScalarMult ?? sodiumScalarMult)(mySecretKey, myPublicKey, theirPublicKey);
   } catch {
-    // libsodium rejects an all-zero result, i.e. a low-order peer key.
+    // Both refuse an all-zero result, i.e. a low-order peer key.
     throw new TributaryError('KEY_INVALID', 'peer public key is a low-order point');
   }
   const mineFirst = compareBytes(myPublicKey, theirPublicKey) <= 0;

@@ -1,5 +1,6 @@
 import { expandSeedSodium } from './crypto.ts';
 import { TributaryError } from './errors.ts';
+import { nodeCrypto, type NodeCrypto } from './node-crypto.ts';
 
 /**
  * Mask expansion: a 32-byte seed becomes the keystream of libsodium's
@@ -19,29 +20,11 @@ export type SeedExpander = ((seed: Uint8Array, bytes: number) => Uint8Array) & {
   readonly open?: (seed: Uint8Array) => KeystreamReader;
 };
 
-/** The minimal slice of node:crypto used here (shared/ sees no @types/node). */
-interface NodeCipher {
-  update(data: Uint8Array): Uint8Array;
-}
-interface NodeCrypto {
-  createCipheriv(algorithm: 'chacha20', key: Uint8Array, iv: Uint8Array): NodeCipher;
-  getCiphers(): string[];
-}
-interface NodeProcess {
-  getBuiltinModule?: (id: string) => unknown;
-}
 
 const SEED_BYTES = 32;
 /** Zeros are encrypted a block at a time; 64 KiB keeps input and output in L2. */
 const BLOCK_BYTES = 64 * 1024;
 
-function nodeCrypto(): NodeCrypto | undefined {
-  const proc = (globalThis as { process?: NodeProcess }).process;
-  // getBuiltinModule: Node ≥ 20.16 / 22.3, and never present in browsers.
-  const mod = proc?.getBuiltinModule?.('node:crypto') as NodeCrypto | undefined;
-  if (!mod || typeof mod.createCipheriv !== 'function') return undefined;
-  return mod.getCiphers().includes('chacha20') ? mod : undefined;
-}
 
 /** OpenSSL's 16-byte ChaCha20 IV: 32-bit little-endian block counter, then the 96-bit nonce. */
 const IV = new Uint8Array([0, 0, 0, 0, ...Array.from('LibsodiumDRG', (c) => c.charCodeAt(0))]);
@@ -95,7 +78,7 @@ function toHex(bytes: Uint8Array): string {
 /** The Node path, only if this runtime's OpenSSL really produces libsodium's stream. */
 function detectNodeExpander(): SeedExpander | undefined {
   const crypto = nodeCrypto();
-  if (!crypto) return undefined;
+  if (!crypto?.getCiphers().includes('chacha20')) return undefined;
   try {
     const expander = makeNodeExpander(crypto);
     return toHex(expander(new Uint8Array(SEED_BYTES), 16)) === ZERO_SEED_PREFIX ? expander : undefined;

@@ -54,6 +54,16 @@ export const TaskSpec = Type.Object(
     /** Per-tensor clip at this many RMS; the rest goes to the client's error-feedback residual. */
     clipSigma: Type.Number({ exclusiveMinimum: 0 }),
     strategy: StrategyName,
+    /**
+     * sync: rounds of clientsPerRound participants, late updates discarded. async: FedBuff
+     * (Nguyen et al. 2022): clientsPerRound clients train at once, every bufferSize updates
+     * make one server step ("round"), stale updates count with weight 1/√(1 + staleness).
+     */
+    mode: Type.Union([Type.Literal('sync'), Type.Literal('async')]),
+    /** Async: updates per server step (K); 0 = half of clientsPerRound, at least 1. */
+    bufferSize: Type.Integer({ minimum: 0, maximum: 10_000 }),
+    /** Async: updates more model versions behind than this are discarded. */
+    maxStaleness: Type.Integer({ minimum: 0, maximum: 1_000 }),
     /** Secure aggregation (SecAgg+): the server learns only the sum of the updates. */
     secure: Type.Boolean(),
     /** Secure rounds: shares needed to rebuild a client's secrets, of its neighbours + 1 holders; 0 = two thirds. */
@@ -87,6 +97,9 @@ export const TASK_DEFAULTS: Omit<TaskSpec, 'name'> = {
   bits: 8,
   clipSigma: 6,
   strategy: 'fedavg',
+  mode: 'sync',
+  bufferSize: 0,
+  maxStaleness: 10,
   secure: false,
   threshold: 0,
   neighbours: 0,
@@ -106,7 +119,14 @@ export function withTaskDefaults(input: TaskSpecInput): TaskSpec {
   } as TaskSpec;
   // Masked sums add integers: float32 updates cannot be summed securely.
   if (spec.secure && spec.bits === 32) throw new TributaryError('BAD_REQUEST', 'secure aggregation needs quantized updates (bits 2, 4, 8 or 16)');
+  // A masked sum needs one cohort that masks together; FedBuff's buffer fills with whoever finishes first.
+  if (spec.secure && spec.mode === 'async') throw new TributaryError('BAD_REQUEST', 'secure aggregation needs sync rounds (see the README on async mode)');
   return spec;
+}
+
+/** Async mode: updates per server step. */
+export function bufferSizeOf(spec: TaskSpec): number {
+  return spec.bufferSize > 0 ? spec.bufferSize : Math.max(1, Math.floor(spec.clientsPerRound / 2));
 }
 
 export const TaskStatus = Type.Union([
@@ -137,6 +157,8 @@ export const RoundRecord = Type.Object({
   late: Type.Integer(),
   rejected: Type.Integer(),
   samples: Type.Integer(),
+  /** Mean model versions the counted updates were behind (async mode; 0 in sync rounds). */
+  staleness: Type.Number(),
   accuracy: Type.Number(),
   loss: Type.Number(),
   uploadBytes: Type.Integer(),

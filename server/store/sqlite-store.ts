@@ -18,6 +18,7 @@ CREATE TABLE IF NOT EXISTS rounds (
   late INTEGER NOT NULL DEFAULT 0,
   rejected INTEGER NOT NULL,
   samples INTEGER NOT NULL,
+  staleness REAL NOT NULL DEFAULT 0,
   accuracy REAL NOT NULL,
   loss REAL NOT NULL,
   upload_bytes INTEGER NOT NULL,
@@ -44,6 +45,7 @@ interface RoundRow {
   late: number;
   rejected: number;
   samples: number;
+  staleness: number;
   accuracy: number;
   loss: number;
   upload_bytes: number;
@@ -72,6 +74,7 @@ function toRound(row: RoundRow): RoundRecord {
     late: row.late,
     rejected: row.rejected,
     samples: row.samples,
+    staleness: row.staleness,
     accuracy: row.accuracy,
     loss: row.loss,
     uploadBytes: row.upload_bytes,
@@ -98,6 +101,7 @@ export class SqliteStore implements Store {
   private migrate(): void {
     const columns = new Set((this.db.prepare('PRAGMA table_info(rounds)').all() as Array<{ name: string }>).map((c) => c.name));
     if (!columns.has('late')) this.db.exec('ALTER TABLE rounds ADD COLUMN late INTEGER NOT NULL DEFAULT 0');
+    if (!columns.has('staleness')) this.db.exec('ALTER TABLE rounds ADD COLUMN staleness REAL NOT NULL DEFAULT 0');
   }
 
   async createTask(spec: TaskSpec): Promise<TaskRecord> {
@@ -124,12 +128,12 @@ export class SqliteStore implements Store {
     this.db.transaction(() => {
       this.db
         .prepare(
-          `INSERT INTO rounds (task_id, round, participants, dropped, late, rejected, samples, accuracy, loss,
+          `INSERT INTO rounds (task_id, round, participants, dropped, late, rejected, samples, staleness, accuracy, loss,
              upload_bytes, upload_bytes_per_param, duration_ms, finished_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
-          r.taskId, r.round, r.participants, r.dropped, r.late, r.rejected, r.samples, r.accuracy, r.loss,
+          r.taskId, r.round, r.participants, r.dropped, r.late, r.rejected, r.samples, r.staleness, r.accuracy, r.loss,
           r.uploadBytes, r.uploadBytesPerParam, r.durationMs, r.finishedAt,
         );
       this.db.prepare('UPDATE tasks SET completed_rounds = ? WHERE id = ?').run(r.round, r.taskId);

@@ -44,5 +44,11 @@ export function adaptiveStrategy(name: StrategyName, secondMoment: SecondMoment,
         return out;
       });
     },
+    state: () => (m && v ? [...m, ...v] : []),
+    restore(state) {
+      const half = state.length / 2;
+      m = half ? state.slice(0, half).map((t) => Float32Array.from(t)) : undefined;
+      v = half ? state.slice(half).map((t) => Float32Array.from(t)) : undefined;
+    },
   };
 }

@@ -8,5 +8,7 @@ export function fedAvg(): Strategy {
     async step(global: Weights, meanDelta: Weights): Promise<Weights> {
       return addWeights(global, meanDelta);
     },
+    state: () => [],
+    restore() {},
   };
 }

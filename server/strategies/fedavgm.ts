@@ -29,5 +29,9 @@ export function fedAvgM({ learningRate, momentum }: FedAvgMOptions = { learningR
         return out;
       });
     },
+    state: () => velocity ?? [],
+    restore(state) {
+      velocity = state.length ? state.map((t) => Float32Array.from(t)) : undefined;
+    },
   };
 }

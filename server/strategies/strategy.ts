@@ -9,4 +9,7 @@ import type { StrategyName } from '../../shared/task.ts';
 export interface Strategy {
   readonly name: StrategyName;
   step(global: Weights, meanDelta: Weights, round: number): Promise<Weights>;
+  /** The optimizer's memory (momentum, moments), checkpointed with the model: a restarted server steps on exactly. */
+  state(): Weights;
+  restore(state: Weights): void;
 }

@@ -5,6 +5,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { edgeClientArgs } from '../../cli/processes.ts';
+import { FederatedClient, type FederatedClientOptions } from '../../client/federated-client.ts';
+import { loadDemoShard } from '../../client/node/fashion-mnist.ts';
+import { activateNodeBackend } from '../../client/node/tf.ts';
 import { buildApp, type App, type AppOptions } from '../../server/app.ts';
 import { withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../shared/task.ts';
 
@@ -12,6 +15,20 @@ import { withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../sha
 
 export const FASHION_MNIST = '/usr/share/datasets/fashion-mnist';
 const bin = fileURLToPath(new URL('../../bin/tributary.js', import.meta.url));
+
+/** An in-process client (real socket on loopback) on a demo shard, for tests that act at exact moments. */
+export function inProcessClient(url: string, taskId: number, shard: number, options: Partial<FederatedClientOptions> = {}): FederatedClient {
+  return new FederatedClient({
+    server: url,
+    taskId,
+    shard,
+    kind: 'edge',
+    seed: shard,
+    activateBackend: (task) => activateNodeBackend(task.spec.model),
+    data: ({ task }) => loadDemoShard(FASHION_MNIST, task.spec, shard),
+    ...options,
+  });
+}
 
 export interface Harness {
   app: App;

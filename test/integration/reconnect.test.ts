@@ -1,22 +1,9 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FederatedClient, type ClientEvents } from '../../client/federated-client.ts';
-import { loadDemoShard } from '../../client/node/fashion-mnist.ts';
-import { activateNodeBackend } from '../../client/node/tf.ts';
 import { cryptoReady } from '../../shared/crypto.ts';
-import { FASHION_MNIST, startHarness, type Harness } from './harness.ts';
+import { inProcessClient, startHarness, type Harness } from './harness.ts';
 
-/** In-process clients (real sockets on loopback), so a test can cut a connection at an exact moment. */
-function client(h: Harness, taskId: number, shard: number): FederatedClient {
-  return new FederatedClient({
-    server: h.url,
-    taskId,
-    shard,
-    kind: 'edge',
-    seed: shard,
-    activateBackend: (task) => activateNodeBackend(task.spec.model),
-    data: ({ task }) => loadDemoShard(FASHION_MNIST, task.spec, shard),
-  });
-}
+const client = (h: Harness, taskId: number, shard: number) => inProcessClient(h.url, taskId, shard);
 
 function record<E extends keyof ClientEvents>(c: FederatedClient, event: E): Array<Parameters<ClientEvents[E]>[0]> {
   const seen: Array<Parameters<ClientEvents[E]>[0]> = [];
@@ -107,15 +94,7 @@ describe('reconnects: sessions, resumed uploads and catch-up', () => {
   it('closes a sync round at its deadline without the straggler, and counts it late', async () => {
     const task = await h.createTask({ name: 'late', shards: 2, clientsPerRound: 2, rounds: 1, trainLimit: 2_400, testLimit: 500, roundDeadlineMs: 2_000 });
     const fast = client(h, task.id, 0);
-    const slow = new FederatedClient({
-      server: h.url,
-      taskId: task.id,
-      shard: 1,
-      kind: 'edge',
-      throttle: 0.05, // 20× slower: its ~19 steps take several seconds
-      activateBackend: (t) => activateNodeBackend(t.spec.model),
-      data: ({ task: t }) => loadDemoShard(FASHION_MNIST, t.spec, 1),
-    });
+    const slow = inProcessClient(h.url, task.id, 1, { throttle: 0.05 }); // 20× slower: its ~19 steps take seconds
     clients.push(fast, slow);
     await Promise.all([fast.start(), slow.start()]);
     await h.app.coordinator.start(task.id);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addWeights, countParameters, subtractWeights, weightedMean } from '../../shared/aggregate.ts';
+import { addWeights, countParameters, stalenessWeight, stalenessWeightedMean, subtractWeights, weightedMean } from '../../shared/aggregate.ts';
 
 const f = (...values: number[]) => Float32Array.from(values);
 
@@ -57,5 +57,31 @@ describe('weight arithmetic', () => {
   it('counts parameters across tensors', () => {
     expect(countParameters([f(1, 2, 3), f(), f(4)])).toBe(4);
     expect(countParameters([])).toBe(0);
+  });
+});
+
+describe('FedBuff staleness weighting', () => {
+  it('discounts by 1/√(1 + τ)', () => {
+    expect(stalenessWeight(0)).toBe(1);
+    expect(stalenessWeight(3)).toBeCloseTo(0.5, 12);
+    expect(() => stalenessWeight(-1)).toThrow();
+  });
+
+  it('averages by samples × discount over all samples: a hand-computed buffer', () => {
+    // Δ = 1 (100 samples, fresh) and Δ = 4 (300 samples, 3 versions behind, weight ½):
+    // (100·1·1 + 300·½·4) / (100 + 300) = (100 + 600) / 400 = 1.75.
+    const mean = stalenessWeightedMean([
+      { delta: [Float32Array.of(1)], samples: 100, staleness: 0 },
+      { delta: [Float32Array.of(4)], samples: 300, staleness: 3 },
+    ]);
+    expect(mean[0]![0]).toBeCloseTo(1.75, 6);
+  });
+
+  it('is FedAvg when nothing is stale', () => {
+    const updates = [
+      { delta: [Float32Array.of(1, 2)], samples: 1, staleness: 0 },
+      { delta: [Float32Array.of(3, -2)], samples: 3, staleness: 0 },
+    ];
+    expect(stalenessWeightedMean(updates)).toEqual(weightedMean(updates.map((u) => ({ delta: u.delta, weight: u.samples }))));
   });
 });
