@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { demoTaskSpec, type DemoOptions } from '../cli/demo.ts';
-import { api, edgeClientArgs, freePort, spawnTributary, waitForHealth } from '../cli/processes.ts';
+import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth } from '../cli/processes.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import type { TaskRecord } from '../shared/task.ts';
 import { runDemoJson } from './demo-run.ts';
@@ -57,20 +57,22 @@ async function chaosRun(options: BenchOptions) {
     await waitForHealth(url, server);
     return server;
   };
+  const operator = operatorToken(dataDir);
   let server = await startServer();
   const children: ChildProcess[] = [];
   try {
-    const task = await api<TaskRecord>(`${url}/api/tasks`, 'POST', demoTaskSpec(demo));
+    const task = await api<TaskRecord>(`${url}/api/tasks`, 'POST', demoTaskSpec(demo), operator);
+    const token = await enrollmentToken(url, task.id, operator, 'chaos clients');
     const flaky = new Set(shuffleInPlace(Array.from({ length: demo.clients }, (_, i) => i), rng).slice(0, Math.round(FLAKY_FRACTION * demo.clients)));
     for (let i = 0; i < demo.clients; i++) {
       const chaos = flaky.has(i) ? ['--disconnect-every', String(DISCONNECT_EVERY_MS)] : [];
-      const args = edgeClientArgs(url, task.id, i, DATA, dataDir, ['--backend', demo.backend, '--seed', String(demo.seed * 1000 + i), '--json', ...chaos]);
+      const args = edgeClientArgs(url, task.id, i, DATA, dataDir, ['--backend', demo.backend, '--seed', String(demo.seed * 1000 + i), '--token', token, '--json', ...chaos]);
       children.push(spawnTributary(args, join(dataDir, `client-${i}.log`)));
     }
-    await api(`${url}/api/tasks/${task.id}/start`, 'POST');
+    await api(`${url}/api/tasks/${task.id}/start`, 'POST', undefined, operator);
     log(`chaos run: ${demo.clients} clients (${[...flaky].join(', ')} flaky), state in ${dataDir}`);
 
-    const progress = async () => (await api<TaskRecord>(`${url}/api/tasks/${task.id}`, 'GET')).completedRounds;
+    const progress = async () => (await api<TaskRecord>(`${url}/api/tasks/${task.id}`, 'GET', undefined, operator)).completedRounds;
     // Kill moments spread over the run: a random wait, then SIGKILL wherever the server is.
     const kills: Kill[] = [];
     const expectedRoundMs = 14_000;

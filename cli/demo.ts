@@ -9,7 +9,7 @@ import type { AdminClientToServerEvents, AdminServerToClientEvents } from '../sh
 import type { RoundRecord, TaskRecord, TaskSpecInput } from '../shared/task.ts';
 import type { UpdateBits } from '../shared/update-codec.ts';
 import type { Socket } from 'socket.io-client';
-import { api, edgeClientArgs, freePort, spawnTributary, waitForHealth } from './processes.ts';
+import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth } from './processes.ts';
 
 export interface DemoOptions {
   clients: number;
@@ -120,6 +120,7 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
 
   try {
     info(`server: ${url}  state: ${dataDir}  logs: ${dataDir}/*.log`);
+    const operator = operatorToken(dataDir);
     const server = spawnTributary(
       ['serve', '--port', String(port), '--data-dir', dataDir, '--data', options.data, '--log-level', process.env.TRIBUTARY_DEMO_LOG_LEVEL ?? 'warn'],
       join(dataDir, 'server.log'),
@@ -128,12 +129,14 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     await waitForHealth(url, server);
 
     const spec = demoTaskSpec(options);
-    const task = await api<TaskRecord>(`${url}/api/tasks`, 'POST', spec);
+    const task = await api<TaskRecord>(`${url}/api/tasks`, 'POST', spec, operator);
+    const token = await enrollmentToken(url, task.id, operator, 'demo clients');
     info(`task ${task.id}: ${task.spec.name}, ${options.clients} clients, ${options.rounds} rounds`);
 
     const records: RoundRecord[] = [];
     const finished = new Promise<'completed' | 'stopped'>((resolve, reject) => {
-      admin = io(`${url}/admin`, { transports: ['websocket'] });
+      admin = io(`${url}/admin`, { transports: ['websocket'], auth: { token: operator } });
+      admin.on('connect_error', reject);
       admin.on('round:upload', (e) => {
         if (!options.json && process.stdout.isTTY && e.taskId === task.id) {
           process.stdout.write(`\r  round ${e.round}/${options.rounds} ${progressBar(e.received / e.expected)} ${e.received}/${e.expected} updates`);
@@ -166,7 +169,7 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
       });
       server.once('exit', (code) => reject(new Error(`server exited with code ${code} (see ${dataDir}/server.log)`)));
       admin.once('connect', () => {
-        void api(`${url}/api/tasks/${task.id}/start`, 'POST').catch(reject);
+        void api(`${url}/api/tasks/${task.id}/start`, 'POST', undefined, operator).catch(reject);
       });
     });
 
@@ -174,7 +177,7 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     if (options.drop) info(`clients ${[...crashing].join(', ')} will crash ${options.drop.phase.replace('ed', '')} in round ${options.drop.round}`);
     for (let i = 0; i < options.clients; i++) {
       const crash = crashing.has(i) && options.drop ? ['--crash-at', `${options.drop.phase}:${options.drop.round}`] : [];
-      const args = edgeClientArgs(url, task.id, i, options.data, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i), ...crash]);
+      const args = edgeClientArgs(url, task.id, i, options.data, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i), '--token', token, ...crash]);
       const child = spawnTributary(args, join(dataDir, `client-${i}.log`));
       child.once('exit', (code) => {
         if (code !== 0 && code !== null) info(`client ${i} exited with code ${code} (see ${dataDir}/client-${i}.log)`);

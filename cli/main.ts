@@ -52,16 +52,17 @@ program
   .option('--chunk-kb <n>', 'largest upload chunk clients may send, KiB', int('chunk-kb', 1), 256)
   .option('--log-level <level>', 'pino log level', 'info')
   .option('--metrics-public', 'let any address scrape /metrics (default: loopback only)', false)
+  .option('--cors-origins <origin...>', 'web app origins allowed to use the API and sockets (pages embedding the SDK)', [])
   .option('--demo-task', 'create (if none) and start a Fashion-MNIST demo task', false)
   .option('--demo-clients <n>', 'with --demo-task: also run N edge client processes', int('demo-clients'), 0)
   .action(async (opts) => {
     const { serve } = await import('../server/serve.ts');
-    const { url, demoTaskId } = await serve(opts);
-    if (demoTaskId !== undefined && opts.demoClients > 0) {
+    const { url, demo } = await serve(opts);
+    if (demo && opts.demoClients > 0) {
       const { edgeClientArgs, spawnTributary } = await import('./processes.ts');
       const { join } = await import('node:path');
       for (let shard = 0; shard < opts.demoClients; shard++) {
-        const child = spawnTributary(edgeClientArgs(url, demoTaskId, shard, opts.data, opts.dataDir), join(opts.dataDir, `client-${shard}.log`));
+        const child = spawnTributary(edgeClientArgs(url, demo.taskId, shard, opts.data, opts.dataDir, ['--token', demo.token]), join(opts.dataDir, `client-${shard}.log`));
         process.once('exit', () => child.kill());
       }
       console.log(`${opts.demoClients} edge clients training (logs: ${opts.dataDir}/client-*.log)`);
@@ -80,6 +81,8 @@ program
   .option('--json', 'one JSON object per event', false)
   .option('--pin-file <file>', 'where server keys are pinned at first contact (default ~/.tributary/known-servers.json)')
   .option('--identity-file <file>', "this device's Ed25519 identity, created at first run (default ~/.tributary/identity.json)")
+  .option('--token <token>', 'enrollment token from the task\'s operator (needed once: the identity stays enrolled)')
+  .option('--open-enrollment', 'enroll through the task\'s open enrollment instead of a token', false)
   .option('--throttle <fraction>', 'train at this fraction of full speed (0 < f ≤ 1), idling between steps', fraction('throttle'), 1)
   .option('--crash-at <phase[:round]>', 'fault injection: die (SIGKILL) when a secure round reaches advertised|shared|uploaded|revealed', crashPoint)
   .option('--disconnect-every <ms>', 'fault injection: drop the connection at random, on average this often (the client reconnects and resumes)', int('disconnect-every', 100))
@@ -123,6 +126,36 @@ program
     const { runDemo } = await import('./demo.ts');
     const ok = await runDemo({ ...opts, bits: Number(opts.bits) });
     process.exit(ok ? 0 : 1);
+  });
+
+const ROLES = ['viewer', 'operator', 'admin'];
+const admin = program.command('admin').description("manage accounts on a server's state folder (works while it runs)");
+
+admin
+  .command('create')
+  .description('create a user (the first admin, say): prints their TOTP secret and recovery codes once')
+  .requiredOption('--username <name>', 'login name')
+  .addOption(new Option('--role <role>', 'role').choices(ROLES).default('admin'))
+  .option('--data-dir <dir>', "the server's state folder", './data')
+  .option('--password-file <file>', 'read the password from a file (default: prompt)')
+  .option('--json', 'machine-readable output', false)
+  .action(async (opts) => {
+    const { createUser } = await import('./admin.ts');
+    await createUser(opts);
+  });
+
+admin
+  .command('token')
+  .description('create an API token (Authorization: Bearer …) acting as a user, for scripts')
+  .requiredOption('--username <name>', 'the user it acts as')
+  .option('--name <name>', 'what the token is for', 'cli')
+  .option('--create', 'create the user if missing (token-only: a random password)', false)
+  .addOption(new Option('--role <role>', 'with --create: the role').choices(ROLES).default('operator'))
+  .option('--data-dir <dir>', "the server's state folder", './data')
+  .option('--json', 'machine-readable output', false)
+  .action(async (opts) => {
+    const { createApiToken } = await import('./admin.ts');
+    await createApiToken(opts);
   });
 
 program

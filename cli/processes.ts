@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -44,15 +44,29 @@ export async function waitForHealth(url: string, server: ChildProcess, timeoutMs
   throw new Error(`server did not become healthy within ${timeoutMs} ms`);
 }
 
-/** A REST call; a coded error body becomes the thrown message. */
-export async function api<T>(url: string, method: 'GET' | 'POST', body?: unknown): Promise<T> {
-  const response = await fetch(url, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+/** A REST call, with an API token if given; a coded error body becomes the thrown message. */
+export async function api<T>(url: string, method: 'GET' | 'POST', body?: unknown, token?: string): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (token) headers.authorization = `Bearer ${token}`;
+  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const json = (await response.json()) as T & { code?: string; message?: string };
   if (!response.ok) throw new Error(`${method} ${url}: ${json.code}: ${json.message}`);
   return json;
 }
 
+
+/**
+ * An operator API token for a local run, made straight on the state folder with
+ * `tributary admin token` (before or while its server runs).
+ */
+export function operatorToken(dataDir: string): string {
+  const result = spawnSync(process.execPath, [bin, 'admin', 'token', '--data-dir', dataDir, '--username', 'demo-operator', '--create', '--role', 'operator', '--name', 'local run', '--json'], { encoding: 'utf8' });
+  if (result.status !== 0) throw new Error(`could not create an operator token: ${result.stderr}`);
+  return (JSON.parse(result.stdout) as { token: string }).token;
+}
+
+/** A client enrollment token for a task, minted over REST by an operator. */
+export async function enrollmentToken(url: string, taskId: number, operator: string, label: string): Promise<string> {
+  return (await api<{ token: string }>(`${url}/api/tasks/${taskId}/enrollment-tokens`, 'POST', { kind: 'client', label }, operator)).token;
+}

@@ -16,10 +16,11 @@ import type {
   RoundStart,
   ServerToClientEvents,
 } from '../shared/protocol.ts';
+import { joinProofMessage } from '../shared/protocol.ts';
 import { createRng, deriveSeed, type Rng } from '../shared/random.ts';
 import type { TaskRecord } from '../shared/task.ts';
 import { encodeUpdate } from '../shared/update-codec.ts';
-import { cryptoReady, equalBytes, fingerprint, generateSigningKeyPair, seal, type KeyPair } from '../shared/crypto.ts';
+import { cryptoReady, equalBytes, fingerprint, generateSigningKeyPair, seal, sign, toBase64, type KeyPair } from '../shared/crypto.ts';
 import { expandSeed } from '../shared/mask-stream.ts';
 import { encodeRing } from '../shared/ring.ts';
 import { verifyRoundStart } from '../shared/round-signature.ts';
@@ -45,6 +46,11 @@ export interface FederatedClientOptions {
   seed?: number;
   /** Train at this fraction of full speed (0 < throttle ≤ 1), idling between steps: spares a battery. */
   throttle?: number;
+  /**
+   * How this device's identity gets enrolled in the task before it joins: with a token an
+   * operator minted, or by the task's open enrollment. Omit it once the identity is enrolled.
+   */
+  enrollment?: { token: string } | 'open';
   /**
    * The server's Ed25519 key as pinned at an earlier first contact. A server showing
    * another key is refused (SERVER_KEY_MISMATCH); without one, the first key seen is pinned.
@@ -169,6 +175,9 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
 
   /** Connects, joins the task, loads the data and reports ready. Reconnects by itself after a drop. */
   async start(): Promise<void> {
+    await cryptoReady();
+    this.identity ??= generateSigningKeyPair();
+    if (this.options.enrollment) await this.enroll(this.options.enrollment);
     const socket: ClientSocket = io(this.options.server, { transports: ['websocket'], reconnection: true });
     this.socket = socket;
     socket.on('round:start', (start) => this.roundStarted(start));
@@ -245,16 +254,33 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
     this.trainer = undefined;
   }
 
+  /** Binds this device's identity key to the task (REST), with a token or by open enrollment. */
+  private async enroll(how: { token: string } | 'open'): Promise<void> {
+    const identityKey = toBase64(this.identity!.publicKey);
+    const [path, body] = how === 'open' ? [`/api/tasks/${this.options.taskId}/enroll`, { identityKey }] : ['/api/enroll', { token: how.token, identityKey }];
+    const response = await fetch(new URL(path, this.options.server), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const reply = (await response.json()) as { taskId?: number; code?: string; message?: string };
+    if (!response.ok) throw TributaryError.fromBody({ code: reply.code, message: reply.message ?? `enrollment failed (HTTP ${response.status})` });
+    if (reply.taskId !== this.options.taskId) throw new TributaryError('ENROLLMENT_TOKEN_INVALID', `the token is for task ${reply.taskId}, not ${this.options.taskId}`);
+  }
+
   private async join(): Promise<void> {
-    await cryptoReady();
-    this.identity ??= generateSigningKeyPair();
     const socket = this.socket!;
     const { taskId, shard } = this.options;
+    const kind = this.options.kind ?? 'browser';
+    // Prove the enrolled identity: sign the one-time nonce this connection was given.
+    const { nonce } = unwrap(await socket.emitWithAck('auth:challenge', {}));
+    const proof = sign(joinProofMessage(bytes(nonce), taskId, kind), this.identity!.secretKey);
     const joined: JoinReply = unwrap(
       await socket.emitWithAck('task:join', {
         taskId,
-        kind: this.options.kind ?? 'browser',
-        identityKey: this.identity.publicKey,
+        kind,
+        proof,
+        identityKey: this.identity!.publicKey,
         ...(shard === undefined ? {} : { shard }),
         ...(this.resumeWith ? { resume: this.resumeWith } : {}),
       }),

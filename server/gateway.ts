@@ -3,41 +3,53 @@ import type { Socket as NetSocket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Server, Socket } from 'socket.io';
 import { Compile } from 'typebox/compile';
-import type { TSchema, Static } from 'typebox';
-import { equalBytes, randomBytes } from '../shared/crypto.ts';
+import type { Static } from 'typebox';
+import { equalBytes, randomBytes, verify } from '../shared/crypto.ts';
 import { TributaryError, toErrorBody } from '../shared/errors.ts';
 import {
-  ChunkMeta,
-  JoinRequest,
-  ReadyRequest,
+  CLIENT_EVENT_SCHEMAS,
+  joinProofMessage,
   type AdminClientToServerEvents,
   type AdminServerToClientEvents,
   type ClientToServerEvents,
   type JoinReply,
-  type JoinRequest as JoinRequestType,
   type ServerToClientEvents,
 } from '../shared/protocol.ts';
-import { AdvertiseRequest, ConfirmRequest, RevealRequest, RoundRef, ShareRequest } from '../shared/secagg-protocol.ts';
+import type { Enrollments } from './auth/enrollment.ts';
 import { ClientSession, type ClientLink, type ClientRegistry } from './clients.ts';
 import type { Coordinator, RoundEvents } from './coordinator.ts';
+import { TokenBucket } from './rate-limit.ts';
+import type { SecureRound } from './secure-round.ts';
 import type { Store } from './store/store.ts';
 
 export type ClientServer = Server<ClientToServerEvents, ServerToClientEvents>;
 type ClientSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
+type ClientEvent = keyof ClientToServerEvents;
 
-const validators = {
-  join: Compile(JoinRequest),
-  ready: Compile(ReadyRequest),
-  chunk: Compile(ChunkMeta),
-  advertise: Compile(AdvertiseRequest),
-  share: Compile(ShareRequest),
-  roundRef: Compile(RoundRef),
-  confirm: Compile(ConfirmRequest),
-  reveal: Compile(RevealRequest),
+/**
+ * Who may send each client event: anyone connected; a client proving an enrolled
+ * identity (the join itself checks); or a client joined to the task the message names.
+ * The authorization test walks this table.
+ */
+export const CLIENT_EVENT_ACCESS = {
+  'auth:challenge': 'connected',
+  'task:join': 'enrolled',
+  'client:ready': 'joined',
+  'update:chunk': 'joined',
+  'secagg:advertise': 'joined',
+  'secagg:share': 'joined',
+  'secagg:survivors': 'joined',
+  'secagg:confirm': 'joined',
+  'secagg:reveal': 'joined',
+} as const satisfies Record<ClientEvent, 'connected' | 'enrolled' | 'joined'>;
+
+const validators = Object.fromEntries(Object.entries(CLIENT_EVENT_SCHEMAS).map(([event, schema]) => [event, Compile(schema)])) as {
+  [E in ClientEvent]: ReturnType<typeof Compile<(typeof CLIENT_EVENT_SCHEMAS)[E]>>;
 };
 
-function parse<T extends TSchema>(validator: { Check(v: unknown): boolean; Errors(v: unknown): { message: string; instancePath?: string }[] }, value: unknown): Static<T> {
-  if (validator.Check(value)) return value as Static<T>;
+function parse<E extends ClientEvent>(event: E, value: unknown): Static<(typeof CLIENT_EVENT_SCHEMAS)[E]> {
+  const validator = validators[event];
+  if (validator.Check(value)) return value as Static<(typeof CLIENT_EVENT_SCHEMAS)[E]>;
   const first = validator.Errors(value)[0];
   throw new TributaryError('BAD_REQUEST', first ? `${first.instancePath ?? ''} ${first.message}`.trim() : undefined);
 }
@@ -46,14 +58,20 @@ const taskRoom = (taskId: number) => `task:${taskId}`;
 
 /** A reconnect within this time keeps the client's session: mobile networks drop for seconds, not minutes. */
 export const DEFAULT_SESSION_GRACE_MS = 30_000;
+/** Messages a connection may send: on average, and in a burst (a round needs a handful; a flood is refused). */
+const MESSAGES_PER_SECOND = 50;
+const MESSAGE_BURST = 200;
 
 export interface GatewayOptions {
   store: Store;
   coordinator: Coordinator;
   clients: ClientRegistry;
+  enrollments: Enrollments;
   serverKey: Uint8Array;
   /** How long a disconnected client keeps its session (and its place in a round) for a reconnect. */
   sessionGraceMs?: number;
+  /** Per-connection message budget: average per second and burst. */
+  messageRate?: { perSecond: number; burst: number };
   log: Logger;
 }
 
@@ -76,14 +94,15 @@ export function socketRoundEvents(io: ClientServer): RoundEvents {
 }
 
 /**
- * The client-facing socket protocol. Every message is validated against its schema and
- * answered through its ack: a value, or a coded error. Nothing a client sends can throw
- * past this layer.
+ * The client-facing socket protocol. Every message is rate-limited, validated against its
+ * schema (shared/protocol.ts) and answered through its ack: a value, or a coded error.
+ * Joining needs an enrolled identity key, proven by signing a one-time nonce. Nothing a
+ * client sends can throw past this layer.
  */
 export function attachGateway(io: ClientServer, options: GatewayOptions): void {
-  const { store, coordinator, clients, serverKey, log } = options;
+  const { store, coordinator, clients, enrollments, serverKey, log } = options;
   const sessionGraceMs = options.sessionGraceMs ?? DEFAULT_SESSION_GRACE_MS;
-
+  const rate = options.messageRate ?? { perSecond: MESSAGES_PER_SECOND, burst: MESSAGE_BURST };
   // Sessions whose connection dropped, by id: each ends for good when its timer fires.
   const away = new Map<string, ReturnType<typeof setTimeout>>();
 
@@ -97,24 +116,13 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
 
   io.on('connection', (socket: ClientSocket) => {
     let session: ClientSession | undefined;
+    let nonce: Uint8Array | undefined;
+    const bucket = new TokenBucket(rate.perSecond, rate.burst);
     // Bytes read from this client's TCP connection, framing included (clients use websocket).
     const tcp = (socket.conn.request as { socket?: NetSocket }).socket;
     const link: ClientLink = {
       bytesRead: () => tcp?.bytesRead ?? 0,
       sendRoundStart: (start) => socket.emit('round:start', start),
-    };
-
-    const respond = async (args: unknown[], work: () => unknown): Promise<void> => {
-      const ack = args.at(-1);
-      try {
-        const value = await work();
-        if (typeof ack === 'function') ack({ ok: true, value });
-      } catch (error) {
-        if (!(error instanceof TributaryError)) log.error({ err: error }, 'socket handler failed');
-        const body = toErrorBody(error);
-        if (typeof ack === 'function') ack({ ok: false, error: body });
-        else socket.emit('server:error', body);
-      }
     };
 
     const requireSession = (taskId: number): ClientSession => {
@@ -136,51 +144,66 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
       }, sessionGraceMs));
     };
 
-    /** The session a resume request names, if its token (and identity) match. */
-    const resumable = (request: JoinRequestType, taskId: number): ClientSession | undefined => {
-      const previous = request.resume && clients.get(request.resume.clientId);
-      if (!previous || previous.taskId !== taskId || previous.connected) return undefined;
-      const matches = equalBytes(previous.resumeToken, request.resume!.token) && equalBytes(previous.identityKey, request.identityKey);
-      return matches ? previous : undefined;
+    const runnerOf = (taskId: number) => {
+      const runner = coordinator.runner(taskId);
+      if (!runner) throw new TributaryError('TASK_NOT_RUNNING');
+      return runner;
     };
 
-    socket.on('task:join', (...args: unknown[]) =>
-      respond(args, async (): Promise<JoinReply> => {
-        const request = parse<typeof JoinRequest>(validators.join, args[0]);
-        const task = await store.getTask(request.taskId);
-        if (!task) throw new TributaryError('TASK_NOT_FOUND', String(request.taskId));
-        if (session) endSession(session); // joining again on one connection starts over
-        session = undefined;
-        const previous = resumable(request, task.id);
-        if (previous) {
-          clearTimeout(away.get(previous.id));
-          away.delete(previous.id);
-          previous.attach(link);
-          session = previous;
-          // After the ack: the round config it missed while away, if any.
-          setImmediate(() => previous.isLink(link) && previous.resendRoundStart());
-        } else {
-          const shards = task.spec.shards;
-          session = new ClientSession({
-            id: randomUUID(),
-            taskId: task.id,
-            kind: request.kind,
-            identityKey: new Uint8Array(request.identityKey),
-            shard: request.shard !== undefined && request.shard < shards ? request.shard : clients.freeShard(task.id, shards),
-            resumeToken: randomBytes(32),
-          });
-          session.attach(link);
-          clients.add(session);
-        }
-        await socket.join(taskRoom(task.id));
-        log.info({ clientId: session.id, taskId: task.id, kind: request.kind, shard: session.shard, resumed: !!previous }, previous ? 'client resumed' : 'client joined');
-        return { clientId: session.id, resumeToken: session.resumeToken, resumed: !!previous, serverKey, task, shard: session.shard };
-      }),
-    );
+    /** The running secure round of the task, for a participant's message about that round. */
+    const secureRound = (ref: { taskId: number; round: number }): { clientId: string; round: SecureRound } => {
+      const client = requireSession(ref.taskId);
+      return { clientId: client.id, round: runnerOf(ref.taskId).secureRound(ref.round) };
+    };
 
-    socket.on('client:ready', (...args: unknown[]) =>
-      respond(args, () => {
-        const request = parse<typeof ReadyRequest>(validators.ready, args[0]);
+    const join = async (request: Static<typeof CLIENT_EVENT_SCHEMAS['task:join']>): Promise<JoinReply> => {
+      // The proof signs this connection's nonce, once: a recorded join cannot be replayed.
+      const challenge = nonce;
+      nonce = undefined;
+      if (!challenge || !verify(request.proof, joinProofMessage(challenge, request.taskId, request.kind), request.identityKey)) {
+        throw new TributaryError('NOT_ENROLLED', 'the join proof does not verify (ask auth:challenge first)');
+      }
+      const task = await store.getTask(request.taskId);
+      if (!task) throw new TributaryError('TASK_NOT_FOUND', String(request.taskId));
+      await enrollments.check(task.id, request.identityKey, request.kind);
+      if (session) endSession(session); // joining again on one connection starts over
+      session = undefined;
+      const candidate = request.resume && clients.get(request.resume.clientId);
+      const previous = candidate && candidate.taskId === task.id && !candidate.connected &&
+        equalBytes(candidate.resumeToken, request.resume!.token) && equalBytes(candidate.identityKey, request.identityKey) ? candidate : undefined;
+      if (previous) {
+        clearTimeout(away.get(previous.id));
+        away.delete(previous.id);
+        previous.attach(link);
+        session = previous;
+        // After the ack: the round config it missed while away, if any.
+        setImmediate(() => previous.isLink(link) && previous.resendRoundStart());
+      } else {
+        const shards = task.spec.shards;
+        session = new ClientSession({
+          id: randomUUID(),
+          taskId: task.id,
+          kind: request.kind,
+          identityKey: new Uint8Array(request.identityKey),
+          shard: request.shard !== undefined && request.shard < shards ? request.shard : clients.freeShard(task.id, shards),
+          resumeToken: randomBytes(32),
+        });
+        session.attach(link);
+        clients.add(session);
+      }
+      await socket.join(taskRoom(task.id));
+      log.info({ clientId: session.id, taskId: task.id, kind: request.kind, shard: session.shard, resumed: !!previous }, previous ? 'client resumed' : 'client joined');
+      return { clientId: session.id, resumeToken: session.resumeToken, resumed: !!previous, serverKey, task, shard: session.shard };
+    };
+
+    /** Each event's work, after its payload has passed its schema. */
+    const handlers: { [E in ClientEvent]: (request: Static<(typeof CLIENT_EVENT_SCHEMAS)[E]>, extra: unknown[]) => unknown } = {
+      'auth:challenge': () => {
+        nonce = randomBytes(32);
+        return { nonce };
+      },
+      'task:join': join,
+      'client:ready': (request) => {
         const client = requireSession(request.taskId);
         client.samples = request.samples;
         client.backend = request.backend;
@@ -188,69 +211,60 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
         client.paused = request.paused ?? false;
         coordinator.runner(request.taskId)?.clientsChanged();
         return { selected: false };
-      }),
-    );
-
-    socket.on('update:chunk', (...args: unknown[]) =>
-      respond(args, () => {
-        const meta = parse<typeof ChunkMeta>(validators.chunk, args[0]);
-        const data = args[1];
+      },
+      'update:chunk': (meta, [data]) => {
         if (!(data instanceof Uint8Array)) throw new TributaryError('BAD_REQUEST', 'chunk data must be binary');
         const client = requireSession(meta.taskId);
-        const runner = coordinator.runner(meta.taskId);
-        if (!runner) throw new TributaryError('TASK_NOT_RUNNING');
-        return runner.acceptChunk(client.id, meta, data);
-      }),
-    );
-
-    /** The running secure round of the task, for a participant's message about that round. */
-    const secureRound = (ref: { taskId: number; round: number }) => {
-      const client = requireSession(ref.taskId);
-      const runner = coordinator.runner(ref.taskId);
-      if (!runner) throw new TributaryError('TASK_NOT_RUNNING');
-      return { clientId: client.id, round: runner.secureRound(ref.round) };
-    };
-
-    socket.on('secagg:advertise', (...args: unknown[]) =>
-      respond(args, async () => {
-        const request = parse<typeof AdvertiseRequest>(validators.advertise, args[0]);
+        return runnerOf(meta.taskId).acceptChunk(client.id, meta, data);
+      },
+      'secagg:advertise': async (request) => {
         const { clientId, round } = secureRound(request);
         return { advertised: await round.advertise(clientId, request) };
-      }),
-    );
-
-    socket.on('secagg:share', (...args: unknown[]) =>
-      respond(args, () => {
-        const request = parse<typeof ShareRequest>(validators.share, args[0]);
+      },
+      'secagg:share': (request) => {
         const { clientId, round } = secureRound(request);
         return round.share(clientId, request.boxes);
-      }),
-    );
-
-    socket.on('secagg:survivors', (...args: unknown[]) =>
-      respond(args, async () => {
-        const request = parse<typeof RoundRef>(validators.roundRef, args[0]);
+      },
+      'secagg:survivors': async (request) => {
         const { clientId, round } = secureRound(request);
         return { survivors: await round.survivorsFor(clientId) };
-      }),
-    );
-
-    socket.on('secagg:confirm', (...args: unknown[]) =>
-      respond(args, async () => {
-        const request = parse<typeof ConfirmRequest>(validators.confirm, args[0]);
+      },
+      'secagg:confirm': async (request) => {
         const { clientId, round } = secureRound(request);
         return { confirmations: await round.confirm(clientId, request.signature) };
-      }),
-    );
-
-    socket.on('secagg:reveal', (...args: unknown[]) =>
-      respond(args, () => {
-        const request = parse<typeof RevealRequest>(validators.reveal, args[0]);
+      },
+      'secagg:reveal': (request) => {
         const { clientId, round } = secureRound(request);
         round.reveal(clientId, request.shares);
         return { accepted: true as const };
-      }),
-    );
+      },
+    };
+
+    for (const event of Object.keys(handlers) as ClientEvent[]) {
+      socket.on(event, (async (...args: unknown[]) => {
+        const ack = typeof args.at(-1) === 'function' ? (args.pop() as (reply: unknown) => void) : undefined;
+        try {
+          if (!bucket.take()) throw new TributaryError('RATE_LIMITED', `more than ${rate.perSecond} messages a second`);
+          const [payload, ...extra] = args;
+          const value = await (handlers[event] as (request: unknown, extra: unknown[]) => unknown)(parse(event, payload), extra);
+          ack?.({ ok: true, value });
+        } catch (error) {
+          if (!(error instanceof TributaryError)) log.error({ err: error, event }, 'socket handler failed');
+          const body = toErrorBody(error);
+          if (ack) ack({ ok: false, error: body });
+          else socket.emit('server:error', body);
+        }
+      }) as never);
+    }
+
+    // Anything else a client sends: a coded answer, never silence.
+    socket.onAny((event: string, ...args: unknown[]) => {
+      if (Object.hasOwn(handlers, event)) return;
+      const ack = args.at(-1);
+      const body = new TributaryError('BAD_REQUEST', `unknown event ${JSON.stringify(String(event).slice(0, 40))}`).toBody();
+      if (typeof ack === 'function') (ack as (reply: unknown) => void)({ ok: false, error: body });
+      else socket.emit('server:error', body);
+    });
 
     socket.on('disconnect', (reason) => {
       if (session) log.debug({ clientId: session.id, reason }, 'client disconnected');

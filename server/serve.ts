@@ -13,9 +13,11 @@ export interface ServeOptions {
   demoTask: boolean;
   /** Let any address scrape /metrics (default: loopback only). */
   metricsPublic: boolean;
+  /** Origins of web apps that embed the SDK (CORS for the API and sockets). */
+  corsOrigins: string[];
 }
 
-export async function serve(options: ServeOptions): Promise<{ app: App; url: string; demoTaskId?: number }> {
+export async function serve(options: ServeOptions): Promise<{ app: App; url: string; demo?: { taskId: number; token: string } }> {
   const logger = pino({ level: options.logLevel });
   const app = await buildApp({
     dataDir: options.dataDir,
@@ -23,6 +25,7 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
     chunkBytes: options.chunkKb * 1024,
     logger,
     metricsPublic: options.metricsPublic,
+    corsOrigins: options.corsOrigins,
   });
   const url = await app.http.listen({ port: options.port, host: options.host });
   logger.info({ url, dataDir: options.dataDir }, 'tributary server listening');
@@ -30,7 +33,11 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
   for (const task of await app.store.listTasks()) {
     if (task.status === 'running') await app.coordinator.start(task.id);
   }
-  let demoTaskId: number | undefined;
+  const setupToken = await app.accounts.setupTokenIfNeeded();
+  if (setupToken) {
+    console.log(`No admin yet. Create the first one at ${url}/admin/setup?token=${setupToken}\n  (or: npx tributary admin create --data-dir ${options.dataDir} --username <name>)`);
+  }
+  let demo: { taskId: number; token: string } | undefined;
   if (options.demoTask) {
     const tasks = await app.store.listTasks();
     const task = tasks[0] ?? (await app.store.createTask(withTaskDefaults({
@@ -38,10 +45,13 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
       partition: { kind: 'dirichlet', alpha: 0.5 },
       clientsPerRound: 3,
       shards: 3,
+      // Anyone may contribute from the browser page; edge devices get a token.
+      openEnrollment: true,
     })));
+    const { token } = await app.enrollments.createToken(task.id, { kind: 'client', label: 'demo edge clients', maxUses: 0, expiresInHours: 0 }, { actor: 'system', ip: '' });
     if (!app.coordinator.runner(task.id) && task.completedRounds < task.spec.rounds) await app.coordinator.start(task.id);
-    console.log(`demo task ${task.id} (${task.spec.name}) is running: open ${url}/ or join with\n  npx tributary client --server ${url} --task ${task.id}`);
-    demoTaskId = task.id;
+    console.log(`demo task ${task.id} (${task.spec.name}) is running: contribute at ${url}/contribute, or join with\n  npx tributary client --server ${url} --task ${task.id} --token ${token}`);
+    demo = { taskId: task.id, token };
   }
   const shutdown = async () => {
     await app.close();
@@ -49,5 +59,5 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
   };
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
-  return { app, url, ...(demoTaskId === undefined ? {} : { demoTaskId }) };
+  return { app, url, ...(demo ? { demo } : {}) };
 }

@@ -190,7 +190,10 @@ export class SyncRunner implements TaskRunner {
       return null;
     }
     const started = performance.now();
-    const mean = weightedMean(collected.accepted.map((u) => ({ delta: u.value, weight: u.samples })));
+    // A fixed order (by identity key, not arrival): the same updates give the same mean, bit for bit.
+    const identity = new Map(participants.map((p) => [p.id, Buffer.from(p.identityKey)]));
+    const ordered = [...collected.accepted].sort((a, b) => Buffer.compare(identity.get(a.clientId)!, identity.get(b.clientId)!));
+    const mean = weightedMean(ordered.map((u) => ({ delta: u.value, weight: u.samples })));
     return {
       mean,
       aggregationMs: performance.now() - started,

@@ -99,6 +99,13 @@ export function generateSigningKeyPair(): KeyPair {
   return { publicKey: kp.publicKey, secretKey: kp.privateKey };
 }
 
+/** An Ed25519 identity derived from a 32-byte seed: for devices that keep a seed rather than a key file. */
+export function signingKeyPairFromSeed(seed: Uint8Array): KeyPair {
+  checkKey(seed, KEY_BYTES, 'identity seed');
+  const kp = lib().crypto_sign_seed_keypair(seed);
+  return { publicKey: kp.publicKey, secretKey: kp.privateKey };
+}
+
 /** Ed25519, detached: the 64-byte signature alone. */
 export function sign(message: Uint8Array, secretKey: Uint8Array): Uint8Array {
   const s = lib();

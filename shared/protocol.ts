@@ -1,14 +1,15 @@
-import { Type, type Static } from 'typebox';
+import { Type, type Static, type TSchema } from 'typebox';
+import { concatBytes, utf8 } from './crypto.ts';
 import type { ErrorBody } from './errors.ts';
 import {
+  AdvertiseRequest,
   Bytes,
-  type AdvertiseRequest,
-  type ConfirmRequest,
+  ConfirmRequest,
+  RevealRequest,
+  RoundRef,
+  ShareRequest,
   type RelayedShares,
-  type RevealRequest,
-  type RoundRef,
   type SecureRoundConfig,
-  type ShareRequest,
 } from './secagg-protocol.ts';
 import type { Hyper, RoundRecord, TaskRecord, TaskStatus } from './task.ts';
 import type { UpdateBits } from './update-codec.ts';
@@ -28,10 +29,15 @@ export type ClientKind = Static<typeof ClientKind>;
 const TaskId = Type.Integer({ minimum: 1, maximum: 2 ** 31 });
 const RoundNumber = Type.Integer({ minimum: 1, maximum: 2 ** 31 });
 
+/** Asks for a one-time nonce that the next join's proof signs. */
+export const ChallengeRequest = Type.Object({}, { additionalProperties: false });
+
 export const JoinRequest = Type.Object(
   {
     taskId: TaskId,
     kind: ClientKind,
+    /** Ed25519 signature by the identity key over joinProofMessage(nonce, taskId, kind): the client holds the enrolled key. */
+    proof: Bytes(64),
     /** Ask for a specific data shard (demo data); the server assigns one otherwise. */
     shard: Type.Optional(Type.Integer({ minimum: 0, maximum: 10_000 })),
     /** The client's long-term Ed25519 public key: it signs the client's per-round keys in secure rounds. */
@@ -44,6 +50,11 @@ export const JoinRequest = Type.Object(
   { additionalProperties: false },
 );
 export type JoinRequest = Static<typeof JoinRequest>;
+
+/** What a join proof signs: the connection's one-time nonce, bound to the task and client kind. */
+export function joinProofMessage(nonce: Uint8Array, taskId: number, kind: ClientKind): Uint8Array {
+  return concatBytes(utf8(`tributary/join/v1/${taskId}/${kind}/`), nonce);
+}
 
 export interface JoinReply {
   clientId: string;
@@ -127,6 +138,7 @@ export interface TaskStatusEvent {
 }
 
 export interface ClientToServerEvents {
+  'auth:challenge': (request: Static<typeof ChallengeRequest>, ack: Ack<{ nonce: Uint8Array }>) => void;
   'task:join': (request: JoinRequest, ack: Ack<JoinReply>) => void;
   'client:ready': (request: ReadyRequest, ack: Ack<{ selected: boolean }>) => void;
   'update:chunk': (meta: ChunkMeta, data: Uint8Array, ack: Ack<ChunkAck>) => void;
@@ -137,6 +149,19 @@ export interface ClientToServerEvents {
   'secagg:confirm': (request: ConfirmRequest, ack: Ack<{ confirmations: Uint8Array }>) => void;
   'secagg:reveal': (request: RevealRequest, ack: Ack<{ accepted: true }>) => void;
 }
+
+/** The schema of every client event's payload: the gateway validates each message against its entry before any handler runs. */
+export const CLIENT_EVENT_SCHEMAS = {
+  'auth:challenge': ChallengeRequest,
+  'task:join': JoinRequest,
+  'client:ready': ReadyRequest,
+  'update:chunk': ChunkMeta,
+  'secagg:advertise': AdvertiseRequest,
+  'secagg:share': ShareRequest,
+  'secagg:survivors': RoundRef,
+  'secagg:confirm': ConfirmRequest,
+  'secagg:reveal': RevealRequest,
+} satisfies Record<keyof ClientToServerEvents, TSchema>;
 
 export interface ServerToClientEvents {
   'round:start': (start: RoundStart) => void;

@@ -71,6 +71,8 @@ export const TaskSpec = Type.Object(
     /** Secure rounds: neighbours each client masks with; 0 = ≈ 2·log2 n, ≥ n − 1 = every other client (classic SecAgg). */
     neighbours: Type.Integer({ minimum: 0, maximum: 254 }),
     hyper: Hyper,
+    /** Any device may enroll itself (rate-limited), e.g. for a public contribute page; otherwise it needs a token. */
+    openEnrollment: Type.Boolean(),
     roundDeadlineMs: Type.Integer({ minimum: 1_000, maximum: 86_400_000 }),
     /** Only the first N training samples are partitioned (quick tests); 0 means all. */
     trainLimit: Type.Integer({ minimum: 0 }),
@@ -104,6 +106,7 @@ export const TASK_DEFAULTS: Omit<TaskSpec, 'name'> = {
   threshold: 0,
   neighbours: 0,
   hyper: { localEpochs: 1, batchSize: 64, learningRate: 0.02, optimizer: 'momentum', proximalMu: 0 },
+  openEnrollment: false,
   roundDeadlineMs: 120_000,
   trainLimit: 0,
   testLimit: 0,

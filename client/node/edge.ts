@@ -24,6 +24,9 @@ export interface EdgeClientOptions {
   crashAt?: { phase: SecurePhase; round?: number };
   /** Train at this fraction of full speed. */
   throttle?: number;
+  /** Enroll this device's identity with an operator's token (needed once per task), or by open enrollment. */
+  token?: string;
+  openEnrollment?: boolean;
   /** Fault injection: drop the connection at random times, this many ms apart on average. */
   disconnectEvery?: number;
 }
@@ -70,6 +73,7 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
     kind: 'edge',
     seed: options.seed,
     throttle: options.throttle ?? 1,
+    ...(options.token ? { enrollment: { token: options.token } } : options.openEnrollment ? { enrollment: 'open' as const } : {}),
     ...(options.shard === undefined ? {} : { shard: options.shard }),
     activateBackend: (task) => activateNodeBackend(task.spec.model, options.backend),
     data: ({ task, shard }) => loadDemoShard(options.data, task.spec, shard ?? 0),

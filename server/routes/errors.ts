@@ -28,4 +28,7 @@ export function installErrorHandler(app: FastifyInstance): void {
     }
     void reply.code(status).send(body);
   });
+  app.setNotFoundHandler((request, reply) => {
+    void reply.code(404).send(new TributaryError('NOT_FOUND', `${request.method} ${request.url.split('?')[0]!.slice(0, 200)}`).toBody());
+  });
 }

@@ -22,6 +22,7 @@ const Query = Type.Object({ round: Type.Optional(Type.Integer({ minimum: 0 })) }
  */
 export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (app, { store, checkpoints }) => {
   app.withTypeProvider<TypeBoxTypeProvider>().get('/tasks/:id/model/:file', {
+    config: { access: 'viewer' },
     schema: {
       summary: 'Download the global model (TF.js format) of the latest or a given round',
       tags: ['model'],

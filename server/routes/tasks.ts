@@ -4,17 +4,20 @@ import { Type } from 'typebox';
 import { TributaryError } from '../../shared/errors.ts';
 import { RoundRecord, TaskRecord, TaskSpecInput, withTaskDefaults } from '../../shared/task.ts';
 import type { Coordinator } from '../coordinator.ts';
+import { actorOf } from '../auth/access.ts';
+import type { AuditLog } from '../auth/model.ts';
 import type { Store } from '../store/store.ts';
 import { ErrorReply } from './errors.ts';
 
 export interface TaskRoutesOptions {
   store: Store;
   coordinator: Coordinator;
+  audit: AuditLog;
 }
 
 const TaskParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 
-export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { store, coordinator }) => {
+export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { store, coordinator, audit }) => {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
   const getTask = async (id: number) => {
     const task = await store.getTask(id);
@@ -23,10 +26,12 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { s
   };
 
   api.get('/tasks', {
+    config: { access: 'viewer' },
     schema: { summary: 'List tasks', tags: ['tasks'], response: { 200: Type.Array(TaskRecord) } },
   }, () => store.listTasks());
 
   api.post('/tasks', {
+    config: { access: 'operator' },
     schema: {
       summary: 'Create a task; omitted fields take their defaults',
       tags: ['tasks'],
@@ -38,23 +43,37 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { s
     if (spec.minUpdates > spec.clientsPerRound) {
       throw new TributaryError('BAD_REQUEST', 'minUpdates cannot exceed clientsPerRound');
     }
+    const task = await store.createTask(spec);
+    await audit.record({ ...actorOf(request), action: 'task.create', target: `task ${task.id}`, detail: { name: spec.name, secure: spec.secure, mode: spec.mode } });
     reply.code(201);
-    return store.createTask(spec);
+    return task;
   });
 
   api.get('/tasks/:id', {
+    config: { access: 'viewer' },
     schema: { summary: 'One task', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply } },
   }, (request) => getTask(request.params.id));
 
   api.post('/tasks/:id/start', {
+    config: { access: 'operator' },
     schema: { summary: 'Start (or resume) a task', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply, 409: ErrorReply } },
-  }, (request) => coordinator.start(request.params.id));
+  }, async (request) => {
+    const task = await coordinator.start(request.params.id);
+    await audit.record({ ...actorOf(request), action: 'task.start', target: `task ${task.id}`, detail: { fromRound: task.completedRounds + 1 } });
+    return task;
+  });
 
   api.post('/tasks/:id/stop', {
+    config: { access: 'operator' },
     schema: { summary: 'Stop a running task after aborting its current round', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply, 409: ErrorReply } },
-  }, (request) => coordinator.stop(request.params.id));
+  }, async (request) => {
+    const task = await coordinator.stop(request.params.id);
+    await audit.record({ ...actorOf(request), action: 'task.stop', target: `task ${task.id}`, detail: { completedRounds: task.completedRounds } });
+    return task;
+  });
 
   api.get('/tasks/:id/rounds', {
+    config: { access: 'viewer' },
     schema: { summary: 'Completed rounds with their metrics', tags: ['rounds'], params: TaskParams, response: { 200: Type.Array(RoundRecord), 404: ErrorReply } },
   }, async (request) => {
     await getTask(request.params.id);

@@ -1,33 +1,6 @@
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
 import { withTaskDefaults, type RoundRecord, type TaskRecord, type TaskSpec, type TaskSpecInput, type TaskStatus } from '../../shared/task.ts';
 import type { Store } from './store.ts';
-
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS tasks (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  spec TEXT NOT NULL,
-  status TEXT NOT NULL,
-  completed_rounds INTEGER NOT NULL DEFAULT 0,
-  created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS rounds (
-  task_id INTEGER NOT NULL REFERENCES tasks(id),
-  round INTEGER NOT NULL,
-  participants INTEGER NOT NULL,
-  dropped INTEGER NOT NULL,
-  late INTEGER NOT NULL DEFAULT 0,
-  rejected INTEGER NOT NULL,
-  samples INTEGER NOT NULL,
-  staleness REAL NOT NULL DEFAULT 0,
-  accuracy REAL NOT NULL,
-  loss REAL NOT NULL,
-  upload_bytes INTEGER NOT NULL,
-  upload_bytes_per_param REAL NOT NULL,
-  duration_ms INTEGER NOT NULL,
-  finished_at TEXT NOT NULL,
-  PRIMARY KEY (task_id, round)
-);
-`;
 
 interface TaskRow {
   id: number;
@@ -84,25 +57,9 @@ function toRound(row: RoundRow): RoundRecord {
   };
 }
 
+/** Tasks and rounds in SQLite (server/store/database.ts opens the file). */
 export class SqliteStore implements Store {
-  private readonly db: Database.Database;
-
-  constructor(file: string) {
-    this.db = new Database(file);
-    // WAL + synchronous=NORMAL: a committed round survives a process crash.
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = NORMAL');
-    this.db.pragma('foreign_keys = ON');
-    this.db.exec(SCHEMA);
-    this.migrate();
-  }
-
-  /** Columns added since a database was created, added to it in place. */
-  private migrate(): void {
-    const columns = new Set((this.db.prepare('PRAGMA table_info(rounds)').all() as Array<{ name: string }>).map((c) => c.name));
-    if (!columns.has('late')) this.db.exec('ALTER TABLE rounds ADD COLUMN late INTEGER NOT NULL DEFAULT 0');
-    if (!columns.has('staleness')) this.db.exec('ALTER TABLE rounds ADD COLUMN staleness REAL NOT NULL DEFAULT 0');
-  }
+  constructor(private readonly db: Database.Database) {}
 
   async createTask(spec: TaskSpec): Promise<TaskRecord> {
     const info = this.db
@@ -146,6 +103,6 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
-    this.db.close();
+    if (this.db.open) this.db.close();
   }
 }

@@ -4,7 +4,7 @@ import { withTaskDefaults } from '../../shared/task.ts';
 import { expectCode } from '../expect-code.ts';
 import { inProcessClient, startHarness, type Harness } from './harness.ts';
 
-const client = (h: Harness, taskId: number, shard: number, throttle = 1) => inProcessClient(h.url, taskId, shard, { throttle });
+const client = (h: Harness, taskId: number, shard: number, throttle = 1) => inProcessClient(h, taskId, shard, { throttle });
 
 describe('async mode (FedBuff)', () => {
   let h: Harness;

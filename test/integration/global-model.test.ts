@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Checkpoints } from '../../server/checkpoints.ts';
 import type { RoundEvents } from '../../server/coordinator.ts';
 import { GlobalModel, type Contribution } from '../../server/global-model.ts';
+import { openDatabase } from '../../server/store/database.ts';
 import { SqliteStore } from '../../server/store/sqlite-store.ts';
 import { initServerBackend } from '../../server/tf.ts';
 import type { Weights } from '../../shared/aggregate.ts';
@@ -28,7 +29,7 @@ describe('the global model across a server restart', () => {
   /** A server's state folder with one FedAdam task. */
   async function server(name: string) {
     const dir = join(root, name);
-    const store = new SqliteStore(join(mkdirp(dir), 'tributary.db'));
+    const store = new SqliteStore(openDatabase(join(mkdirp(dir), 'tributary.db')));
     const options = { store, checkpoints: new Checkpoints(join(dir, 'checkpoints')), events: quiet, testSet, log: { info() {} } };
     const task = await store.createTask(withTaskDefaults({ name, strategy: 'fedadam', rounds: 3 }));
     return { dir, store, options, reopen: async () => GlobalModel.open((await store.getTask(task.id))!, options) };

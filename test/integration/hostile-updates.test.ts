@@ -1,24 +1,23 @@
-import { io, type Socket } from 'socket.io-client';
+import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ClientToServerEvents, Reply, RoundStart, ServerToClientEvents } from '../../shared/protocol.ts';
 import { createRng } from '../../shared/random.ts';
 import { encodeUpdate } from '../../shared/update-codec.ts';
-import { cryptoReady, generateSigningKeyPair, seal } from '../../shared/crypto.ts';
+import { cryptoReady, seal } from '../../shared/crypto.ts';
 import { verifyRoundStart } from '../../shared/round-signature.ts';
-import { startHarness, type Harness } from './harness.ts';
+import { joinRaw, startHarness, type Harness } from './harness.ts';
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 const MLP_LENGTHS = [156_800, 200, 40_000, 200, 2_000, 10];
 
 /** A hand-driven socket that joins like a client and sends whatever the test crafts. */
-async function rogue(url: string, taskId: number, shard: number): Promise<{ socket: ClientSocket; roundStart: Promise<RoundStart>; serverKey: Uint8Array }> {
-  const socket: ClientSocket = io(url, { transports: ['websocket'] });
+async function rogue(h: Harness, taskId: number, shard: number): Promise<{ socket: ClientSocket; roundStart: Promise<RoundStart>; serverKey: Uint8Array }> {
+  const { socket, reply } = await joinRaw(h.url, taskId, (key) => h.enroll(taskId, key), { shard });
   const roundStart = new Promise<RoundStart>((resolve) => socket.once('round:start', resolve));
-  const joined = await socket.emitWithAck('task:join', { taskId, kind: 'edge', shard, identityKey: generateSigningKeyPair().publicKey });
-  expect(joined.ok).toBe(true);
+  expect(reply.ok).toBe(true);
   const ready = await socket.emitWithAck('client:ready', { taskId, samples: 500, backend: 'cpu', cachedVersion: -1 });
   expect(ready.ok).toBe(true);
-  return { socket, roundStart, serverKey: joined.ok ? new Uint8Array(joined.value.serverKey) : new Uint8Array() };
+  return { socket, roundStart, serverKey: reply.ok ? new Uint8Array(reply.value.serverKey) : new Uint8Array() };
 }
 
 function upload(socket: ClientSocket, start: RoundStart, payload: Uint8Array): Promise<Reply<unknown>> {
@@ -43,9 +42,9 @@ describe('hostile updates during a live round', () => {
       trainLimit: 4000, testLimit: 1000,
     });
     await h.app.coordinator.start(task.id);
-    const wrongLength = await rogue(h.url, task.id, 2);
-    const notFinite = await rogue(h.url, task.id, 3);
-    const unsealed = await rogue(h.url, task.id, 4);
+    const wrongLength = await rogue(h, task.id, 2);
+    const notFinite = await rogue(h, task.id, 3);
+    const unsealed = await rogue(h, task.id, 4);
     h.spawnClient(task.id, 0);
     h.spawnClient(task.id, 1);
 

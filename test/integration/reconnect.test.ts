@@ -3,7 +3,7 @@ import { FederatedClient, type ClientEvents } from '../../client/federated-clien
 import { cryptoReady } from '../../shared/crypto.ts';
 import { inProcessClient, startHarness, type Harness } from './harness.ts';
 
-const client = (h: Harness, taskId: number, shard: number) => inProcessClient(h.url, taskId, shard);
+const client = (h: Harness, taskId: number, shard: number) => inProcessClient(h, taskId, shard);
 
 function record<E extends keyof ClientEvents>(c: FederatedClient, event: E): Array<Parameters<ClientEvents[E]>[0]> {
   const seen: Array<Parameters<ClientEvents[E]>[0]> = [];
@@ -94,7 +94,7 @@ describe('reconnects: sessions, resumed uploads and catch-up', () => {
   it('closes a sync round at its deadline without the straggler, and counts it late', async () => {
     const task = await h.createTask({ name: 'late', shards: 2, clientsPerRound: 2, rounds: 1, trainLimit: 2_400, testLimit: 500, roundDeadlineMs: 2_000 });
     const fast = client(h, task.id, 0);
-    const slow = inProcessClient(h.url, task.id, 1, { throttle: 0.05 }); // 20× slower: its ~19 steps take seconds
+    const slow = inProcessClient(h, task.id, 1, { throttle: 0.05 }); // 20× slower: its ~19 steps take seconds
     clients.push(fast, slow);
     await Promise.all([fast.start(), slow.start()]);
     await h.app.coordinator.start(task.id);

@@ -35,10 +35,10 @@ describe('federated rounds with real client processes', () => {
     expect(rounds[2]!.accuracy).toBeGreaterThan(rounds[0]!.accuracy);
     expect(rounds[2]!.accuracy).toBeGreaterThan(0.6);
 
-    const model = await h.app.http.inject({ url: `/api/tasks/${task.id}/model/model.json` });
+    const model = await h.asAdmin({ url: `/api/tasks/${task.id}/model/model.json` });
     expect(model.statusCode).toBe(200);
     expect(model.json().weightsManifest[0].paths).toEqual(['weights.bin?round=3']);
-    const weights = await h.app.http.inject({ url: `/api/tasks/${task.id}/model/weights.bin?round=3` });
+    const weights = await h.asAdmin({ url: `/api/tasks/${task.id}/model/weights.bin?round=3` });
     expect(weights.rawPayload.byteLength).toBe(199_210 * 4);
 
     const ready = await h.app.http.inject({ url: '/readyz' });

@@ -1,9 +1,9 @@
 import { io, type Socket } from 'socket.io-client';
-import { cryptoReady, generateSigningKeyPair } from '../../shared/crypto.ts';
+import { cryptoReady } from '../../shared/crypto.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RoundAbortedEvent } from '../../shared/protocol.ts';
-import { startHarness, type Harness } from './harness.ts';
+import { joinRaw, startHarness, type Harness } from './harness.ts';
 
 describe('secure aggregation with real client processes over socket.io', () => {
   let h: Harness;
@@ -53,7 +53,7 @@ describe('secure aggregation with real client processes over socket.io', () => {
       trainLimit: 6000,
       testLimit: 500,
     });
-    const admin = io(`${h.url}/admin`, { transports: ['websocket'] });
+    const admin = io(`${h.url}/admin`, { transports: ['websocket'], auth: { token: h.adminToken } });
     const aborted = new Promise<RoundAbortedEvent>((resolve) => admin.on('round:aborted', (e) => e.taskId === task.id && resolve(e)));
     await h.app.coordinator.start(task.id);
     for (let shard = 0; shard < 3; shard++) h.spawnClient(task.id, shard, shard === 2 ? ['--crash-at', 'shared:1'] : []);
@@ -63,7 +63,7 @@ describe('secure aggregation with real client processes over socket.io', () => {
     expect(event.error.code).toBe('SECAGG_TOO_FEW_SHARES');
     expect((await h.app.store.getTask(task.id))!.completedRounds).toBe(0);
     expect(await h.app.store.listRounds(task.id)).toEqual([]);
-    const model = await h.app.http.inject({ url: `/api/tasks/${task.id}/model/weights.bin?round=1` });
+    const model = await h.asAdmin({ url: `/api/tasks/${task.id}/model/weights.bin?round=1` });
     expect(model.statusCode).toBe(404);
     const metrics = (await h.app.http.inject({ url: '/metrics' })).body;
     expect(metrics).toMatch(new RegExp(`tributary_rounds_total\\{task="${task.id}",outcome="aborted"\\} [1-9]`));
@@ -73,15 +73,17 @@ describe('secure aggregation with real client processes over socket.io', () => {
   it('answers malformed, unauthorized and out-of-round secure messages with typed errors', async () => {
     await cryptoReady();
     const task = await h.createTask({ name: 'secure hostile', shards: 3, clientsPerRound: 3, secure: true, trainLimit: 3000 });
-    const socket: Socket<ServerToClientEvents, ClientToServerEvents> = io(h.url, { transports: ['websocket'] });
+    const stranger: Socket<ServerToClientEvents, ClientToServerEvents> = io(h.url, { transports: ['websocket'] });
     const advertise = { taskId: task.id, round: 1, shareKey: new Uint8Array(32), maskKey: new Uint8Array(32), commitment: new Uint8Array(32), signature: new Uint8Array(64) };
-    const code = async (event: 'secagg:advertise' | 'secagg:survivors', request: unknown) => {
+    const codeFrom = (socket: typeof stranger) => async (event: 'secagg:advertise' | 'secagg:survivors', request: unknown) => {
       const reply = await (socket.emitWithAck as (e: string, r: unknown) => Promise<{ ok: boolean; error?: { code: string } }>)(event, request);
       return reply.ok ? 'ok' : reply.error!.code;
     };
-    expect(await code('secagg:advertise', advertise)).toBe('NOT_JOINED');
-    const joined = await socket.emitWithAck('task:join', { taskId: task.id, kind: 'edge', identityKey: generateSigningKeyPair().publicKey });
-    expect(joined.ok).toBe(true);
+    expect(await codeFrom(stranger)('secagg:advertise', advertise)).toBe('NOT_JOINED');
+    stranger.disconnect();
+    const { socket, reply } = await joinRaw(h.url, task.id, (key) => h.enroll(task.id, key));
+    expect(reply.ok).toBe(true);
+    const code = codeFrom(socket);
     expect(await code('secagg:advertise', { ...advertise, shareKey: new Uint8Array(31) })).toBe('BAD_REQUEST');
     expect(await code('secagg:advertise', { ...advertise, extra: 1 })).toBe('BAD_REQUEST');
     expect(await code('secagg:advertise', advertise)).toBe('TASK_NOT_RUNNING');

@@ -18,6 +18,7 @@ describe('server key pinning', () => {
       server: h.url,
       taskId: task.id,
       kind: 'edge',
+      enrollment: { token: h.token(task.id) },
       pinnedServerKey: generateSigningKeyPair().publicKey,
       activateBackend: async () => 'cpu',
       data: async () => {

@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { openDatabase } from '../../server/store/database.ts';
 import { SqliteStore } from '../../server/store/sqlite-store.ts';
 import { TASK_DEFAULTS } from '../../shared/task.ts';
 
@@ -16,7 +17,7 @@ describe('SQLite store', () => {
     const dir = mkdtempSync(join(tmpdir(), 'tributary-store-'));
     dirs.push(dir);
     const file = join(dir, 'tributary.db');
-    const store = new SqliteStore(file); // creates the schema
+    const store = new SqliteStore(openDatabase(file)); // creates the schema
     await store.close();
     const { secure: _s, threshold: _t, neighbours: _n, ...older } = { ...TASK_DEFAULTS, name: 'old' };
     const olderHyper = { localEpochs: 2, batchSize: 32, learningRate: 0.05, optimizer: 'sgd' };
@@ -24,7 +25,7 @@ describe('SQLite store', () => {
     db.prepare('INSERT INTO tasks (spec, status, created_at) VALUES (?, ?, ?)').run(JSON.stringify({ ...older, hyper: olderHyper }), 'stopped', new Date().toISOString());
     db.close();
 
-    const reopened = new SqliteStore(file);
+    const reopened = new SqliteStore(openDatabase(file));
     const task = (await reopened.listTasks())[0]!;
     expect(task.spec).toEqual({ ...TASK_DEFAULTS, name: 'old', hyper: { ...olderHyper, proximalMu: 0 } });
     await reopened.close();

@@ -1,0 +1,136 @@
+import type Database from 'better-sqlite3';
+import type { AccountStore, ApiToken, Role, Session, User } from '../auth/model.ts';
+
+interface UserRow {
+  id: number;
+  username: string;
+  role: Role;
+  password_hash: string;
+  totp_secret: string;
+  totp_last_step: number;
+  recovery_hashes: string;
+  disabled: number;
+  created_at: string;
+}
+
+const toUser = (r: UserRow): User => ({
+  id: r.id,
+  username: r.username,
+  role: r.role,
+  passwordHash: r.password_hash,
+  totpSecret: r.totp_secret,
+  totpLastStep: r.totp_last_step,
+  recoveryHashes: JSON.parse(r.recovery_hashes) as string[],
+  disabled: r.disabled === 1,
+  createdAt: r.created_at,
+});
+
+interface SessionRow {
+  id_hash: string;
+  user_id: number;
+  csrf_token: string;
+  created_at: number;
+  expires_at: number;
+  last_seen_at: number;
+}
+
+interface ApiTokenRow {
+  id: number;
+  user_id: number;
+  name: string;
+  token_hash: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+const toApiToken = (r: ApiTokenRow): ApiToken => ({
+  id: r.id,
+  userId: r.user_id,
+  name: r.name,
+  tokenHash: r.token_hash,
+  createdAt: r.created_at,
+  revokedAt: r.revoked_at,
+});
+
+const USER_COLUMNS = { role: 'role', disabled: 'disabled', totpLastStep: 'totp_last_step', recoveryHashes: 'recovery_hashes', passwordHash: 'password_hash' } as const;
+
+export class SqliteAccounts implements AccountStore {
+  constructor(private readonly db: Database.Database) {}
+
+  async countActiveAdmins(): Promise<number> {
+    return (this.db.prepare("SELECT COUNT(*) AS n FROM users WHERE role = 'admin' AND disabled = 0").get() as { n: number }).n;
+  }
+
+  async createUser(user: Omit<User, 'id' | 'createdAt'>): Promise<User> {
+    const info = this.db
+      .prepare('INSERT INTO users (username, role, password_hash, totp_secret, totp_last_step, recovery_hashes, disabled, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(user.username, user.role, user.passwordHash, user.totpSecret, user.totpLastStep, JSON.stringify(user.recoveryHashes), user.disabled ? 1 : 0, new Date().toISOString());
+    return (await this.userById(Number(info.lastInsertRowid)))!;
+  }
+
+  async userById(id: number): Promise<User | undefined> {
+    const row = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined;
+    return row && toUser(row);
+  }
+
+  async userByName(username: string): Promise<User | undefined> {
+    const row = this.db.prepare('SELECT * FROM users WHERE username = ?').get(username) as UserRow | undefined;
+    return row && toUser(row);
+  }
+
+  async listUsers(): Promise<User[]> {
+    return (this.db.prepare('SELECT * FROM users ORDER BY id').all() as UserRow[]).map(toUser);
+  }
+
+  async updateUser(id: number, patch: Partial<Pick<User, 'role' | 'disabled' | 'totpLastStep' | 'recoveryHashes' | 'passwordHash'>>): Promise<void> {
+    for (const [key, value] of Object.entries(patch)) {
+      const column = USER_COLUMNS[key as keyof typeof USER_COLUMNS];
+      const stored = key === 'recoveryHashes' ? JSON.stringify(value) : key === 'disabled' ? (value ? 1 : 0) : value;
+      this.db.prepare(`UPDATE users SET ${column} = ? WHERE id = ?`).run(stored, id);
+    }
+  }
+
+  async createSession(s: Session): Promise<void> {
+    this.db
+      .prepare('INSERT INTO sessions (id_hash, user_id, csrf_token, created_at, expires_at, last_seen_at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(s.idHash, s.userId, s.csrfToken, s.createdAt, s.expiresAt, s.lastSeenAt);
+  }
+
+  async sessionByHash(idHash: string): Promise<Session | undefined> {
+    const r = this.db.prepare('SELECT * FROM sessions WHERE id_hash = ?').get(idHash) as SessionRow | undefined;
+    return r && { idHash: r.id_hash, userId: r.user_id, csrfToken: r.csrf_token, createdAt: r.created_at, expiresAt: r.expires_at, lastSeenAt: r.last_seen_at };
+  }
+
+  async touchSession(idHash: string, lastSeenAt: number): Promise<void> {
+    this.db.prepare('UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?').run(lastSeenAt, idHash);
+  }
+
+  async deleteSession(idHash: string): Promise<void> {
+    this.db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(idHash);
+  }
+
+  async deleteSessionsOf(userId: number): Promise<void> {
+    this.db.prepare('DELETE FROM sessions WHERE user_id = ?').run(userId);
+  }
+
+  async createApiToken(t: Omit<ApiToken, 'id' | 'createdAt' | 'revokedAt'>): Promise<ApiToken> {
+    const info = this.db
+      .prepare('INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?)')
+      .run(t.userId, t.name, t.tokenHash, new Date().toISOString());
+    return toApiToken(this.db.prepare('SELECT * FROM api_tokens WHERE id = ?').get(Number(info.lastInsertRowid)) as ApiTokenRow);
+  }
+
+  async apiTokenByHash(tokenHash: string): Promise<ApiToken | undefined> {
+    const row = this.db.prepare('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as ApiTokenRow | undefined;
+    return row && toApiToken(row);
+  }
+
+  async listApiTokens(userId: number): Promise<ApiToken[]> {
+    return (this.db.prepare('SELECT * FROM api_tokens WHERE user_id = ? ORDER BY id').all(userId) as ApiTokenRow[]).map(toApiToken);
+  }
+
+  async revokeApiToken(id: number, userId: number): Promise<boolean> {
+    const info = this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL').run(new Date().toISOString(), id, userId);
+    return info.changes > 0;
+  }
+}

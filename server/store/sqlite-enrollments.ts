@@ -1,0 +1,109 @@
+import type Database from 'better-sqlite3';
+import type { Enrollment, EnrollmentKind, EnrollmentStore, EnrollmentToken } from '../auth/model.ts';
+
+interface TokenRow {
+  id: number;
+  task_id: number;
+  kind: EnrollmentKind;
+  label: string;
+  token_hash: string;
+  created_by: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+  uses: number;
+  max_uses: number;
+}
+
+const toToken = (r: TokenRow): EnrollmentToken => ({
+  id: r.id,
+  taskId: r.task_id,
+  kind: r.kind,
+  label: r.label,
+  tokenHash: r.token_hash,
+  createdBy: r.created_by,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  revokedAt: r.revoked_at,
+  uses: r.uses,
+  maxUses: r.max_uses,
+});
+
+interface EnrollmentRow {
+  task_id: number;
+  identity_key: string;
+  kind: EnrollmentKind;
+  token_id: number | null;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+const toEnrollment = (r: EnrollmentRow): Enrollment => ({
+  taskId: r.task_id,
+  identityKey: r.identity_key,
+  kind: r.kind,
+  tokenId: r.token_id,
+  createdAt: r.created_at,
+  revokedAt: r.revoked_at,
+});
+
+export class SqliteEnrollments implements EnrollmentStore {
+  constructor(private readonly db: Database.Database) {}
+
+  async createToken(t: Omit<EnrollmentToken, 'id' | 'createdAt' | 'revokedAt' | 'uses'>): Promise<EnrollmentToken> {
+    const info = this.db
+      .prepare('INSERT INTO enrollment_tokens (task_id, kind, label, token_hash, created_by, created_at, expires_at, max_uses) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(t.taskId, t.kind, t.label, t.tokenHash, t.createdBy, new Date().toISOString(), t.expiresAt, t.maxUses);
+    return (await this.tokenById(Number(info.lastInsertRowid)))!;
+  }
+
+  async tokenByHash(tokenHash: string): Promise<EnrollmentToken | undefined> {
+    const row = this.db.prepare('SELECT * FROM enrollment_tokens WHERE token_hash = ?').get(tokenHash) as TokenRow | undefined;
+    return row && toToken(row);
+  }
+
+  async tokenById(id: number): Promise<EnrollmentToken | undefined> {
+    const row = this.db.prepare('SELECT * FROM enrollment_tokens WHERE id = ?').get(id) as TokenRow | undefined;
+    return row && toToken(row);
+  }
+
+  async listTokens(taskId: number): Promise<EnrollmentToken[]> {
+    return (this.db.prepare('SELECT * FROM enrollment_tokens WHERE task_id = ? ORDER BY id').all(taskId) as TokenRow[]).map(toToken);
+  }
+
+  async revokeToken(id: number): Promise<void> {
+    const now = new Date().toISOString();
+    this.db.transaction(() => {
+      this.db.prepare('UPDATE enrollment_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id);
+      this.db.prepare('UPDATE enrollments SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL').run(now, id);
+    })();
+  }
+
+  async enroll(e: Omit<Enrollment, 'createdAt' | 'revokedAt'>): Promise<Enrollment> {
+    return this.db.transaction(() => {
+      const existing = this.db.prepare('SELECT * FROM enrollments WHERE task_id = ? AND identity_key = ?').get(e.taskId, e.identityKey) as EnrollmentRow | undefined;
+      if (existing && existing.revoked_at === null) return toEnrollment(existing);
+      this.db
+        .prepare('INSERT OR REPLACE INTO enrollments (task_id, identity_key, kind, token_id, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)')
+        .run(e.taskId, e.identityKey, e.kind, e.tokenId, new Date().toISOString());
+      if (e.tokenId !== null) this.db.prepare('UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?').run(e.tokenId);
+      return toEnrollment(this.db.prepare('SELECT * FROM enrollments WHERE task_id = ? AND identity_key = ?').get(e.taskId, e.identityKey) as EnrollmentRow);
+    })();
+  }
+
+  async enrollment(taskId: number, identityKey: string): Promise<Enrollment | undefined> {
+    const row = this.db.prepare('SELECT * FROM enrollments WHERE task_id = ? AND identity_key = ?').get(taskId, identityKey) as EnrollmentRow | undefined;
+    return row && toEnrollment(row);
+  }
+
+  async listEnrollments(taskId: number): Promise<Enrollment[]> {
+    return (this.db.prepare('SELECT * FROM enrollments WHERE task_id = ? ORDER BY created_at').all(taskId) as EnrollmentRow[]).map(toEnrollment);
+  }
+
+  async revokeEnrollment(taskId: number, identityKey: string): Promise<boolean> {
+    const info = this.db
+      .prepare('UPDATE enrollments SET revoked_at = ? WHERE task_id = ? AND identity_key = ? AND revoked_at IS NULL')
+      .run(new Date().toISOString(), taskId, identityKey);
+    return info.changes > 0;
+  }
+}
