@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 
-/** `tributary serve | client | demo | bench`: each subcommand loads only what it needs. */
+/** `tributary serve | client | gpu-node | demo | bench`: each subcommand loads only what it needs. */
 
 const int = (name: string, min = 0) => (value: string) => {
   const n = Number(value);
@@ -89,6 +89,29 @@ program
   .action(async (opts) => {
     const { runEdgeClient } = await import('../client/node/edge.ts');
     const status = await runEdgeClient({ ...opts, taskId: opts.task });
+    process.exit(status === 'completed' ? 0 : 1);
+  });
+
+program
+  .command('gpu-node')
+  .description('run a GPU node that trains through WebGPU (Dawn), or on WASM/CPU with a warning when there is no adapter')
+  .requiredOption('--task <id>', 'task to join', int('task', 1))
+  .option('--server <url>', 'server URL', 'http://127.0.0.1:8080')
+  .option('--shard <n>', 'demo data shard to train on (default: the server assigns one)', int('shard'))
+  .addOption(new Option('--backend <name>', 'TF.js backend (auto: webgpu if Dawn finds an adapter, else wasm or cpu)').choices(['auto', 'webgpu', 'wasm', 'cpu']).default('auto'))
+  .option('--data <dir>', 'Fashion-MNIST folder', DATA)
+  .option('--seed <n>', 'seed for stochastic rounding', int('seed'))
+  .option('--json', 'one JSON object per event', false)
+  .option('--pin-file <file>', 'where server keys are pinned at first contact (default ~/.tributary/known-servers.json)')
+  .option('--identity-file <file>', "this node's Ed25519 identity, created at first run (default ~/.tributary/gpu-identity.json)")
+  .option('--token <token>', 'gpu enrollment token from the task\'s operator (needed once: the identity stays enrolled)')
+  .option('--throttle <fraction>', 'train at this fraction of full speed (0 < f ≤ 1), idling between steps', fraction('throttle'), 1)
+  .addHelpText('after', `
+Without a GPU, Dawn finds an adapter through SwiftShader (Debian packages chromium and libvulkan1):
+  VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json tributary gpu-node --task 1 --token trb_gpu_…`)
+  .action(async (opts) => {
+    const { runGpuNode } = await import('../client/node/gpu-node.ts');
+    const status = await runGpuNode({ ...opts, taskId: opts.task });
     process.exit(status === 'completed' ? 0 : 1);
   });
 

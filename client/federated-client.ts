@@ -6,6 +6,7 @@ import { TributaryError } from '../shared/errors.ts';
 import { decodeWeights } from '../shared/model-wire.ts';
 import type {
   Ack,
+  Capabilities,
   ChunkAck,
   ChunkMeta,
   ClientKind,
@@ -38,8 +39,15 @@ export interface FederatedClientOptions {
   taskId: number;
   data: DataProvider;
   kind?: ClientKind;
-  /** Activates the TF.js backend for the task's model and returns its name (before any model is built). */
-  activateBackend: (task: TaskRecord) => Promise<string>;
+  /**
+   * Activates the TF.js backend for the task's model (before any model is built) and
+   * returns its name, or its name with what it measured (throughput, GPU adapter).
+   */
+  activateBackend: (task: TaskRecord) => Promise<string | ActivatedBackend>;
+  /** Reads the device's battery, where it can (browsers): reported so a scheduler can spare it. */
+  battery?: () => Promise<{ level: number; charging: boolean } | undefined>;
+  /** A session to take back, e.g. kept across a page reload (see `resumeCredentials`). */
+  resume?: { clientId: string; token: Uint8Array };
   /** Ask for a specific demo data shard. */
   shard?: number;
   /** Seeds the stochastic rounding of this client's updates. */
@@ -61,6 +69,13 @@ export interface FederatedClientOptions {
    * Persist it (the Node edge client keeps it in a file); without one a fresh key is made per client.
    */
   identity?: KeyPair;
+}
+
+export interface ActivatedBackend {
+  name: string;
+  /** Training samples per second on the task's model, measured here. */
+  throughput?: number;
+  adapter?: string;
 }
 
 /** Where a secure round has got to on this client; a crash-test can act on each. */
@@ -160,12 +175,15 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
   private current: { round: number; secure: boolean; abort: AbortController } | undefined;
   private readonly seenAttempts: Uint8Array[] = [];
   private paused = false;
+  /** What this device reports it can do; throughput follows its latest round. */
+  private capabilities: Capabilities = { throughput: 0 };
 
   constructor(private readonly options: FederatedClientOptions) {
     super();
     this.seed = options.seed ?? Math.floor(Math.random() * 2 ** 32);
     this.serverKey = options.pinnedServerKey;
     this.identity = options.identity;
+    this.resumeWith = options.resume;
     this.rng = createRng(deriveSeed(this.seed, 'rounding'));
   }
 
@@ -232,19 +250,26 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
     return this.paused;
   }
 
-  private readiness() {
+  /** What takes this client's session back after a reload or restart (pass it as `resume`). */
+  get resumeCredentials(): { clientId: string; token: Uint8Array } | undefined {
+    return this.resumeWith;
+  }
+
+  private async readiness() {
+    const battery = await this.options.battery?.().catch(() => undefined);
     return {
       taskId: this.options.taskId,
       samples: this.data!.n,
       backend: this.backend,
       cachedVersion: this.global?.version ?? -1,
       paused: this.paused,
+      capabilities: { ...this.capabilities, ...(battery ? { battery } : {}) },
     };
   }
 
   private async reportReadiness(): Promise<void> {
     if (!this.socket?.connected || !this.data) return; // the next (re)join reports it
-    unwrap(await this.socket.emitWithAck('client:ready', this.readiness()));
+    unwrap(await this.socket.emitWithAck('client:ready', await this.readiness()));
   }
 
   stop(): void {
@@ -297,13 +322,17 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
     this.resumeWith = { clientId: joined.clientId, token: bytes(joined.resumeToken) };
     if (!this.task) {
       this.task = joined.task;
-      this.backend = await this.options.activateBackend(joined.task);
+      const activated = await this.options.activateBackend(joined.task);
+      this.backend = typeof activated === 'string' ? activated : activated.name;
+      if (typeof activated !== 'string') {
+        this.capabilities = { throughput: activated.throughput ?? 0, ...(activated.adapter ? { adapter: activated.adapter } : {}) };
+      }
       this.trainer = new Trainer(joined.task.spec.model, joined.task.spec.seed, this.options.throttle);
       this.lengths = this.trainer.weightLengths;
       this.data = await this.options.data({ task: joined.task, shard: joined.shard });
     }
     unwrap(
-      await socket.emitWithAck('client:ready', this.readiness()),
+      await socket.emitWithAck('client:ready', await this.readiness()),
     );
     this.joinedGate.open();
     this.emit('joined', {
@@ -391,6 +420,7 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
     );
     const chunks = await this.upload(start, payload, train.samples, signal);
     this.emit('uploaded', { round: start.round, bytes: payload.byteLength, chunks, train });
+    void this.reportReadiness().catch(() => undefined); // the latest measured speed
   }
 
   private async train(start: RoundStart, global: Weights, signal: AbortSignal): Promise<{ delta: Weights; train: Omit<TrainResult, 'weights'> }> {
@@ -399,6 +429,7 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
       this.emit('progress', { round: start.round, fraction, loss });
     }, signal);
     const { weights, ...train } = result;
+    if (train.durationMs > 0) this.capabilities = { ...this.capabilities, throughput: (train.samples * start.hyper.localEpochs) / (train.durationMs / 1000) };
     return { delta: subtractWeights(weights, global), train };
   }
 

@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Weights } from '../shared/aggregate.ts';
 import type { LabelledSet } from '../shared/dataset.ts';
-import { PRESETS, buildModel, readWeights, sparseCrossEntropy, weightLengths, writeWeights } from '../shared/models.ts';
+import { PRESETS, buildModel, readWeightsAsync, sparseCrossEntropy, weightLengths, writeWeights } from '../shared/models.ts';
 import type { Hyper, ModelPreset } from '../shared/task.ts';
 import { createRng, shuffleInPlace } from '../shared/random.ts';
 
@@ -134,7 +134,7 @@ export class Trainer {
     const loss = lossTotal! / set.n;
     const accuracy = correct! / set.n;
     onProgress?.(1, loss);
-    return { weights: readWeights(this.model), samples: set.n, loss, accuracy, durationMs: Date.now() - started };
+    return { weights: await readWeightsAsync(this.model), samples: set.n, loss, accuracy, durationMs: Date.now() - started };
   }
 
   /** The global weights as tensors, in the order of the model's trainable variables. */

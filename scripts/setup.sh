@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
+# Browser tests drive Debian's Chromium (never a downloaded one); its SwiftShader Vulkan driver gives WebGPU without a GPU.
+for pkg in chromium libvulkan1; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -5,7 +5,7 @@ import fastifyHelmet from '@fastify/helmet';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifyStatic from '@fastify/static';
 import fastifySwagger from '@fastify/swagger';
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino, { type Logger } from 'pino';
@@ -26,7 +26,10 @@ import { DEFAULT_DATA_DIR, idxFolder } from './fashion-mnist.ts';
 import { attachGateway, socketRoundEvents, type ClientServer } from './gateway.ts';
 import { createMetrics } from './metrics.ts';
 import { UnmaskPool } from './unmask-pool.ts';
+import { startClientFeed } from './client-feed.ts';
+import { DemoShards } from './demo-shards.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { clientRoutes } from './routes/clients.ts';
 import { authRoutes } from './routes/auth.ts';
 import { enrollmentRoutes } from './routes/enrollment.ts';
 import { installErrorHandler } from './routes/errors.ts';
@@ -72,7 +75,10 @@ export interface App {
 }
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
-const webRoot = fileURLToPath(new URL('../web/', import.meta.url));
+/** The built web app (`npm run build`): pages, the SDK and TF.js's WASM files. */
+const webRoot = fileURLToPath(new URL('../dist/web/', import.meta.url));
+/** Files other sites' pages load when they embed the SDK. */
+const EMBEDDABLE = ['/sdk/', '/assets/', '/tfjs-wasm/'];
 
 export async function buildApp(options: AppOptions): Promise<App> {
   const log = options.logger ?? pino({ level: 'info' });
@@ -154,6 +160,8 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await http.register(fastifyCookie);
   await http.register(fastifyCors, { origin: corsOrigins, credentials: true });
   await http.register(fastifyHelmet, {
+    // Cross-origin isolated pages get WASM threads and SIMD for training.
+    crossOriginEmbedderPolicy: { policy: 'require-corp' },
     contentSecurityPolicy: {
       directives: {
         defaultSrc: ["'self'"],
@@ -171,6 +179,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     errorResponseBuilder: () => new TributaryError('RATE_LIMITED'),
   });
   const routes = installAccessControl(http, accounts);
+  const stopClientFeed = startClientFeed(io.of('/admin'), clients);
 
   // The /admin namespace shows round events: signed-in users (cookie) or API tokens only.
   io.of('/admin').use((socket, next) => {
@@ -200,6 +209,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
       await api.register(modelRoutes, { store, checkpoints });
       await api.register(enrollmentRoutes, { enrollments });
       await api.register(auditRoutes, { audit });
+      await api.register(clientRoutes, { store, clients, shards: new DemoShards(fashionMnist) });
     },
     { prefix: '/api' },
   );
@@ -222,7 +232,16 @@ export async function buildApp(options: AppOptions): Promise<App> {
     pages.addHook('onRoute', (route) => {
       route.config = { ...route.config, access: 'public' };
     });
-    await pages.register(fastifyStatic, { root: webRoot });
+    pages.addHook('onSend', async (request, reply) => {
+      if (EMBEDDABLE.some((prefix) => request.url.startsWith(prefix))) {
+        void reply.header('access-control-allow-origin', '*').header('cross-origin-resource-policy', 'cross-origin');
+      }
+    });
+    if (existsSync(webRoot)) {
+      await pages.register(fastifyStatic, { root: webRoot, redirect: true });
+    } else {
+      pages.get('/', (_request, reply) => reply.type('text/plain').send('The web app is not built: run `npm run build` (npm start does).\n'));
+    }
   });
   await http.ready();
 
@@ -237,6 +256,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     routes,
     async close() {
       closing = true;
+      stopClientFeed();
       await coordinator.stopAll();
       io.close();
       await http.close();

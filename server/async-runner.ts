@@ -72,6 +72,7 @@ export class AsyncRunner implements TaskRunner {
     const dispatch = this.inFlight.get(clientId);
     if (!dispatch) throw new TributaryError('ROUND_NOT_ACTIVE', 'no work handed to this client is open');
     const ack = dispatch.collection.acceptChunk(clientId, meta, data);
+    dispatch.client.noteUpload(dispatch.round, ack.complete);
     if (ack.complete) dispatch.client.settleRound(dispatch.round);
     return ack;
   }

@@ -1,4 +1,4 @@
-import type { ClientKind, RoundStart } from '../shared/protocol.ts';
+import type { Capabilities, ClientKind, ClientView, RoundStart } from '../shared/protocol.ts';
 
 /** The live connection a session talks through; it changes when the client reconnects. */
 export interface ClientLink {
@@ -38,6 +38,12 @@ export class ClientSession {
   cachedVersion = -1;
   /** Joined but not to be selected. */
   paused = false;
+  /** What the device reported it can do (throughput 0 until it says). */
+  capabilities: Capabilities = { throughput: 0 };
+  /** Rounds it delivered an update to. */
+  roundsDelivered = 0;
+  /** The round whose upload has begun (for the dashboard's state column). */
+  private uploadingRound: number | undefined;
   private link: ClientLink | undefined;
   private bytesOfEarlierLinks = 0;
   /** The round config sent last and not yet settled: a client that was away gets it again. */
@@ -90,6 +96,36 @@ export class ClientSession {
   /** The round is over for this client (uploaded, or the round ended): nothing to re-send. */
   settleRound(round: number): void {
     if (this.pendingStart?.round === round) this.pendingStart = undefined;
+    if (this.uploadingRound === round) this.uploadingRound = undefined;
+  }
+
+  /** A chunk of its update for `round` arrived; `complete` when it was the last. */
+  noteUpload(round: number, complete: boolean): void {
+    this.uploadingRound = complete ? undefined : round;
+    if (complete) this.roundsDelivered++;
+  }
+
+  get state(): ClientView['state'] {
+    if (!this.connected) return 'away';
+    if (this.paused) return 'paused';
+    if (this.uploadingRound !== undefined) return 'uploading';
+    return this.pendingStart ? 'training' : 'idle';
+  }
+
+  view(): ClientView {
+    const { throughput, adapter, battery } = this.capabilities;
+    return {
+      id: this.id,
+      kind: this.kind,
+      backend: this.backend,
+      samples: this.samples,
+      throughput,
+      state: this.state,
+      shard: this.shard,
+      roundsDelivered: this.roundsDelivered,
+      ...(adapter ? { adapter } : {}),
+      ...(battery ? { battery } : {}),
+    };
   }
 }
 

@@ -8,7 +8,7 @@ import { AsyncRunner } from './async-runner.ts';
 import type { Checkpoints } from './checkpoints.ts';
 import type { ClientRegistry } from './clients.ts';
 import type { SecureRound } from './secure-round.ts';
-import type { Store } from './store/store.ts';
+import { requireTask, type Store } from './store/store.ts';
 import { SyncRunner } from './sync-runner.ts';
 
 /** Where the round loop reports what happens, for clients in the task and for watchers. */
@@ -55,48 +55,77 @@ export interface TaskRunner {
 /** Starts and stops tasks; each running task has exactly one TaskRunner owning its rounds. */
 export class Coordinator {
   private readonly runners = new Map<number, TaskRunner>();
+  /** How a task being stopped ends: paused (resumable) or stopped. */
+  private readonly ending = new Map<number, 'paused' | 'stopped'>();
+  /** Status writes of runners that just ended, so `stop` returns the final record. */
+  private readonly settled = new Map<number, Promise<void>>();
 
   constructor(private readonly options: CoordinatorOptions) {}
 
+  /** Starts a created task, or resumes a paused one from its last completed round. */
   async start(taskId: number): Promise<TaskRecord> {
-    const task = await this.options.store.getTask(taskId);
-    if (!task) throw new TributaryError('TASK_NOT_FOUND', String(taskId));
+    const task = await requireTask(this.options.store, taskId);
     if (this.runners.has(taskId)) throw new TributaryError('TASK_ALREADY_RUNNING');
+    if (task.status === 'stopped') throw new TributaryError('TASK_FINISHED', 'the task was stopped');
     if (task.completedRounds >= task.spec.rounds) throw new TributaryError('TASK_FINISHED');
     const runner: TaskRunner = task.spec.mode === 'async' ? new AsyncRunner(task, this.options) : new SyncRunner(task, this.options);
     this.runners.set(taskId, runner);
     await this.options.store.setTaskStatus(taskId, 'running');
     this.options.events.taskStatus({ taskId, status: 'running' });
     void runner.run().then(
-      (status) => this.finished(taskId, status),
+      (status) => this.finished(taskId, status === 'completed' ? 'completed' : (this.ending.get(taskId) ?? 'paused')),
       (error: unknown) => {
         this.options.log.error({ err: error, taskId }, 'task runner failed');
-        return this.finished(taskId, 'stopped');
+        return this.finished(taskId, 'paused');
       },
     );
     return (await this.options.store.getTask(taskId))!;
   }
 
-  async stop(taskId: number): Promise<TaskRecord> {
-    const task = await this.options.store.getTask(taskId);
-    if (!task) throw new TributaryError('TASK_NOT_FOUND', String(taskId));
+  /**
+   * Ends the running round (the model keeps its last completed round) and pauses the task,
+   * which `start` resumes; or stops it for good. A paused task can be stopped too.
+   */
+  async stop(taskId: number, outcome: 'paused' | 'stopped' = 'stopped'): Promise<TaskRecord> {
+    const task = await requireTask(this.options.store, taskId);
     const runner = this.runners.get(taskId);
-    if (!runner) throw new TributaryError('TASK_NOT_RUNNING');
-    await runner.stop();
+    if (runner) {
+      this.ending.set(taskId, outcome);
+      await runner.stop();
+      await this.settled.get(taskId);
+    } else if (task.status === 'paused' && outcome === 'stopped') {
+      await this.finished(taskId, 'stopped');
+    } else {
+      throw new TributaryError('TASK_NOT_RUNNING');
+    }
     return (await this.options.store.getTask(taskId))!;
+  }
+
+  pause(taskId: number): Promise<TaskRecord> {
+    return this.stop(taskId, 'paused');
   }
 
   runner(taskId: number): TaskRunner | undefined {
     return this.runners.get(taskId);
   }
 
+  /** Server shutdown: runners end, and their tasks stay `running` in the store so a restart resumes them. */
   async stopAll(): Promise<void> {
+    const running = [...this.runners.keys()];
+    for (const id of running) this.ending.set(id, 'paused');
     await Promise.all([...this.runners.values()].map((r) => r.stop()));
+    await Promise.all(running.map((id) => this.settled.get(id)));
+    await Promise.all(running.map((id) => this.options.store.setTaskStatus(id, 'running')));
   }
 
-  private async finished(taskId: number, status: 'completed' | 'stopped'): Promise<void> {
-    this.runners.delete(taskId);
-    await this.options.store.setTaskStatus(taskId, status);
-    this.options.events.taskStatus({ taskId, status });
+  private finished(taskId: number, status: 'completed' | 'paused' | 'stopped'): Promise<void> {
+    const done = (async () => {
+      this.runners.delete(taskId);
+      this.ending.delete(taskId);
+      await this.options.store.setTaskStatus(taskId, status);
+      this.options.events.taskStatus({ taskId, status });
+    })();
+    this.settled.set(taskId, done);
+    return done;
   }
 }

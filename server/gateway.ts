@@ -20,7 +20,7 @@ import { ClientSession, type ClientLink, type ClientRegistry } from './clients.t
 import type { Coordinator, RoundEvents } from './coordinator.ts';
 import { TokenBucket } from './rate-limit.ts';
 import type { SecureRound } from './secure-round.ts';
-import type { Store } from './store/store.ts';
+import { requireTask, type Store } from './store/store.ts';
 
 export type ClientServer = Server<ClientToServerEvents, ServerToClientEvents>;
 type ClientSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
@@ -163,8 +163,7 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
       if (!challenge || !verify(request.proof, joinProofMessage(challenge, request.taskId, request.kind), request.identityKey)) {
         throw new TributaryError('NOT_ENROLLED', 'the join proof does not verify (ask auth:challenge first)');
       }
-      const task = await store.getTask(request.taskId);
-      if (!task) throw new TributaryError('TASK_NOT_FOUND', String(request.taskId));
+      const task = await requireTask(store, request.taskId);
       await enrollments.check(task.id, request.identityKey, request.kind);
       if (session) endSession(session); // joining again on one connection starts over
       session = undefined;
@@ -209,6 +208,7 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
         client.backend = request.backend;
         client.cachedVersion = request.cachedVersion;
         client.paused = request.paused ?? false;
+        if (request.capabilities) client.capabilities = request.capabilities;
         coordinator.runner(request.taskId)?.clientsChanged();
         return { selected: false };
       },

@@ -35,7 +35,7 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
   }
   const setupToken = await app.accounts.setupTokenIfNeeded();
   if (setupToken) {
-    console.log(`No admin yet. Create the first one at ${url}/admin/setup?token=${setupToken}\n  (or: npx tributary admin create --data-dir ${options.dataDir} --username <name>)`);
+    console.log(`No admin yet. Create the first one at ${url}/admin/#setup=${setupToken}\n  (or: npx tributary admin create --data-dir ${options.dataDir} --username <name>)`);
   }
   let demo: { taskId: number; token: string } | undefined;
   if (options.demoTask) {

@@ -59,7 +59,9 @@ export class SyncRunner implements TaskRunner {
     if (!collection) throw new TributaryError('ROUND_NOT_ACTIVE', 'no round is collecting updates');
     try {
       const ack = collection.acceptChunk(clientId, meta, data);
-      if (ack.complete) this.options.clients.get(clientId)?.settleRound(meta.round);
+      const client = this.options.clients.get(clientId);
+      client?.noteUpload(meta.round, ack.complete);
+      if (ack.complete) client?.settleRound(meta.round);
       return ack;
     } finally {
       this.options.events.uploadProgress({

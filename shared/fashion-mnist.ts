@@ -1,10 +1,15 @@
 import { TributaryError } from './errors.ts';
 import { parseIdx } from './idx.ts';
-import { toLabelledSet, type LabelledSet } from './dataset.ts';
+import { selectRows, toLabelledSet, type LabelledSet } from './dataset.ts';
+import { partitionIndices } from './partition.ts';
+import type { TaskSpec } from './task.ts';
 
 /** Fashion-MNIST from wherever the runtime keeps it: disk in Node, a fetch in browsers. */
 
 export const FASHION_MNIST_CLASSES = 10;
+
+/** Class names, by label. */
+export const FASHION_MNIST_LABELS = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'] as const;
 
 /** Returns a file's (decompressed) bytes by IDX base name, or undefined when missing. */
 export type IdxSource = (name: string) => Promise<Uint8Array | undefined>;
@@ -24,4 +29,14 @@ export async function loadFashionMnist(source: IdxSource, split: FashionMnistSpl
     read(`${split}-labels-idx1-ubyte`),
   ]);
   return toLabelledSet(images, labels, limit);
+}
+
+/**
+ * The demo stand-in for a device's own data: shard `shard` of the training set (its first
+ * `trainLimit` samples), cut as the task's partition says. Same seed, same cut, whoever
+ * cuts it: an edge client from its files, the server for a browser.
+ */
+export function demoShard(train: LabelledSet, spec: Pick<TaskSpec, 'shards' | 'partition' | 'seed'>, shard: number): LabelledSet {
+  const shards = partitionIndices(train.y, FASHION_MNIST_CLASSES, spec.shards, spec.partition, spec.seed);
+  return selectRows(train, shards[shard % shards.length]!);
 }

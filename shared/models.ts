@@ -49,6 +49,11 @@ export function readWeights(model: tfl.LayersModel): Weights {
   return model.getWeights().map((w) => w.dataSync() as Float32Array).map((d) => new Float32Array(d));
 }
 
+/** The model's weights, read asynchronously: WebGPU in Node (no OffscreenCanvas) cannot read tensors back synchronously. */
+export async function readWeightsAsync(model: tfl.LayersModel): Promise<Weights> {
+  return Promise.all(model.getWeights().map(async (w) => new Float32Array(await w.data<'float32'>())));
+}
+
 export function writeWeights(model: tfl.LayersModel, weights: Weights): void {
   const current = model.getWeights();
   if (current.length !== weights.length) throw new Error('weight tensor count mismatch');

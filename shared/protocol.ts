@@ -69,6 +69,21 @@ export interface JoinReply {
   shard: number | null;
 }
 
+/** What a device can do, as it reports when ready: the scheduler sizes its work by it. */
+export const Capabilities = Type.Object(
+  {
+    /** Training throughput measured on the task's model here, samples per second. */
+    throughput: Type.Number({ minimum: 0, maximum: 1e9 }),
+    memoryMb: Type.Optional(Type.Number({ minimum: 0, maximum: 1e8 })),
+    /** Browsers that expose it: battery level 0..1 and whether it is charging. */
+    battery: Type.Optional(Type.Object({ level: Type.Number({ minimum: 0, maximum: 1 }), charging: Type.Boolean() }, { additionalProperties: false })),
+    /** The GPU adapter (vendor, architecture) of WebGPU browsers and GPU nodes. */
+    adapter: Type.Optional(Type.String({ maxLength: 200 })),
+  },
+  { additionalProperties: false },
+);
+export type Capabilities = Static<typeof Capabilities>;
+
 export const ReadyRequest = Type.Object(
   {
     taskId: TaskId,
@@ -79,6 +94,7 @@ export const ReadyRequest = Type.Object(
     cachedVersion: Type.Integer({ minimum: -1, maximum: 2 ** 31 }),
     /** A paused client stays joined but is not selected (the contributor pressed pause). */
     paused: Type.Optional(Type.Boolean()),
+    capabilities: Type.Optional(Capabilities),
   },
   { additionalProperties: false },
 );
@@ -193,7 +209,29 @@ export interface RoundAbortedEvent {
   error: ErrorBody;
 }
 
+/** A connected client as the dashboard shows it. */
+export interface ClientView {
+  id: string;
+  kind: ClientKind;
+  backend: string;
+  samples: number;
+  /** Samples per second: measured by the device, then from its rounds. */
+  throughput: number;
+  state: 'idle' | 'training' | 'uploading' | 'paused' | 'away';
+  shard: number | null;
+  adapter?: string;
+  battery?: { level: number; charging: boolean };
+  /** Rounds this client delivered an update to, in this session. */
+  roundsDelivered: number;
+}
+
+export interface ClientsEvent {
+  taskId: number;
+  clients: ClientView[];
+}
+
 export interface AdminServerToClientEvents {
+  'clients:update': (event: ClientsEvent) => void;
   'round:started': (event: RoundStartedEvent) => void;
   'round:aborted': (event: RoundAbortedEvent) => void;
   'round:upload': (event: UploadProgressEvent) => void;
@@ -202,3 +240,16 @@ export interface AdminServerToClientEvents {
 }
 
 export interface AdminClientToServerEvents {}
+
+/** One line of the audit log, as `GET /api/audit` returns it. */
+export interface AuditEntry {
+  id: number;
+  at: string;
+  /** Who: a username, `client:<key fingerprint>`, or `system`. */
+  actor: string;
+  /** What, e.g. `login.failed`, `task.start`, `token.revoke`. */
+  action: string;
+  target: string;
+  detail: Record<string, unknown>;
+  ip: string;
+}

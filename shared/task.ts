@@ -132,9 +132,11 @@ export function bufferSizeOf(spec: TaskSpec): number {
   return spec.bufferSize > 0 ? spec.bufferSize : Math.max(1, Math.floor(spec.clientsPerRound / 2));
 }
 
+/** created → running ⇄ paused; running → completed (all rounds) or stopped (for good). */
 export const TaskStatus = Type.Union([
   Type.Literal('created'),
   Type.Literal('running'),
+  Type.Literal('paused'),
   Type.Literal('stopped'),
   Type.Literal('completed'),
 ]);

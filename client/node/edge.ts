@@ -2,7 +2,8 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { cryptoReady, fromBase64, generateSigningKeyPair, toBase64, type KeyPair } from '../../shared/crypto.ts';
-import { FederatedClient, type SecurePhase } from '../federated-client.ts';
+import type { TaskRecord } from '../../shared/task.ts';
+import { FederatedClient, type ActivatedBackend, type SecurePhase } from '../federated-client.ts';
 import { loadDemoShard } from './fashion-mnist.ts';
 import { activateNodeBackend } from './tf.ts';
 
@@ -29,6 +30,13 @@ export interface EdgeClientOptions {
   openEnrollment?: boolean;
   /** Fault injection: drop the connection at random times, this many ms apart on average. */
   disconnectEvery?: number;
+  /** What this process joins as (a GPU node needs a gpu enrollment); default edge. */
+  kind?: 'edge' | 'gpu';
+  /**
+   * Activates the TF.js backend for the task (default: WASM or CPU, see `activateNodeBackend`).
+   * What it measured is reported to the server; its warning is printed at join.
+   */
+  activateBackend?: (task: TaskRecord) => Promise<ActivatedBackend & { warning?: string }>;
 }
 
 export const DEFAULT_PIN_FILE = join(homedir(), '.tributary', 'known-servers.json');
@@ -65,17 +73,23 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
   const pinFile = options.pinFile ?? DEFAULT_PIN_FILE;
   const pinned = readPins(pinFile)[options.server];
   const identity = await loadOrCreateIdentity(options.identityFile ?? DEFAULT_IDENTITY_FILE);
+  // Kept for the join message: the adapter, throughput and any fall-back warning.
+  let activated: (ActivatedBackend & { warning?: string }) | undefined;
   const client = new FederatedClient({
     ...(pinned ? { pinnedServerKey: fromBase64(pinned) } : {}),
     identity,
     server: options.server,
     taskId: options.taskId,
-    kind: 'edge',
+    kind: options.kind ?? 'edge',
     seed: options.seed,
     throttle: options.throttle ?? 1,
     ...(options.token ? { enrollment: { token: options.token } } : options.openEnrollment ? { enrollment: 'open' as const } : {}),
     ...(options.shard === undefined ? {} : { shard: options.shard }),
-    activateBackend: (task) => activateNodeBackend(task.spec.model, options.backend),
+    activateBackend: async (task) => {
+      if (!options.activateBackend) return activateNodeBackend(task.spec.model, options.backend);
+      activated = await options.activateBackend(task);
+      return activated;
+    },
     data: ({ task, shard }) => loadDemoShard(options.data, task.spec, shard ?? 0),
   });
   const say = (event: string, fields: Record<string, unknown>, text: string) => {
@@ -90,9 +104,12 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
       say('resumed', { clientId: e.clientId }, `reconnected: session ${e.clientId.slice(0, 8)} resumed`);
       return;
     }
-    say('joined', { clientId: e.clientId, shard: e.shard, samples: e.samples, backend: e.backend, serverFingerprint: e.serverFingerprint },
-      `joined task ${e.task.id} (${e.task.spec.name}) as ${e.clientId.slice(0, 8)}: shard ${e.shard}, ${e.samples} samples, backend ${e.backend}\n` +
+    const { adapter, throughput, warning } = activated ?? {};
+    const measured = [adapter, throughput === undefined ? undefined : `${throughput.toFixed(0)} samples/s`].filter(Boolean).join(', ');
+    say('joined', { clientId: e.clientId, shard: e.shard, samples: e.samples, backend: e.backend, ...(activated ? { adapter, throughput, warning } : {}), serverFingerprint: e.serverFingerprint },
+      `joined task ${e.task.id} (${e.task.spec.name}) as ${e.clientId.slice(0, 8)}: shard ${e.shard}, ${e.samples} samples, backend ${e.backend}${measured ? ` (${measured})` : ''}\n` +
       `server key ${e.serverFingerprint} (${pinned ? 'matches the pinned key' : `pinned now in ${pinFile}`})`);
+    if (warning && !options.json) console.warn(`warning: ${warning}`);
   });
   client.on('disconnected', (e) => say('disconnected', e, `disconnected (${e.reason}); reconnecting…`));
   client.on('round-abandoned', (e) => say('round-abandoned', e, `round ${e.round} abandoned: ${e.reason}`));

@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { FASHION_MNIST_CLASSES, loadFashionMnist, type IdxSource } from '../../shared/fashion-mnist.ts';
-import { selectRows, type LabelledSet } from '../../shared/dataset.ts';
-import { partitionIndices } from '../../shared/partition.ts';
+import type { LabelledSet } from '../../shared/dataset.ts';
+import { demoShard, loadFashionMnist, type IdxSource } from '../../shared/fashion-mnist.ts';
 import type { TaskSpec } from '../../shared/task.ts';
 
 export const DEFAULT_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
@@ -16,7 +15,5 @@ const folder = (dir: string): IdxSource => async (name) =>
  * training set, cut as the task's partition says (same seed, same cut, on every device).
  */
 export async function loadDemoShard(dir: string, spec: TaskSpec, shard: number): Promise<LabelledSet> {
-  const train = await loadFashionMnist(folder(dir), 'train', spec.trainLimit);
-  const shards = partitionIndices(train.y, FASHION_MNIST_CLASSES, spec.shards, spec.partition, spec.seed);
-  return selectRows(train, shards[shard % shards.length]!);
+  return demoShard(await loadFashionMnist(folder(dir), 'train', spec.trainLimit), spec, shard);
 }

@@ -1,7 +1,7 @@
 import { fingerprint } from '../../shared/crypto.ts';
 import { TributaryError } from '../../shared/errors.ts';
 import type { ClientKind } from '../../shared/protocol.ts';
-import type { Store } from '../store/store.ts';
+import { requireTask, type Store } from '../store/store.ts';
 import type { AuditLog, Enrollment, EnrollmentKind, EnrollmentStore, EnrollmentToken } from './model.ts';
 import { newSecret, secretHash } from './secrets.ts';
 
@@ -31,7 +31,7 @@ export class Enrollments {
     options: { kind: EnrollmentKind; label: string; maxUses: number; expiresInHours: number },
     by: { actor: string; ip: string },
   ): Promise<{ token: string; record: EnrollmentToken }> {
-    if (!(await this.tasks.getTask(taskId))) throw new TributaryError('TASK_NOT_FOUND', String(taskId));
+    await requireTask(this.tasks, taskId);
     const token = newSecret(options.kind === 'gpu' ? 'trb_gpu' : 'trb_enroll');
     const expiresAt = options.expiresInHours > 0 ? new Date(Date.now() + options.expiresInHours * 3600_000).toISOString() : null;
     const record = await this.store.createToken({ taskId, kind: options.kind, label: options.label, tokenHash: secretHash(token), createdBy: by.actor, expiresAt, maxUses: options.maxUses });
@@ -76,8 +76,7 @@ export class Enrollments {
 
   /** Binds `identityKey` to a task that allows open enrollment. */
   async enrollOpen(taskId: number, identityKey: Uint8Array, ip: string): Promise<Enrollment> {
-    const task = await this.tasks.getTask(taskId);
-    if (!task) throw new TributaryError('TASK_NOT_FOUND', String(taskId));
+    const task = await requireTask(this.tasks, taskId);
     if (!task.spec.openEnrollment) throw new TributaryError('ENROLLMENT_TOKEN_INVALID', 'this task needs an enrollment token');
     const enrollment = await this.store.enroll({ taskId, identityKey: hex(identityKey), kind: 'client', tokenId: null });
     await this.audit.record({ actor: `client:${fingerprint(identityKey)}`, action: 'enroll.open', target: `task ${taskId}`, detail: {}, ip });

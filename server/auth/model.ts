@@ -1,4 +1,7 @@
 import { Type, type Static } from 'typebox';
+import type { AuditEntry } from '../../shared/protocol.ts';
+
+export type { AuditEntry };
 
 /** Accounts, sessions, enrollment and the audit trail, as stored; the interfaces stores implement. */
 
@@ -104,18 +107,6 @@ export interface EnrollmentStore {
   enrollment(taskId: number, identityKey: string): Promise<Enrollment | undefined>;
   listEnrollments(taskId: number): Promise<Enrollment[]>;
   revokeEnrollment(taskId: number, identityKey: string): Promise<boolean>;
-}
-
-export interface AuditEntry {
-  id: number;
-  at: string;
-  /** Who: a username, `client:<key fingerprint>`, or `system`. */
-  actor: string;
-  /** What, e.g. `login.failed`, `task.start`, `token.revoke`. */
-  action: string;
-  target: string;
-  detail: Record<string, unknown>;
-  ip: string;
 }
 
 export interface AuditLog {

@@ -3,7 +3,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { TributaryError } from '../../shared/errors.ts';
 import type { Checkpoints } from '../checkpoints.ts';
-import type { Store } from '../store/store.ts';
+import { requireTask, type Store } from '../store/store.ts';
 
 export interface ModelRoutesOptions {
   store: Store;
@@ -31,8 +31,7 @@ export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (app, {
     },
   }, async (request, reply) => {
     const { id, file } = request.params;
-    const task = await store.getTask(id);
-    if (!task) throw new TributaryError('TASK_NOT_FOUND', String(id));
+    const task = await requireTask(store, id);
     const round = request.query.round ?? task.completedRounds;
     if (round > task.completedRounds) throw new TributaryError('ROUND_NOT_FOUND', `round ${round}`);
     const body = await checkpoints.readFile(id, round, file);

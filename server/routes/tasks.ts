@@ -6,7 +6,7 @@ import { RoundRecord, TaskRecord, TaskSpecInput, withTaskDefaults } from '../../
 import type { Coordinator } from '../coordinator.ts';
 import { actorOf } from '../auth/access.ts';
 import type { AuditLog } from '../auth/model.ts';
-import type { Store } from '../store/store.ts';
+import { requireTask, type Store } from '../store/store.ts';
 import { ErrorReply } from './errors.ts';
 
 export interface TaskRoutesOptions {
@@ -19,11 +19,7 @@ const TaskParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 
 export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { store, coordinator, audit }) => {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
-  const getTask = async (id: number) => {
-    const task = await store.getTask(id);
-    if (!task) throw new TributaryError('TASK_NOT_FOUND', String(id));
-    return task;
-  };
+  const getTask = (id: number) => requireTask(store, id);
 
   api.get('/tasks', {
     config: { access: 'viewer' },
@@ -63,13 +59,45 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { s
     return task;
   });
 
+  api.post('/tasks/:id/pause', {
+    config: { access: 'operator' },
+    schema: { summary: 'Pause a running task (its current round is dropped; resume carries on from the last completed one)', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply, 409: ErrorReply } },
+  }, async (request) => {
+    const task = await coordinator.pause(request.params.id);
+    await audit.record({ ...actorOf(request), action: 'task.pause', target: `task ${task.id}`, detail: { completedRounds: task.completedRounds } });
+    return task;
+  });
+
+  api.post('/tasks/:id/resume', {
+    config: { access: 'operator' },
+    schema: { summary: 'Resume a paused task from its last completed round', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply, 409: ErrorReply } },
+  }, async (request) => {
+    const task = await coordinator.start(request.params.id);
+    await audit.record({ ...actorOf(request), action: 'task.resume', target: `task ${task.id}`, detail: { fromRound: task.completedRounds + 1 } });
+    return task;
+  });
+
   api.post('/tasks/:id/stop', {
     config: { access: 'operator' },
-    schema: { summary: 'Stop a running task after aborting its current round', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply, 409: ErrorReply } },
+    schema: { summary: 'Stop a running or paused task for good (its current round is dropped)', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply, 409: ErrorReply } },
   }, async (request) => {
     const task = await coordinator.stop(request.params.id);
     await audit.record({ ...actorOf(request), action: 'task.stop', target: `task ${task.id}`, detail: { completedRounds: task.completedRounds } });
     return task;
+  });
+
+  api.get('/tasks/:id/rounds.csv', {
+    config: { access: 'viewer' },
+    schema: { summary: 'Round metrics as CSV', tags: ['rounds'], params: TaskParams },
+  }, async (request, reply) => {
+    await getTask(request.params.id);
+    const rounds = await store.listRounds(request.params.id);
+    const columns = ['round', 'accuracy', 'loss', 'participants', 'dropped', 'late', 'rejected', 'samples', 'staleness', 'uploadBytes', 'uploadBytesPerParam', 'durationMs', 'finishedAt'] as const;
+    const csv = [columns.join(','), ...rounds.map((r) => columns.map((c) => r[c]).join(','))].join('\n');
+    return reply
+      .type('text/csv; charset=utf-8')
+      .header('content-disposition', `attachment; filename="task-${request.params.id}-rounds.csv"`)
+      .send(`${csv}\n`);
   });
 
   api.get('/tasks/:id/rounds', {

@@ -1,3 +1,4 @@
+import { TributaryError } from '../../shared/errors.ts';
 import type { RoundRecord, TaskRecord, TaskSpec, TaskStatus } from '../../shared/task.ts';
 
 /**
@@ -13,4 +14,11 @@ export interface Store {
   completeRound(record: RoundRecord): Promise<void>;
   listRounds(taskId: number): Promise<RoundRecord[]>;
   close(): Promise<void>;
+}
+
+/** The task, or TASK_NOT_FOUND. */
+export async function requireTask(store: Store, id: number): Promise<TaskRecord> {
+  const task = await store.getTask(id);
+  if (!task) throw new TributaryError('TASK_NOT_FOUND', String(id));
+  return task;
 }

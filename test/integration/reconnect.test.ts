@@ -72,7 +72,7 @@ describe('reconnects: sessions, resumed uploads and catch-up', () => {
     const runUntil = async (rounds: number) => {
       await h.app.coordinator.start(task.id);
       await h.waitFor(async () => ((await h.app.store.getTask(task.id))!.completedRounds >= rounds), 60_000);
-      if (rounds < 4) await h.app.coordinator.stop(task.id);
+      if (rounds < 4) await h.app.coordinator.pause(task.id);
     };
     await b.pause();
     await runUntil(1); // a trains round 1 alone

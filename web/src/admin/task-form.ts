@@ -1,0 +1,92 @@
+import { api, h } from './api.ts';
+
+interface TaskRecord {
+  id: number;
+}
+
+function input(label: string, name: string, attrs: Record<string, string | boolean> = {}): HTMLElement {
+  return h('div', {}, h('label', { for: `t-${name}` }, label), h('input', { id: `t-${name}`, name, ...attrs }));
+}
+
+function select(label: string, name: string, options: Array<[string, string]>, value: string): HTMLElement {
+  const el = h('select', { id: `t-${name}`, name });
+  for (const [v, text] of options) el.append(new Option(text, v, v === value, v === value));
+  return h('div', {}, h('label', { for: `t-${name}` }, label), el);
+}
+
+function checkbox(label: string, name: string, checked = false): HTMLElement {
+  return h('div', {}, h('label', {}, h('input', { type: 'checkbox', name, id: `t-${name}`, ...(checked ? { checked: true } : {}) }), ` ${label}`));
+}
+
+/** The new-task form: the demo's defaults up front, the rest under "More settings". */
+export function taskForm(created: (task: TaskRecord) => void): HTMLElement {
+  const error = h('p', { class: 'error', role: 'alert' });
+  const form = h('form', { class: 'panel', 'aria-label': 'New task' },
+    h('h2', {}, 'New task'),
+    h('div', { class: 'row' },
+      input('Name', 'name', { value: 'Fashion-MNIST demo', required: true, maxlength: '120' }),
+      select('Model', 'model', [['fmnist-mlp', 'MLP (784-200-200-10)'], ['fmnist-cnn', 'CNN (2 conv layers)']], 'fmnist-mlp'),
+      select('Demo data partition', 'partition', [['iid', 'IID'], ['dirichlet:0.5', 'Dirichlet 0.5 (label skew)'], ['dirichlet:0.1', 'Dirichlet 0.1 (strong skew)']], 'iid'),
+      input('Rounds', 'rounds', { type: 'number', min: '1', value: '10', required: true }),
+      input('Clients per round', 'clientsPerRound', { type: 'number', min: '1', value: '3', required: true }),
+      input('Round deadline (s)', 'deadline', { type: 'number', min: '1', value: '120', required: true }),
+      select('Update bits', 'bits', [['2', '2'], ['4', '4'], ['8', '8'], ['16', '16'], ['32', '32 (float)']], '8'),
+      select('Strategy', 'strategy', [['fedavg', 'FedAvg'], ['fedavgm', 'FedAvgM'], ['fedadam', 'FedAdam'], ['fedyogi', 'FedYogi']], 'fedavg'),
+    ),
+    h('div', { class: 'row' },
+      checkbox('Secure aggregation (the server learns only the sum)', 'secure'),
+      checkbox('Open enrollment (anyone may contribute from /contribute)', 'openEnrollment', true),
+    ),
+    h('details', {},
+      h('summary', {}, 'More settings'),
+      h('div', { class: 'row' },
+        input('Demo data shards', 'shards', { type: 'number', min: '1', value: '3' }),
+        input('Fewest updates a round may close with', 'minUpdates', { type: 'number', min: '1', value: '1' }),
+        select('Mode', 'mode', [['sync', 'Sync rounds'], ['async', 'Async (FedBuff)']], 'sync'),
+        input('Async buffer size (0: auto)', 'bufferSize', { type: 'number', min: '0', value: '0' }),
+        input('Secure threshold (0: auto)', 'threshold', { type: 'number', min: '0', value: '0' }),
+        input('Secure neighbours (0: auto)', 'neighbours', { type: 'number', min: '0', value: '0' }),
+        input('Local epochs', 'localEpochs', { type: 'number', min: '1', value: '1' }),
+        input('Batch size', 'batchSize', { type: 'number', min: '1', value: '64' }),
+        input('Learning rate', 'learningRate', { type: 'number', min: '0', step: 'any', value: '0.02' }),
+        input('Training images used (0: all)', 'trainLimit', { type: 'number', min: '0', value: '0' }),
+        input('Test images evaluated (0: all)', 'testLimit', { type: 'number', min: '0', value: '0' }),
+        input('Seed', 'seed', { type: 'number', min: '0', value: '1' }),
+      )),
+    h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Create task')),
+    error);
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const f = new FormData(form);
+    const num = (key: string) => Number(f.get(key));
+    const [kind, alpha] = String(f.get('partition')).split(':');
+    try {
+      const task = await api<TaskRecord>('POST', '/api/tasks', {
+        name: String(f.get('name')),
+        model: String(f.get('model')),
+        partition: kind === 'dirichlet' ? { kind, alpha: Number(alpha) } : { kind: 'iid' },
+        shards: num('shards'),
+        rounds: num('rounds'),
+        clientsPerRound: num('clientsPerRound'),
+        minUpdates: Math.min(num('minUpdates'), num('clientsPerRound')),
+        roundDeadlineMs: num('deadline') * 1000,
+        bits: num('bits'),
+        strategy: String(f.get('strategy')),
+        mode: String(f.get('mode')),
+        bufferSize: num('bufferSize'),
+        secure: f.get('secure') === 'on',
+        threshold: num('threshold'),
+        neighbours: num('neighbours'),
+        openEnrollment: f.get('openEnrollment') === 'on',
+        hyper: { localEpochs: num('localEpochs'), batchSize: num('batchSize'), learningRate: num('learningRate'), optimizer: 'momentum', proximalMu: 0 },
+        trainLimit: num('trainLimit'),
+        testLimit: num('testLimit'),
+        seed: num('seed'),
+      });
+      created(task);
+    } catch (e) {
+      error.textContent = (e as Error).message;
+    }
+  });
+  return form;
+}
