@@ -37,7 +37,7 @@ function demoOptions(options: BenchOptions): DemoOptions {
   return {
     clients: options.clients, rounds: options.rounds, model: 'fmnist-mlp', partition: 'dirichlet:0.5', bits: 8,
     localEpochs: 1, batchSize: 64, lr: 0.02, optimizer: 'momentum', proximalMu: 0, seed: SEED, trainLimit: 0, testLimit: 0,
-    data: DATA, port: 0, backend: 'auto', strategy: 'fedavg', mode: 'sync', bufferSize: 0, secure: false, json: true,
+    data: DATA, port: 0, backend: 'auto', strategy: 'fedavg', mode: 'sync', bufferSize: 0, scheduling: 'uniform', secure: false, json: true,
   };
 }
 

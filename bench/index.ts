@@ -9,6 +9,7 @@ const benches: Record<string, () => Promise<{ run(options: BenchOptions): Promis
   secagg: () => import('./secagg.ts'),
   optimizers: () => import('./optimizers.ts'),
   chaos: () => import('./chaos.ts'),
+  scheduling: () => import('./scheduling.ts'),
 };
 
 export async function runBench(name: string, options: BenchOptions): Promise<void> {

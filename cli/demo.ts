@@ -31,6 +31,8 @@ export interface DemoOptions {
   backend: string;
   strategy: 'fedavg' | 'fedavgm' | 'fedadam' | 'fedyogi';
   mode: 'sync' | 'async';
+  /** uniform (reproducible: every client trains its epochs) or capability (work sized by measured speed). */
+  scheduling: 'uniform' | 'capability';
   /** Async: updates per server step (0 = half the clients). */
   bufferSize: number;
   secure: boolean;
@@ -83,6 +85,7 @@ export function demoTaskSpec(options: Omit<DemoOptions, 'data' | 'port' | 'backe
     strategy: options.strategy,
     mode: options.mode,
     bufferSize: options.bufferSize,
+    scheduling: options.scheduling,
     secure: options.secure,
     threshold: options.threshold ?? 0,
     neighbours: options.neighbours ?? 0,
@@ -162,6 +165,14 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
               `  loss ${record.loss.toFixed(4)}  ${record.participants} clients${record.dropped ? ` (${record.dropped} dropped)` : ''}  ` +
               `${record.uploadBytesPerParam.toFixed(3)} B/param  ${(record.durationMs / 1000).toFixed(1)} s`,
           );
+        }
+      });
+      admin.on('round:participants', (e) => {
+        if (options.json || e.taskId !== task.id) return;
+        for (const p of e.participants) {
+          const work = p.budget === null ? 'full epochs' : `${p.budget} samples`;
+          const time = p.elapsedMs === null ? p.outcome : `${(p.elapsedMs / 1000).toFixed(1)} s of ${(e.deadlineMs / 1000).toFixed(0)} s`;
+          out(`    ${p.clientId.slice(0, 8)} ${p.kind.padEnd(4)} ${p.backend.padEnd(6)} ${String(Math.round(p.speed)).padStart(6)} samples/s  work: ${work.padEnd(14)} ${time}`);
         }
       });
       admin.on('task:status', (e) => {

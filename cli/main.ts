@@ -137,6 +137,7 @@ program
   .addOption(new Option('--backend <name>', 'TF.js backend for clients').choices(['auto', 'wasm', 'cpu']).default('auto'))
   .addOption(new Option('--strategy <name>', 'server optimizer').choices(['fedavg', 'fedavgm', 'fedadam', 'fedyogi']).default('fedavg'))
   .addOption(new Option('--mode <mode>', 'sync rounds, or async FedBuff (no waiting for the slowest)').choices(['sync', 'async']).default('sync'))
+  .addOption(new Option('--scheduling <how>', 'uniform: every client trains its epochs (reproducible runs); capability: work sized by measured speed').choices(['uniform', 'capability']).default('uniform'))
   .option('--buffer-size <k>', 'with --mode async: updates per server step (default: half the clients)', int('buffer-size', 1), 0)
   .option('--secure', 'secure aggregation (SecAgg+): the server learns only the sum of the updates', false)
   .option('--threshold <t>', 'with --secure: shares needed to unmask (default: two thirds of each secret\'s holders)', int('threshold', 2))

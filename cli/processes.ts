@@ -7,8 +7,8 @@ import { fileURLToPath } from 'node:url';
 const bin = fileURLToPath(new URL('../bin/tributary.js', import.meta.url));
 
 /** Runs `tributary <args>` as a child process, its output going to a log file. */
-export function spawnTributary(args: string[], logFile: string): ChildProcess {
-  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+export function spawnTributary(args: string[], logFile: string, env?: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
   const log = createWriteStream(logFile);
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
@@ -66,7 +66,7 @@ export function operatorToken(dataDir: string): string {
   return (JSON.parse(result.stdout) as { token: string }).token;
 }
 
-/** A client enrollment token for a task, minted over REST by an operator. */
-export async function enrollmentToken(url: string, taskId: number, operator: string, label: string): Promise<string> {
-  return (await api<{ token: string }>(`${url}/api/tasks/${taskId}/enrollment-tokens`, 'POST', { kind: 'client', label }, operator)).token;
+/** An enrollment token for a task (for browsers and edge devices, or GPU nodes), minted over REST by an operator. */
+export async function enrollmentToken(url: string, taskId: number, operator: string, label: string, kind: 'client' | 'gpu' = 'client'): Promise<string> {
+  return (await api<{ token: string }>(`${url}/api/tasks/${taskId}/enrollment-tokens`, 'POST', { kind, label }, operator)).token;
 }

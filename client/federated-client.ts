@@ -427,9 +427,9 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
     const shuffleSeed = deriveSeed(this.seed, 'shuffle', start.round);
     const result = await this.trainer!.train(global, this.data!, start.hyper, shuffleSeed, (fraction, loss) => {
       this.emit('progress', { round: start.round, fraction, loss });
-    }, signal);
+    }, signal, start.budget ?? undefined);
     const { weights, ...train } = result;
-    if (train.durationMs > 0) this.capabilities = { ...this.capabilities, throughput: (train.samples * start.hyper.localEpochs) / (train.durationMs / 1000) };
+    if (train.durationMs > 0) this.capabilities = { ...this.capabilities, throughput: train.processed / (train.durationMs / 1000) };
     return { delta: subtractWeights(weights, global), train };
   }
 

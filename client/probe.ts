@@ -45,20 +45,27 @@ export async function probeStep(preset: ModelPreset): Promise<Weights> {
   }
 }
 
+/** The probe's timed steps stop once they have run this long (or after MAX_STEPS): a few seconds at most, even for a CNN on a CPU. */
+const PROBE_MS = 400;
+const MAX_STEPS = 8;
+
 /**
- * Samples per second on the active backend, over two warm passes of four steps. The first
- * pass is left out: on WebGPU it compiles the shaders, which real training then reuses.
+ * Samples per second on the active backend (at the trainer's throttle, as it will train).
+ * The first step is left out: on WebGPU it compiles the shaders, which real training then reuses.
  */
-export async function measureThroughput(preset: ModelPreset): Promise<number> {
-  const trainer = new Trainer(preset, 7);
-  const batch = probeBatch(preset, 4 * PROBE_HYPER.batchSize);
+export async function measureThroughput(preset: ModelPreset, throttle = 1): Promise<number> {
+  const trainer = new Trainer(preset, 7, throttle);
+  const batch = probeBatch(preset, PROBE_HYPER.batchSize);
   const global = probeWeights(trainer.weightLengths);
   try {
     await trainer.train(global, batch, PROBE_HYPER, 1);
-    const passes = 2;
     const started = performance.now();
-    for (let i = 0; i < passes; i++) await trainer.train(global, batch, PROBE_HYPER, 1);
-    return (passes * batch.n) / ((performance.now() - started) / 1000);
+    let steps = 0;
+    while (steps < MAX_STEPS && (steps === 0 || performance.now() - started < PROBE_MS)) {
+      await trainer.train(global, batch, PROBE_HYPER, 1);
+      steps++;
+    }
+    return (steps * batch.n) / ((performance.now() - started) / 1000);
   } finally {
     trainer.dispose();
   }

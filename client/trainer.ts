@@ -10,6 +10,8 @@ export interface TrainResult {
   weights: Weights;
   /** Distinct samples trained on (what FedAvg weights by). */
   samples: number;
+  /** Sample visits: samples × epochs, or the budget. */
+  processed: number;
   loss: number;
   accuracy: number;
   durationMs: number;
@@ -60,66 +62,73 @@ export class Trainer {
   }
 
   /**
-   * Trains from `global` on `set`. A hand-written loop rather than `model.fit`: batches
-   * come from a seeded shuffle, so a run is reproducible, and there is no per-batch
-   * callback machinery on the hot path.
+   * Trains from `global` on `set`: `hyper.localEpochs` passes, or when `budget` is given
+   * that many sample visits (a scheduler's share of work: a fraction of an epoch on a slow
+   * device, several on a fast one). A hand-written loop rather than `model.fit`: batches
+   * come from a seeded shuffle, redrawn each epoch, so a run is reproducible, and there is
+   * no per-batch callback machinery on the hot path.
    */
-  async train(global: Weights, set: LabelledSet, hyper: Hyper, seed: number, onProgress?: ProgressCallback, signal?: AbortSignal): Promise<TrainResult> {
+  async train(global: Weights, set: LabelledSet, hyper: Hyper, seed: number, onProgress?: ProgressCallback, signal?: AbortSignal, budget?: number): Promise<TrainResult> {
     const started = Date.now();
     const { x, y } = this.tensorsFor(set);
     writeWeights(this.model, global);
     const opt = optimizer(hyper);
     const rng = createRng(seed);
-    const batches = Math.ceil(set.n / hyper.batchSize);
-    const total = batches * hyper.localEpochs;
+    const perEpoch = Math.ceil(set.n / hyper.batchSize);
+    const steps = budget === undefined ? perEpoch * hyper.localEpochs : Math.max(1, Math.ceil(budget / hyper.batchSize));
+    // Loss and accuracy are read over the last epoch's worth of steps.
+    const firstCounted = Math.max(0, steps - perEpoch);
     const order = Array.from({ length: set.n }, (_, i) => i);
-    let totals = tf.zeros([2]); // [Σ loss·batch, Σ correct] over the last epoch
+    let totals = tf.zeros([2]); // [Σ loss·batch, Σ correct] over the counted steps
+    let counted = 0;
+    let processed = 0;
     const mu = hyper.proximalMu ?? 0;
     const anchor = mu > 0 ? this.proximalAnchor(global) : undefined;
     try {
       let lastReport = Date.now();
       let lastYield = Date.now();
-      for (let epoch = 0; epoch < hyper.localEpochs; epoch++) {
-        shuffleInPlace(order, rng);
-        const isLastEpoch = epoch === hyper.localEpochs - 1;
-        for (let b = 0; b < batches; b++) {
-          const stepStarted = performance.now();
-          const rows = Int32Array.from(order.slice(b * hyper.batchSize, (b + 1) * hyper.batchSize));
-          const metrics = tf.tidy(() => {
-            const idx = tf.tensor1d(rows, 'int32');
-            const xb = tf.gather(x, idx);
-            const yb = tf.gather(y, idx);
-            let probs: tf.Tensor2D | undefined;
-            const loss = opt.minimize(() => {
-              const p = this.model.apply(xb, { training: true }) as tf.Tensor2D;
-              if (isLastEpoch) probs = tf.keep(p);
-              const data = tf.mean(sparseCrossEntropy(p, yb as tf.Tensor1D)) as tf.Scalar;
-              return anchor ? tf.add(data, this.proximalTerm(anchor, mu)) : data;
-            }, true)!;
-            if (!probs) return undefined;
-            const hits = tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), yb), 'float32'));
-            probs.dispose();
-            // Metrics stay on the device; reading them back every batch would stall the pipeline.
-            return tf.stack([tf.mul(loss, rows.length), hits]);
-          });
-          if (metrics) {
-            const next = tf.add(totals, metrics);
-            tf.dispose([totals, metrics]);
-            totals = next;
-          }
-          if (onProgress && Date.now() - lastReport > 250) {
-            lastReport = Date.now();
-            onProgress((epoch * batches + b + 1) / total, Number.NaN);
-          }
-          if (this.throttle < 1) {
-            await sleep((performance.now() - stepStarted) * (1 / this.throttle - 1));
-            lastYield = Date.now();
-            signal?.throwIfAborted();
-          } else if (Date.now() - lastYield > YIELD_EVERY_MS) {
-            await yieldToEventLoop();
-            lastYield = Date.now();
-            signal?.throwIfAborted(); // stopped, paused, or superseded by a newer round
-          }
+      for (let step = 0; step < steps; step++) {
+        const b = step % perEpoch;
+        if (b === 0) shuffleInPlace(order, rng);
+        const stepStarted = performance.now();
+        const rows = Int32Array.from(order.slice(b * hyper.batchSize, (b + 1) * hyper.batchSize));
+        const counts = step >= firstCounted;
+        const metrics = tf.tidy(() => {
+          const idx = tf.tensor1d(rows, 'int32');
+          const xb = tf.gather(x, idx);
+          const yb = tf.gather(y, idx);
+          let probs: tf.Tensor2D | undefined;
+          const loss = opt.minimize(() => {
+            const p = this.model.apply(xb, { training: true }) as tf.Tensor2D;
+            if (counts) probs = tf.keep(p);
+            const data = tf.mean(sparseCrossEntropy(p, yb as tf.Tensor1D)) as tf.Scalar;
+            return anchor ? tf.add(data, this.proximalTerm(anchor, mu)) : data;
+          }, true)!;
+          if (!probs) return undefined;
+          const hits = tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), yb), 'float32'));
+          probs.dispose();
+          // Metrics stay on the device; reading them back every batch would stall the pipeline.
+          return tf.stack([tf.mul(loss, rows.length), hits]);
+        });
+        processed += rows.length;
+        if (metrics) {
+          counted += rows.length;
+          const next = tf.add(totals, metrics);
+          tf.dispose([totals, metrics]);
+          totals = next;
+        }
+        if (onProgress && Date.now() - lastReport > 250) {
+          lastReport = Date.now();
+          onProgress((step + 1) / steps, Number.NaN);
+        }
+        if (this.throttle < 1) {
+          await sleep((performance.now() - stepStarted) * (1 / this.throttle - 1));
+          lastYield = Date.now();
+          signal?.throwIfAborted();
+        } else if (Date.now() - lastYield > YIELD_EVERY_MS) {
+          await yieldToEventLoop();
+          lastYield = Date.now();
+          signal?.throwIfAborted(); // stopped, paused, or superseded by a newer round
         }
       }
     } catch (error) {
@@ -131,10 +140,18 @@ export class Trainer {
     }
     const [lossTotal, correct] = await totals.data();
     totals.dispose();
-    const loss = lossTotal! / set.n;
-    const accuracy = correct! / set.n;
+    const loss = lossTotal! / counted;
+    const accuracy = correct! / counted;
     onProgress?.(1, loss);
-    return { weights: await readWeightsAsync(this.model), samples: set.n, loss, accuracy, durationMs: Date.now() - started };
+    return {
+      weights: await readWeightsAsync(this.model),
+      // What FedAvg weighs by: distinct samples the update has seen.
+      samples: Math.min(set.n, processed),
+      processed,
+      loss,
+      accuracy,
+      durationMs: Date.now() - started,
+    };
   }
 
   /** The global weights as tensors, in the order of the model's trainable variables. */

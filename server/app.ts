@@ -25,6 +25,7 @@ import { Coordinator } from './coordinator.ts';
 import { DEFAULT_DATA_DIR, idxFolder } from './fashion-mnist.ts';
 import { attachGateway, socketRoundEvents, type ClientServer } from './gateway.ts';
 import { createMetrics } from './metrics.ts';
+import { Scheduler } from './scheduler.ts';
 import { UnmaskPool } from './unmask-pool.ts';
 import { startClientFeed } from './client-feed.ts';
 import { DemoShards } from './demo-shards.ts';
@@ -111,6 +112,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const clients = new ClientRegistry();
   const metrics = createMetrics(clients);
   const unmaskPool = new UnmaskPool();
+  const scheduler = new Scheduler(clients);
   const socketEvents = socketRoundEvents(io);
   const fashionMnist = idxFolder(options.fashionMnistDir ?? DEFAULT_DATA_DIR);
   const testSets = new Map<number, Promise<LabelledSet>>();
@@ -144,6 +146,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     chunkBytes,
     signingKey: serverKey.secretKey,
     unmask: (job, maskedSum) => unmaskPool.unmask(job, maskedSum),
+    scheduler,
     log,
   });
   attachGateway(io, {
@@ -151,6 +154,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     coordinator,
     clients,
     enrollments,
+    scheduler,
     serverKey: serverKey.publicKey,
     log,
     ...(options.sessionGraceMs === undefined ? {} : { sessionGraceMs: options.sessionGraceMs }),

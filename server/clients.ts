@@ -42,6 +42,8 @@ export class ClientSession {
   capabilities: Capabilities = { throughput: 0 };
   /** Rounds it delivered an update to. */
   roundsDelivered = 0;
+  /** Its latest round, as the dashboard shows it. */
+  lastRound: ClientView['lastRound'];
   /** The round whose upload has begun (for the dashboard's state column). */
   private uploadingRound: number | undefined;
   private link: ClientLink | undefined;
@@ -123,6 +125,7 @@ export class ClientSession {
       state: this.state,
       shard: this.shard,
       roundsDelivered: this.roundsDelivered,
+      ...(this.lastRound ? { lastRound: this.lastRound } : {}),
       ...(adapter ? { adapter } : {}),
       ...(battery ? { battery } : {}),
     };
@@ -160,10 +163,16 @@ export class ClientRegistry {
     return this.ofTask(taskId).filter((s) => s.samples > 0 && s.connected && !s.paused);
   }
 
-  /** The lowest demo shard no joined client of the task holds (wrapping when all are held). */
-  freeShard(taskId: number, shards: number): number {
+  /**
+   * A demo shard no joined client of the task holds, wrapping when all are held. Shards
+   * of planned sizes (`bySize`, largest first): the largest free one for a high-capacity
+   * node (`heavy`), the smallest for others, so heavy shards wait for GPU nodes. Otherwise
+   * the lowest free one.
+   */
+  freeShard(taskId: number, shards: number, bySize?: readonly number[], heavy = false): number {
     const held = new Set(this.ofTask(taskId).map((s) => s.shard));
-    for (let shard = 0; shard < shards; shard++) if (!held.has(shard)) return shard;
-    return this.ofTask(taskId).length % shards;
+    const ascending = Array.from({ length: shards }, (_, i) => i);
+    const order = bySize ? (heavy ? bySize : [...bySize].reverse()) : ascending;
+    return order.find((shard) => !held.has(shard)) ?? this.ofTask(taskId).length % shards;
   }
 }

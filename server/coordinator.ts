@@ -3,10 +3,11 @@ import type { LabelledSet } from '../shared/dataset.ts';
 import { TributaryError } from '../shared/errors.ts';
 import type { ChunkAck, ChunkMeta, RoundAbortedEvent, RoundEnd, RoundStartedEvent, TaskStatusEvent, UploadProgressEvent } from '../shared/protocol.ts';
 import type { Unmasker } from '../shared/secagg-unmask.ts';
-import type { RoundRecord, TaskRecord } from '../shared/task.ts';
+import type { ParticipantRecord, RoundRecord, TaskRecord } from '../shared/task.ts';
 import { AsyncRunner } from './async-runner.ts';
 import type { Checkpoints } from './checkpoints.ts';
 import type { ClientRegistry } from './clients.ts';
+import type { Scheduler } from './scheduler.ts';
 import type { SecureRound } from './secure-round.ts';
 import { requireTask, type Store } from './store/store.ts';
 import { SyncRunner } from './sync-runner.ts';
@@ -16,7 +17,7 @@ export interface RoundEvents {
   roundStarted(event: RoundStartedEvent): void;
   uploadProgress(event: UploadProgressEvent): void;
   roundAborted(event: RoundAbortedEvent): void;
-  roundComplete(record: RoundRecord, end: RoundEnd, timing: { aggregationMs: number }): void;
+  roundComplete(record: RoundRecord, end: RoundEnd, detail: { aggregationMs: number; deadlineMs: number; participants: ParticipantRecord[] }): void;
   taskStatus(event: TaskStatusEvent): void;
 }
 
@@ -31,6 +32,8 @@ export interface CoordinatorOptions {
   signingKey: Uint8Array;
   /** Secure rounds: removes the masks from the masked sum (server/unmask-pool.ts). */
   unmask: Unmasker;
+  /** Chooses participants and sizes their work (shared by all tasks: they may share devices). */
+  scheduler: Scheduler;
   log: Logger;
 }
 

@@ -14,7 +14,7 @@ import { RoundCollection } from './round-collection.ts';
  * sealed, chunked uploads.
  */
 
-export type RoundBase = Omit<RoundStart, 'signature' | 'weights' | 'modelVersion'>;
+export type RoundBase = Omit<RoundStart, 'signature' | 'weights' | 'modelVersion' | 'budget'>;
 
 export function roundBase(task: TaskRecord, chunkBytes: number, round: number, deadline: number, aggregator: KeyPair, secure: SecureRoundConfig | null): RoundBase {
   const { spec, id } = task;
@@ -31,18 +31,23 @@ export function roundBase(task: TaskRecord, chunkBytes: number, round: number, d
   };
 }
 
-/** Signs and sends a round config to each client, with the global weights to those whose copy is stale. */
+/**
+ * Signs and sends a round config to each client, with the global weights to those whose
+ * copy is stale and each one's share of work (`budgets`, by session id).
+ */
 export function sendRoundStarts(
   clients: readonly ClientSession[],
   base: RoundBase,
   global: { version: number; weights: Weights },
   signingKey: Uint8Array,
+  budgets: ReadonlyMap<string, number> = new Map(),
 ): void {
   let weights: Uint8Array | undefined;
   for (const client of clients) {
     const stale = client.cachedVersion !== global.version;
     if (stale) weights ??= encodeWeights(global.weights);
-    client.sendRoundStart(signRoundStart({ ...base, modelVersion: global.version, weights: stale ? weights! : null }, signingKey));
+    const budget = budgets.get(client.id) ?? null;
+    client.sendRoundStart(signRoundStart({ ...base, modelVersion: global.version, weights: stale ? weights! : null, budget }, signingKey));
     client.cachedVersion = global.version;
   }
 }
@@ -59,6 +64,7 @@ export function collectUploads<T>(options: {
   round: number;
   uploaders: readonly ClientSession[];
   deadline: number;
+  enough?: number;
   maxBytes: number;
   maxChunkBytes: number;
   decode: (bytes: Uint8Array) => T;
@@ -69,6 +75,7 @@ export function collectUploads<T>(options: {
     round: options.round,
     participants: options.uploaders.map((p) => p.id),
     deadline: options.deadline,
+    ...(options.enough === undefined ? {} : { enough: options.enough }),
     maxBytes: options.maxBytes,
     maxChunkBytes: options.maxChunkBytes,
     decode: options.decode,

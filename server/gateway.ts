@@ -5,6 +5,7 @@ import type { Server, Socket } from 'socket.io';
 import { Compile } from 'typebox/compile';
 import type { Static } from 'typebox';
 import { equalBytes, randomBytes, verify } from '../shared/crypto.ts';
+import { shardsBySize } from '../shared/partition.ts';
 import { TributaryError, toErrorBody } from '../shared/errors.ts';
 import {
   CLIENT_EVENT_SCHEMAS,
@@ -19,6 +20,7 @@ import type { Enrollments } from './auth/enrollment.ts';
 import { ClientSession, type ClientLink, type ClientRegistry } from './clients.ts';
 import type { Coordinator, RoundEvents } from './coordinator.ts';
 import { TokenBucket } from './rate-limit.ts';
+import type { Scheduler } from './scheduler.ts';
 import type { SecureRound } from './secure-round.ts';
 import { requireTask, type Store } from './store/store.ts';
 
@@ -67,6 +69,7 @@ export interface GatewayOptions {
   coordinator: Coordinator;
   clients: ClientRegistry;
   enrollments: Enrollments;
+  scheduler: Scheduler;
   serverKey: Uint8Array;
   /** How long a disconnected client keeps its session (and its place in a round) for a reconnect. */
   sessionGraceMs?: number;
@@ -82,9 +85,10 @@ export function socketRoundEvents(io: ClientServer): RoundEvents {
     roundStarted: (event) => admin.emit('round:started', event),
     uploadProgress: (event) => admin.emit('round:upload', event),
     roundAborted: (event) => admin.emit('round:aborted', event),
-    roundComplete: (record, end) => {
+    roundComplete: (record, end, detail) => {
       io.to(taskRoom(end.taskId)).emit('round:end', end);
       admin.emit('round:complete', record);
+      if (detail.participants.length > 0) admin.emit('round:participants', { taskId: record.taskId, round: record.round, deadlineMs: detail.deadlineMs, participants: detail.participants });
     },
     taskStatus: (event) => {
       io.to(taskRoom(event.taskId)).emit('task:status', event);
@@ -100,7 +104,7 @@ export function socketRoundEvents(io: ClientServer): RoundEvents {
  * client sends can throw past this layer.
  */
 export function attachGateway(io: ClientServer, options: GatewayOptions): void {
-  const { store, coordinator, clients, enrollments, serverKey, log } = options;
+  const { store, coordinator, clients, enrollments, scheduler, serverKey, log } = options;
   const sessionGraceMs = options.sessionGraceMs ?? DEFAULT_SESSION_GRACE_MS;
   const rate = options.messageRate ?? { perSecond: MESSAGES_PER_SECOND, burst: MESSAGE_BURST };
   // Sessions whose connection dropped, by id: each ends for good when its timer fires.
@@ -184,7 +188,7 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
           taskId: task.id,
           kind: request.kind,
           identityKey: new Uint8Array(request.identityKey),
-          shard: request.shard !== undefined && request.shard < shards ? request.shard : clients.freeShard(task.id, shards),
+          shard: request.shard !== undefined && request.shard < shards ? request.shard : clients.freeShard(task.id, shards, shardsBySize(task.spec.partition, shards), request.kind === 'gpu'),
           resumeToken: randomBytes(32),
         });
         session.attach(link);
@@ -208,7 +212,10 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
         client.backend = request.backend;
         client.cachedVersion = request.cachedVersion;
         client.paused = request.paused ?? false;
-        if (request.capabilities) client.capabilities = request.capabilities;
+        if (request.capabilities) {
+          client.capabilities = request.capabilities;
+          scheduler.reported(client, request.capabilities.throughput);
+        }
         coordinator.runner(request.taskId)?.clientsChanged();
         return { selected: false };
       },

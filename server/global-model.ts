@@ -3,7 +3,7 @@ import { countParameters, type Weights } from '../shared/aggregate.ts';
 import type { LabelledSet } from '../shared/dataset.ts';
 import { buildModel, readWeights, weightLengths, writeWeights } from '../shared/models.ts';
 import { INITIAL_SECURE_CLIP } from '../shared/secure-codec.ts';
-import type { RoundRecord, TaskRecord } from '../shared/task.ts';
+import type { ParticipantRecord, RoundRecord, TaskRecord } from '../shared/task.ts';
 import type { Checkpoints } from './checkpoints.ts';
 import type { RoundEvents } from './coordinator.ts';
 import { evaluate } from './evaluator.ts';
@@ -26,6 +26,8 @@ export interface Contribution {
   aggregationMs: number;
   /** When the round (or step) began, ms since epoch. */
   startedAt: number;
+  /** Each participant's share of work and outcome, where the runner tracks them. */
+  participantsDetail?: ParticipantRecord[];
 }
 
 export interface GlobalModelOptions {
@@ -117,11 +119,11 @@ export class GlobalModel {
       durationMs: Date.now() - c.startedAt,
       finishedAt: new Date().toISOString(),
     };
-    await store.completeRound(record);
+    await store.completeRound(record, c.participantsDetail);
     this.weightsNow = next;
     this.versionNow = round;
     log.info({ taskId: id, round, accuracy, loss, participants: record.participants, durationMs: record.durationMs }, 'round complete');
-    events.roundComplete(record, { taskId: id, round, modelVersion: round, accuracy, loss, participants: record.participants }, { aggregationMs });
+    events.roundComplete(record, { taskId: id, round, modelVersion: round, accuracy, loss, participants: record.participants }, { aggregationMs, deadlineMs: this.task.spec.roundDeadlineMs, participants: c.participantsDetail ?? [] });
     return record;
   }
 }

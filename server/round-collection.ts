@@ -8,6 +8,8 @@ export interface AcceptedUpdate<T> {
   value: T;
   samples: number;
   wireBytes: number;
+  /** When the last chunk arrived (ms since epoch). */
+  receivedAt: number;
 }
 
 /** What one round collected: an immutable batch for aggregation. */
@@ -25,6 +27,8 @@ export interface CollectionOptions<T> {
   round: number;
   participants: readonly string[];
   deadline: number;
+  /** Close as soon as this many updates are in (over-selected rounds); default: all participants. */
+  enough?: number;
   maxBytes: number;
   maxChunkBytes: number;
   /** Decodes and validates a complete payload; throws a TributaryError on bad input. */
@@ -115,7 +119,7 @@ export class RoundCollection<T> {
     try {
       const value = this.options.decode(upload.bytes);
       const wireBytes = this.options.wireBytes(clientId) - (this.startBytes.get(clientId) ?? 0);
-      this.accepted.push({ clientId, value, samples: upload.first.samples, wireBytes });
+      this.accepted.push({ clientId, value, samples: upload.first.samples, wireBytes, receivedAt: Date.now() });
     } catch (error) {
       // A bad update takes its sender out of the round; everyone else carries on.
       this.rejected.push(clientId);
@@ -126,7 +130,7 @@ export class RoundCollection<T> {
   }
 
   private settleIfDone(): void {
-    if (this.pending.size === 0) this.finish();
+    if (this.pending.size === 0 || this.accepted.length >= (this.options.enough ?? Infinity)) this.finish();
   }
 
   private finish(): void {

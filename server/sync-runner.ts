@@ -2,17 +2,17 @@ import { weightedMean } from '../shared/aggregate.ts';
 import { SEAL_OVERHEAD_BYTES, concatBytes, generateBoxKeyPair, openSealed, randomBytes } from '../shared/crypto.ts';
 import { TributaryError } from '../shared/errors.ts';
 import type { ChunkAck, ChunkMeta } from '../shared/protocol.ts';
-import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import { decodeRing, ringBits, ringWireBytes, type RingVector } from '../shared/ring.ts';
 import { roundContext, secureParameters, type SecureRoundConfig } from '../shared/secagg-protocol.ts';
 import { decodeSecureSum, nextClips, secureInputLength } from '../shared/secure-codec.ts';
-import type { TaskRecord } from '../shared/task.ts';
+import type { ParticipantRecord, TaskRecord } from '../shared/task.ts';
 import { decodeUpdate } from '../shared/update-codec.ts';
 import type { ClientSession } from './clients.ts';
 import type { CoordinatorOptions, TaskRunner } from './coordinator.ts';
 import { collectUploads, plainUpdateMaxBytes, roundBase, sendRoundStarts, type RoundBase } from './dispatch.ts';
 import { GlobalModel, type Contribution } from './global-model.ts';
-import type { RoundCollection } from './round-collection.ts';
+import type { AcceptedUpdate, RoundCollection } from './round-collection.ts';
+import type { RoundPlan } from './scheduler.ts';
 import { SecureRound } from './secure-round.ts';
 import { Waker } from './waker.ts';
 
@@ -104,15 +104,16 @@ export class SyncRunner implements TaskRunner {
 
     while (global.version < spec.rounds && !this.stopped) {
       const round = global.version + 1;
-      const participants = await this.selectParticipants(round);
+      const plan = await this.selectParticipants(round);
       if (this.stopped) break;
+      const { participants } = plan;
       const startedAt = Date.now();
       this.roundsTried++;
       let contribution: Contribution | null;
       try {
         contribution = spec.secure
-          ? await this.secureRoundOf(round, global, participants, startedAt)
-          : await this.plainRound(round, global, participants, startedAt);
+          ? await this.secureRoundOf(round, global, plan, startedAt)
+          : await this.plainRound(round, global, plan, startedAt);
       } catch (error) {
         if (!(error instanceof TributaryError)) throw error;
         contribution = null;
@@ -138,32 +139,69 @@ export class SyncRunner implements TaskRunner {
   /**
    * Waits until enough clients are ready (all of clientsPerRound; or the minimum, after
    * a round deadline's wait for the first round and a short grace once the federation has
-   * run, so devices that vanished do not stall it), then draws participants reproducibly.
+   * run, so devices that vanished do not stall it), then lets the scheduler draw the
+   * participants and size their work.
    */
-  private async selectParticipants(round: number): Promise<ClientSession[]> {
+  private async selectParticipants(round: number): Promise<RoundPlan> {
     const { spec } = this.task;
+    const { scheduler } = this.options;
     const waitingSince = Date.now();
     const grace = this.roundsTried > 0 ? SHRUNK_FEDERATION_GRACE_MS : spec.roundDeadlineMs;
-    for (;;) {
-      if (this.stopped) return [];
-      const ready = this.options.clients.readyFor(this.task.id);
-      const waited = Date.now() - waitingSince;
-      if (ready.length >= spec.clientsPerRound || (waited > grace && ready.length >= this.minimumParticipants())) {
-        const ordered = ready.sort((a, b) => a.id.localeCompare(b.id));
-        shuffleInPlace(ordered, createRng(deriveSeed(spec.seed, 'select', round)));
-        return ordered.slice(0, spec.clientsPerRound);
+    const choosing = scheduler.choose(this.task);
+    try {
+      for (;;) {
+        if (this.stopped) return { round, participants: [], enough: 0, budgets: new Map(), targetMs: 0 };
+        const ready = scheduler.eligible(this.task);
+        const waited = Date.now() - waitingSince;
+        if (ready.length >= spec.clientsPerRound || (waited > grace && ready.length >= this.minimumParticipants())) {
+          return scheduler.plan(this.task, round, ready);
+        }
+        await this.waker.sleep(1_000);
       }
-      await this.waker.sleep(1_000);
+    } finally {
+      choosing.done();
     }
   }
 
-  private announce(base: RoundBase, global: GlobalModel, participants: readonly ClientSession[]): void {
-    sendRoundStarts(participants, base, global, this.options.signingKey);
-    this.options.events.roundStarted({ taskId: this.task.id, round: base.round, participants: participants.map((p) => p.id), deadline: base.deadline });
+  /**
+   * What the round showed of each participant, for the scheduler's estimates and the
+   * round's record: delivered in time, late (still at it when the round closed), dropped
+   * or rejected.
+   */
+  private account(plan: RoundPlan, startedAt: number, collected: { accepted: readonly AcceptedUpdate<unknown>[]; late: readonly string[]; dropped: readonly string[] }): ParticipantRecord[] {
+    const { scheduler } = this.options;
+    const share = (c: ClientSession) => c.samples * this.task.spec.hyper.localEpochs;
+    const accepted = new Map(collected.accepted.map((u) => [u.clientId, u]));
+    const late = new Set(collected.late);
+    const dropped = new Set(collected.dropped);
+    return plan.participants.map((c) => {
+      const budget = plan.budgets.get(c.id) ?? null;
+      const update = accepted.get(c.id);
+      const speed = scheduler.speedOf(c);
+      if (update) scheduler.observe(c, budget ?? share(c), update.receivedAt - startedAt, true);
+      else if (late.has(c.id)) scheduler.observe(c, budget ?? share(c), Date.now() - startedAt, false);
+      const outcome = update ? 'delivered' : late.has(c.id) ? 'late' : dropped.has(c.id) ? 'dropped' : 'rejected';
+      c.lastRound = { round: plan.round, budget, elapsedMs: update ? update.receivedAt - startedAt : null, deadlineMs: this.task.spec.roundDeadlineMs, outcome };
+      return {
+        clientId: c.id,
+        kind: c.kind,
+        backend: c.backend,
+        speed,
+        budget,
+        samples: update?.samples ?? 0,
+        elapsedMs: update ? update.receivedAt - startedAt : null,
+        outcome,
+      };
+    });
   }
 
-  private async collect<T>(round: number, uploaders: readonly ClientSession[], deadline: number, maxBytes: number, decode: (bytes: Uint8Array) => T) {
-    const collection = collectUploads<T>({ taskId: this.task.id, round, uploaders, deadline, maxBytes, maxChunkBytes: this.options.chunkBytes, decode });
+  private announce(base: RoundBase, global: GlobalModel, plan: RoundPlan): void {
+    sendRoundStarts(plan.participants, base, global, this.options.signingKey, plan.budgets);
+    this.options.events.roundStarted({ taskId: this.task.id, round: base.round, participants: plan.participants.map((p) => p.id), deadline: base.deadline });
+  }
+
+  private async collect<T>(round: number, uploaders: readonly ClientSession[], deadline: number, maxBytes: number, decode: (bytes: Uint8Array) => T, enough?: number) {
+    const collection = collectUploads<T>({ taskId: this.task.id, round, uploaders, deadline, maxBytes, maxChunkBytes: this.options.chunkBytes, decode, ...(enough === undefined ? {} : { enough }) });
     this.collection = collection as RoundCollection<unknown>;
     try {
       return await collection.done;
@@ -173,8 +211,9 @@ export class SyncRunner implements TaskRunner {
   }
 
   /** A plain round: each update sealed to the aggregator, decoded, averaged by samples. */
-  private async plainRound(round: number, global: GlobalModel, participants: ClientSession[], startedAt: number): Promise<Contribution | null> {
+  private async plainRound(round: number, global: GlobalModel, plan: RoundPlan, startedAt: number): Promise<Contribution | null> {
     const { spec } = this.task;
+    const { participants } = plan;
     const deadline = Date.now() + spec.roundDeadlineMs;
     // A fresh aggregator key per round: a payload sealed for one round opens in no other.
     const aggregator = generateBoxKeyPair();
@@ -184,9 +223,11 @@ export class SyncRunner implements TaskRunner {
       deadline,
       plainUpdateMaxBytes(global.lengths, spec.bits),
       (bytes) => decodeUpdate(openSealed(bytes, aggregator), global.lengths, spec.bits),
+      plan.enough,
     );
-    this.announce(roundBase(this.task, this.options.chunkBytes, round, deadline, aggregator, null), global, participants);
+    this.announce(roundBase(this.task, this.options.chunkBytes, round, deadline, aggregator, null), global, plan);
     const collected = await collecting;
+    const participantsDetail = this.account(plan, startedAt, collected);
     if (collected.accepted.length < spec.minUpdates) {
       this.options.log.warn({ taskId: this.task.id, round, accepted: collected.accepted.length }, 'too few updates; retrying round');
       return null;
@@ -207,6 +248,7 @@ export class SyncRunner implements TaskRunner {
       uploadBytes: collected.accepted.reduce((n, u) => n + u.wireBytes, 0),
       staleness: 0,
       startedAt,
+      participantsDetail,
     };
   }
 
@@ -214,8 +256,11 @@ export class SyncRunner implements TaskRunner {
    * A secure round (SecAgg+): the server sees masked vectors only and learns their sum.
    * Clients pre-scale by samples, so the sum divided by the survivors' weight is FedAvg.
    */
-  private async secureRoundOf(round: number, global: GlobalModel, participants: ClientSession[], startedAt: number): Promise<Contribution> {
+  private async secureRoundOf(round: number, global: GlobalModel, plan: RoundPlan, startedAt: number): Promise<Contribution> {
     const { spec, id } = this.task;
+    const { participants } = plan;
+    // Each one's FedAvg weight: the distinct samples its share of work covers.
+    const weightOf = (p: ClientSession) => Math.min(p.samples, plan.budgets.get(p.id) ?? p.samples);
     const now = Date.now();
     const deadline = now + spec.roundDeadlineMs;
     const phaseMs = Math.min(SECURE_PHASE_MS, spec.roundDeadlineMs / 4);
@@ -224,7 +269,7 @@ export class SyncRunner implements TaskRunner {
     const { neighbours, threshold } = secureParameters(n, spec.neighbours, spec.threshold);
     const clips = global.clips;
     const config: SecureRoundConfig = {
-      participants: participants.map((p) => ({ clientId: p.id, samples: p.samples })),
+      participants: participants.map((p) => ({ clientId: p.id, samples: weightOf(p) })),
       identityKeys: concatBytes(...participants.map((p) => p.identityKey)),
       neighbours,
       threshold,
@@ -243,7 +288,8 @@ export class SyncRunner implements TaskRunner {
     this.secure = { round, protocol };
     let rejected = 0;
     try {
-      this.announce(roundBase(this.task, this.options.chunkBytes, round, deadline, aggregator, config), global, participants);
+      this.announce(roundBase(this.task, this.options.chunkBytes, round, deadline, aggregator, config), global, plan);
+      let collectedUploads: Awaited<ReturnType<typeof this.collect<RingVector>>> | undefined;
       const { sum, survivors, unmaskMs } = await protocol.run(async (sharers) => {
         const collected = await this.collect<RingVector>(
           round,
@@ -253,6 +299,7 @@ export class SyncRunner implements TaskRunner {
           (bytes) => decodeRing(openSealed(bytes, aggregator), w, inputLength),
         );
         rejected = collected.rejected.length;
+        collectedUploads = collected;
         return new Map(collected.accepted.map((u) => [protocol.indexFor(u.clientId), u.value]));
       });
       const decodeStarted = performance.now();
@@ -272,6 +319,7 @@ export class SyncRunner implements TaskRunner {
         uploadBytes: survivors.reduce((a, u) => a + participants[u]!.wireBytes() - startBytes[u]!, 0),
         staleness: 0,
         startedAt,
+        ...(collectedUploads ? { participantsDetail: this.account(plan, startedAt, collectedUploads) } : {}),
       };
     } finally {
       this.secure = undefined;

@@ -1,8 +1,12 @@
 import { TributaryError } from './errors.ts';
 import { createRng, deriveSeed, sampleDirichlet, shuffleInPlace, type Rng } from './random.ts';
 
-/** How a training set is split among clients: evenly at random, or with Dirichlet label skew. */
-export type PartitionSpec = { kind: 'iid' } | { kind: 'dirichlet'; alpha: number };
+/**
+ * How a training set is split among clients: evenly at random, with Dirichlet label skew,
+ * or at random into shards of given relative sizes (heavy shards for GPU nodes, light ones
+ * for browsers).
+ */
+export type PartitionSpec = { kind: 'iid' } | { kind: 'dirichlet'; alpha: number } | { kind: 'sizes'; sizes: number[] };
 
 /** A plain decimal number (no hex, Infinity or whitespace, which Number() would accept). */
 const DECIMAL = /^(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
@@ -12,21 +16,34 @@ const MIN_SHARD_SIZE = 10;
 /** Each attempt costs only classes × shards gamma draws, so this is cheap even when all fail. */
 const MAX_DIRICHLET_ATTEMPTS = 1000;
 
-/** `iid` or `dirichlet:<alpha>`, alpha a positive decimal. */
+/** `iid`, `dirichlet:<alpha>` (alpha a positive decimal) or `sizes:<w1>,<w2>,…` (relative shard sizes). */
 export function parsePartition(text: string): PartitionSpec {
   const trimmed = text.trim();
   if (trimmed === 'iid') return { kind: 'iid' };
+  if (trimmed.startsWith('sizes:')) {
+    const parts = trimmed.slice('sizes:'.length).split(',');
+    const sizes = parts.map(Number);
+    if (parts.every((p) => DECIMAL.test(p)) && sizes.length > 0 && sizes.every((w) => w > 0 && Number.isFinite(w))) return { kind: 'sizes', sizes };
+    throw new TributaryError('BAD_REQUEST', `shard sizes must be positive numbers, got "${trimmed}"`);
+  }
   if (trimmed.startsWith('dirichlet:')) {
     const raw = trimmed.slice('dirichlet:'.length);
     const alpha = Number(raw);
     if (DECIMAL.test(raw) && Number.isFinite(alpha) && alpha > 0) return { kind: 'dirichlet', alpha };
     throw new TributaryError('BAD_REQUEST', `Dirichlet alpha must be a positive number, got "${raw}"`);
   }
-  throw new TributaryError('BAD_REQUEST', `unknown partition "${text}": use "iid" or "dirichlet:<alpha>"`);
+  throw new TributaryError('BAD_REQUEST', `unknown partition "${text}": use "iid", "dirichlet:<alpha>" or "sizes:<w1>,<w2>,…"`);
 }
 
 export function formatPartition(spec: PartitionSpec): string {
-  return spec.kind === 'iid' ? 'iid' : `dirichlet:${spec.alpha}`;
+  if (spec.kind === 'iid') return 'iid';
+  return spec.kind === 'dirichlet' ? `dirichlet:${spec.alpha}` : `sizes:${spec.sizes.join(',')}`;
+}
+
+/** Shards of planned sizes from largest to smallest (heavy shards go to high-capacity nodes); undefined when sizes are not planned. */
+export function shardsBySize(spec: PartitionSpec, shards: number): number[] | undefined {
+  if (spec.kind !== 'sizes') return undefined;
+  return Array.from({ length: shards }, (_, i) => i).sort((a, b) => (spec.sizes[b] ?? 0) - (spec.sizes[a] ?? 0) || a - b);
 }
 
 /**
@@ -51,6 +68,9 @@ export function partitionIndices(
   let parts: number[][];
   if (spec.kind === 'iid') {
     parts = splitIid(labels.length, shards, rng);
+  } else if (spec.kind === 'sizes') {
+    if (spec.sizes.length !== shards) throw new TributaryError('BAD_REQUEST', `${spec.sizes.length} shard sizes for ${shards} shards`);
+    parts = splitSized(labels.length, spec.sizes, rng);
   } else {
     if (!(spec.alpha > 0) || !Number.isFinite(spec.alpha)) {
       throw new TributaryError('BAD_REQUEST', `Dirichlet alpha must be positive and finite, got ${spec.alpha}`);
@@ -72,6 +92,23 @@ function splitIid(n: number, shards: number, rng: Rng): number[][] {
     parts.push(order.slice(start, start + size));
     start += size;
   }
+  return parts;
+}
+
+/** A random split into shards whose sizes follow the given weights (each gets at least one sample). */
+function splitSized(n: number, weights: readonly number[], rng: Rng): number[][] {
+  const order = shuffleInPlace(Array.from({ length: n }, (_, i) => i), rng);
+  const total = weights.reduce((a, b) => a + b, 0);
+  const parts: number[][] = [];
+  let cumulative = 0;
+  let start = 0;
+  weights.forEach((w, s) => {
+    cumulative += w;
+    const remainingShards = weights.length - s - 1;
+    const end = s === weights.length - 1 ? n : Math.min(n - remainingShards, Math.max(start + 1, Math.round((cumulative / total) * n)));
+    parts.push(order.slice(start, end));
+    start = end;
+  });
   return parts;
 }
 

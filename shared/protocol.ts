@@ -11,7 +11,7 @@ import {
   type RelayedShares,
   type SecureRoundConfig,
 } from './secagg-protocol.ts';
-import type { Hyper, RoundRecord, TaskRecord, TaskStatus } from './task.ts';
+import type { Hyper, ParticipantRecord, RoundRecord, TaskRecord, TaskStatus } from './task.ts';
 import type { UpdateBits } from './update-codec.ts';
 
 /**
@@ -128,6 +128,12 @@ export interface RoundStart {
   bits: UpdateBits;
   clipSigma: number;
   hyper: Hyper;
+  /**
+   * This participant's share of work: sample visits to train (a fraction of an epoch on a
+   * slow device, several on a fast one), sized by the scheduler to finish in time; null
+   * trains `hyper.localEpochs` full epochs.
+   */
+  budget: number | null;
   chunkBytes: number;
   /** Global weights (float32, little-endian), or null when the client's cached version is current. */
   weights: Uint8Array | null;
@@ -223,6 +229,16 @@ export interface ClientView {
   battery?: { level: number; charging: boolean };
   /** Rounds this client delivered an update to, in this session. */
   roundsDelivered: number;
+  /** Its latest round: the work it was given (null: full epochs), how long it took against the deadline, how it ended. */
+  lastRound?: { round: number; budget: number | null; elapsedMs: number | null; deadlineMs: number; outcome: string };
+}
+
+/** Each participant of a completed round: speed, share of work, time against the deadline. */
+export interface RoundParticipantsEvent {
+  taskId: number;
+  round: number;
+  deadlineMs: number;
+  participants: ParticipantRecord[];
 }
 
 export interface ClientsEvent {
@@ -232,6 +248,7 @@ export interface ClientsEvent {
 
 export interface AdminServerToClientEvents {
   'clients:update': (event: ClientsEvent) => void;
+  'round:participants': (event: RoundParticipantsEvent) => void;
   'round:started': (event: RoundStartedEvent) => void;
   'round:aborted': (event: RoundAbortedEvent) => void;
   'round:upload': (event: UploadProgressEvent) => void;

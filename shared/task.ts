@@ -15,6 +15,11 @@ export const Partition = Type.Union([
     { kind: Type.Literal('dirichlet'), alpha: Type.Number({ exclusiveMinimum: 0, maximum: 1e6 }) },
     { additionalProperties: false },
   ),
+  /** Heavy and light shards: relative sizes, one per shard (IID content). GPU nodes are handed the heavy ones. */
+  Type.Object(
+    { kind: Type.Literal('sizes'), sizes: Type.Array(Type.Number({ exclusiveMinimum: 0, maximum: 1e6 }), { minItems: 1, maxItems: 10_000 }) },
+    { additionalProperties: false },
+  ),
 ]);
 
 export const UpdateBitsSchema = Type.Union([
@@ -64,6 +69,14 @@ export const TaskSpec = Type.Object(
     bufferSize: Type.Integer({ minimum: 0, maximum: 10_000 }),
     /** Async: updates more model versions behind than this are discarded. */
     maxStaleness: Type.Integer({ minimum: 0, maximum: 1_000 }),
+    /**
+     * capability: the scheduler sizes each participant's work (sample visits) from its
+     * measured speed so a round lasts about as long as its median participant needs, and
+     * over-selects to absorb drop-outs; uniform: every participant trains localEpochs.
+     */
+    scheduling: Type.Union([Type.Literal('capability'), Type.Literal('uniform')]),
+    /** When tasks share devices, a higher priority gets them first. */
+    priority: Type.Integer({ minimum: 0, maximum: 100 }),
     /** Secure aggregation (SecAgg+): the server learns only the sum of the updates. */
     secure: Type.Boolean(),
     /** Secure rounds: shares needed to rebuild a client's secrets, of its neighbours + 1 holders; 0 = two thirds. */
@@ -101,6 +114,8 @@ export const TASK_DEFAULTS: Omit<TaskSpec, 'name'> = {
   strategy: 'fedavg',
   mode: 'sync',
   bufferSize: 0,
+  scheduling: 'capability',
+  priority: 0,
   maxStaleness: 10,
   secure: false,
   threshold: 0,
@@ -124,6 +139,9 @@ export function withTaskDefaults(input: TaskSpecInput): TaskSpec {
   if (spec.secure && spec.bits === 32) throw new TributaryError('BAD_REQUEST', 'secure aggregation needs quantized updates (bits 2, 4, 8 or 16)');
   // A masked sum needs one cohort that masks together; FedBuff's buffer fills with whoever finishes first.
   if (spec.secure && spec.mode === 'async') throw new TributaryError('BAD_REQUEST', 'secure aggregation needs sync rounds (see the README on async mode)');
+  if (spec.partition.kind === 'sizes' && spec.partition.sizes.length !== spec.shards) {
+    throw new TributaryError('BAD_REQUEST', `${spec.partition.sizes.length} shard sizes for ${spec.shards} shards`);
+  }
   return spec;
 }
 
@@ -172,3 +190,20 @@ export const RoundRecord = Type.Object({
   finishedAt: Type.String(),
 });
 export type RoundRecord = Static<typeof RoundRecord>;
+
+/** One participant of a completed round: its share of work and how it went. */
+export const ParticipantRecord = Type.Object({
+  clientId: Type.String(),
+  kind: Type.String(),
+  backend: Type.String(),
+  /** The scheduler's speed estimate when it planned the round, samples/s (0: unknown). */
+  speed: Type.Number(),
+  /** Sample visits it was asked to train; null: the task's full epochs. */
+  budget: Type.Union([Type.Integer(), Type.Null()]),
+  /** Distinct samples its counted update trained on (its FedAvg weight); 0 if none counted. */
+  samples: Type.Integer(),
+  /** From the round's start to its update's last chunk; null if none arrived. */
+  elapsedMs: Type.Union([Type.Integer(), Type.Null()]),
+  outcome: Type.Union([Type.Literal('delivered'), Type.Literal('late'), Type.Literal('dropped'), Type.Literal('rejected')]),
+});
+export type ParticipantRecord = Static<typeof ParticipantRecord>;

@@ -5,6 +5,7 @@ import { cryptoReady, fromBase64, generateSigningKeyPair, toBase64, type KeyPair
 import type { TaskRecord } from '../../shared/task.ts';
 import { FederatedClient, type ActivatedBackend, type SecurePhase } from '../federated-client.ts';
 import { loadDemoShard } from './fashion-mnist.ts';
+import { measureThroughput } from '../probe.ts';
 import { activateNodeBackend } from './tf.ts';
 
 export interface EdgeClientOptions {
@@ -86,8 +87,10 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
     ...(options.token ? { enrollment: { token: options.token } } : options.openEnrollment ? { enrollment: 'open' as const } : {}),
     ...(options.shard === undefined ? {} : { shard: options.shard }),
     activateBackend: async (task) => {
-      if (!options.activateBackend) return activateNodeBackend(task.spec.model, options.backend);
-      activated = await options.activateBackend(task);
+      // Measured here, reported to the scheduler, which sizes this device's work by it.
+      activated = options.activateBackend
+        ? await options.activateBackend(task)
+        : { name: await activateNodeBackend(task.spec.model, options.backend), throughput: await measureThroughput(task.spec.model, options.throttle ?? 1) };
       return activated;
     },
     data: ({ task, shard }) => loadDemoShard(options.data, task.spec, shard ?? 0),

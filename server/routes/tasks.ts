@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { TributaryError } from '../../shared/errors.ts';
-import { RoundRecord, TaskRecord, TaskSpecInput, withTaskDefaults } from '../../shared/task.ts';
+import { ParticipantRecord, RoundRecord, TaskRecord, TaskSpecInput, withTaskDefaults } from '../../shared/task.ts';
 import type { Coordinator } from '../coordinator.ts';
 import { actorOf } from '../auth/access.ts';
 import type { AuditLog } from '../auth/model.ts';
@@ -84,6 +84,19 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { s
     const task = await coordinator.stop(request.params.id);
     await audit.record({ ...actorOf(request), action: 'task.stop', target: `task ${task.id}`, detail: { completedRounds: task.completedRounds } });
     return task;
+  });
+
+  api.get('/tasks/:id/rounds/:round/participants', {
+    config: { access: 'viewer' },
+    schema: {
+      summary: "A round's participants: kind, backend, speed estimate, share of work, time to deliver, outcome",
+      tags: ['rounds'],
+      params: Type.Object({ id: Type.Integer({ minimum: 1 }), round: Type.Integer({ minimum: 1 }) }),
+      response: { 200: Type.Array(ParticipantRecord), 404: ErrorReply },
+    },
+  }, async (request) => {
+    await getTask(request.params.id);
+    return store.listParticipants(request.params.id, request.params.round);
   });
 
   api.get('/tasks/:id/rounds.csv', {

@@ -30,6 +30,19 @@ CREATE TABLE IF NOT EXISTS rounds (
   finished_at TEXT NOT NULL,
   PRIMARY KEY (task_id, round)
 );
+CREATE TABLE IF NOT EXISTS round_participants (
+  task_id INTEGER NOT NULL,
+  round INTEGER NOT NULL,
+  client_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  backend TEXT NOT NULL,
+  speed REAL NOT NULL,
+  budget INTEGER,
+  samples INTEGER NOT NULL,
+  elapsed_ms INTEGER,
+  outcome TEXT NOT NULL,
+  PRIMARY KEY (task_id, round, client_id)
+);
 CREATE TABLE IF NOT EXISTS users (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   username TEXT NOT NULL UNIQUE,

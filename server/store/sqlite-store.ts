@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { withTaskDefaults, type RoundRecord, type TaskRecord, type TaskSpec, type TaskSpecInput, type TaskStatus } from '../../shared/task.ts';
+import { withTaskDefaults, type ParticipantRecord, type RoundRecord, type TaskRecord, type TaskSpec, type TaskSpecInput, type TaskStatus } from '../../shared/task.ts';
 import type { Store } from './store.ts';
 
 interface TaskRow {
@@ -81,8 +81,13 @@ export class SqliteStore implements Store {
     this.db.prepare('UPDATE tasks SET status = ? WHERE id = ?').run(status, id);
   }
 
-  async completeRound(r: RoundRecord): Promise<void> {
+  async completeRound(r: RoundRecord, participants: readonly ParticipantRecord[] = []): Promise<void> {
     this.db.transaction(() => {
+      const insert = this.db.prepare(
+        `INSERT OR REPLACE INTO round_participants (task_id, round, client_id, kind, backend, speed, budget, samples, elapsed_ms, outcome)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const p of participants) insert.run(r.taskId, r.round, p.clientId, p.kind, p.backend, p.speed, p.budget, p.samples, p.elapsedMs, p.outcome);
       this.db
         .prepare(
           `INSERT INTO rounds (task_id, round, participants, dropped, late, rejected, samples, staleness, accuracy, loss,
@@ -100,6 +105,13 @@ export class SqliteStore implements Store {
   async listRounds(taskId: number): Promise<RoundRecord[]> {
     const rows = this.db.prepare('SELECT * FROM rounds WHERE task_id = ? ORDER BY round').all(taskId) as RoundRow[];
     return rows.map(toRound);
+  }
+
+  async listParticipants(taskId: number, round: number): Promise<ParticipantRecord[]> {
+    const rows = this.db.prepare('SELECT * FROM round_participants WHERE task_id = ? AND round = ? ORDER BY client_id').all(taskId, round) as Array<{
+      client_id: string; kind: string; backend: string; speed: number; budget: number | null; samples: number; elapsed_ms: number | null; outcome: ParticipantRecord['outcome'];
+    }>;
+    return rows.map((r) => ({ clientId: r.client_id, kind: r.kind, backend: r.backend, speed: r.speed, budget: r.budget, samples: r.samples, elapsedMs: r.elapsed_ms, outcome: r.outcome }));
   }
 
   async close(): Promise<void> {

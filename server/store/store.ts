@@ -1,5 +1,5 @@
 import { TributaryError } from '../../shared/errors.ts';
-import type { RoundRecord, TaskRecord, TaskSpec, TaskStatus } from '../../shared/task.ts';
+import type { ParticipantRecord, RoundRecord, TaskRecord, TaskSpec, TaskStatus } from '../../shared/task.ts';
 
 /**
  * Durable server state. Async from day one so that a Redis implementation can sit
@@ -10,9 +10,10 @@ export interface Store {
   getTask(id: number): Promise<TaskRecord | undefined>;
   listTasks(): Promise<TaskRecord[]>;
   setTaskStatus(id: number, status: TaskStatus): Promise<void>;
-  /** Records a completed round and advances the task in one transaction. */
-  completeRound(record: RoundRecord): Promise<void>;
+  /** Records a completed round (and its participants) and advances the task in one transaction. */
+  completeRound(record: RoundRecord, participants?: readonly ParticipantRecord[]): Promise<void>;
   listRounds(taskId: number): Promise<RoundRecord[]>;
+  listParticipants(taskId: number, round: number): Promise<ParticipantRecord[]>;
   close(): Promise<void>;
 }
 

@@ -18,6 +18,7 @@ describe('federated rounds with real client processes', () => {
       bits: 8,
       trainLimit: 6000,
       testLimit: 2000,
+      scheduling: 'uniform', // every client trains its whole shard: 6,000 samples a round
     });
     await h.app.coordinator.start(task.id);
     for (let shard = 0; shard < 3; shard++) h.spawnClient(task.id, shard);

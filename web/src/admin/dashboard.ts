@@ -9,6 +9,11 @@ import { taskForm } from './task-form.ts';
 type AdminSocket = Socket<AdminServerToClientEvents, AdminClientToServerEvents>;
 const can = (user: User, role: 'operator' | 'admin') => (role === 'admin' ? user.role === 'admin' : user.role !== 'viewer');
 const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
+/** "4.2 s of 120 s", or how it ended otherwise. */
+function lastRound(r: NonNullable<ClientView['lastRound']>): string {
+  return r.elapsedMs === null ? `#${r.round} ${r.outcome}` : `#${r.round} ${(r.elapsedMs / 1000).toFixed(1)} s of ${(r.deadlineMs / 1000).toFixed(0)} s`;
+}
+
 const STATUS_BADGE: Record<string, string> = { running: 'good', paused: 'warn', stopped: 'bad', completed: 'good', created: '' };
 
 /**
@@ -188,7 +193,7 @@ export class TasksView {
     }
     const badge = { idle: '', training: 'good', uploading: 'good', paused: 'warn', away: 'bad' } as const;
     holder.replaceChildren(h('table', { id: 'client-table' },
-      h('thead', {}, h('tr', {}, ...['client', 'kind', 'backend', 'samples', 'samples/s', 'state', 'rounds', 'battery'].map((c) => h('th', {}, c)))),
+      h('thead', {}, h('tr', {}, ...['client', 'kind', 'backend', 'samples', 'samples/s', 'state', 'work', 'last round', 'rounds', 'battery'].map((c) => h('th', {}, c)))),
       h('tbody', {}, ...this.clients.map((c) => h('tr', {},
         h('td', {}, h('code', {}, c.id.slice(0, 8))),
         h('td', {}, c.kind),
@@ -196,6 +201,8 @@ export class TasksView {
         h('td', {}, c.samples.toLocaleString()),
         h('td', {}, c.throughput ? Math.round(c.throughput).toLocaleString() : '—'),
         h('td', {}, h('span', { class: `badge ${badge[c.state]}` }, c.state)),
+        h('td', {}, c.lastRound ? (c.lastRound.budget === null ? 'full epochs' : `${c.lastRound.budget.toLocaleString()} samples`) : '—'),
+        h('td', {}, c.lastRound ? lastRound(c.lastRound) : '—'),
         h('td', {}, String(c.roundsDelivered)),
         h('td', {}, c.battery ? `${Math.round(c.battery.level * 100)} %${c.battery.charging ? ' ⚡' : ''}` : '—'))))));
   }

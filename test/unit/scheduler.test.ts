@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { ClientRegistry, ClientSession } from '../../server/clients.ts';
+import { Scheduler } from '../../server/scheduler.ts';
+import type { RoundStart } from '../../shared/protocol.ts';
+import { withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../shared/task.ts';
+
+let nextId = 0;
+const task = (id: number, spec: TaskSpecInput = {}): TaskRecord => ({ id, spec: withTaskDefaults({ name: `t${id}`, ...spec }), status: 'running', completedRounds: 0, createdAt: '' });
+
+/** A ready session with a link that goes nowhere (the scheduler reads sessions, never sends). */
+function session(registry: ClientRegistry, taskId: number, options: { samples?: number; speed?: number; identity?: number; battery?: { level: number; charging: boolean } } = {}): ClientSession {
+  const s = new ClientSession({
+    id: `c${String(++nextId).padStart(3, '0')}`,
+    taskId,
+    kind: 'edge',
+    identityKey: new Uint8Array(32).fill(options.identity ?? nextId),
+    shard: null,
+    resumeToken: new Uint8Array(32),
+  });
+  s.attach({ bytesRead: () => 0, sendRoundStart: () => undefined });
+  s.samples = options.samples ?? 1_000;
+  s.capabilities = { throughput: options.speed ?? 1_000, ...(options.battery ? { battery: options.battery } : {}) };
+  registry.add(s);
+  return s;
+}
+
+describe('scheduler', () => {
+  it('over-selects by 30 % when more clients are ready, and closes the round at clientsPerRound', () => {
+    const registry = new ClientRegistry();
+    const t = task(1, { clientsPerRound: 5 });
+    for (let i = 0; i < 10; i++) session(registry, 1);
+    const plan = new Scheduler(registry).plan(t, 1, registry.readyFor(1));
+    expect(plan.participants).toHaveLength(7);
+    expect(plan.enough).toBe(5);
+  });
+
+  it('keeps uniform shares when speeds are alike, and sizes the outliers to the median participant', () => {
+    const registry = new ClientRegistry();
+    const t = task(1, { clientsPerRound: 5, roundDeadlineMs: 120_000 });
+    const alike = [1_000, 1_100, 950].map((speed) => session(registry, 1, { samples: 10_000, speed }));
+    const slow = session(registry, 1, { samples: 10_000, speed: 250 });
+    const fast = session(registry, 1, { samples: 10_000, speed: 5_000 });
+    const plan = new Scheduler(registry).plan(t, 1, registry.readyFor(1));
+    for (const c of alike) expect(plan.budgets.has(c.id)).toBe(false);
+    expect(plan.targetMs).toBe(10_000); // the median participant: 10,000 samples at 1,000/s
+    expect(plan.budgets.get(slow.id)).toBe(2_500); // 250/s × 10 s: a quarter of an epoch
+    expect(plan.budgets.get(fast.id)).toBe(20_000); // capped at twice its share
+  });
+
+  it('fills a minimum round time when everyone is fast, with at most twice the uniform share', () => {
+    const registry = new ClientRegistry();
+    const clients = [1_000, 1_100].map((speed) => session(registry, 1, { samples: 1_000, speed }));
+    const plan = new Scheduler(registry).plan(task(1, { clientsPerRound: 2 }), 1, registry.readyFor(1));
+    expect(plan.targetMs).toBe(5_000);
+    for (const c of clients) expect(plan.budgets.get(c.id)).toBe(2_000);
+  });
+
+  it('gives uniform work (and no over-selection) when asked to', () => {
+    const registry = new ClientRegistry();
+    for (const speed of [100, 10_000, 1_000, 50]) session(registry, 1, { speed });
+    const plan = new Scheduler(registry).plan(task(1, { clientsPerRound: 3, scheduling: 'uniform' }), 1, registry.readyFor(1));
+    expect(plan.participants).toHaveLength(3);
+    expect(plan.budgets.size).toBe(0);
+  });
+
+  it('leaves out devices low on battery, busy in another task, or wanted by a higher-priority task choosing now', () => {
+    const registry = new ClientRegistry();
+    const scheduler = new Scheduler(registry);
+    const low = session(registry, 1, { battery: { level: 0.1, charging: false } });
+    const charging = session(registry, 1, { battery: { level: 0.1, charging: true } });
+    const shared = session(registry, 1, { identity: 200 });
+    const busy = session(registry, 1, { identity: 201 });
+    session(registry, 2, { identity: 200 }); // the same device, joined to task 2 as well
+    const elsewhere = session(registry, 3, { identity: 201 });
+    elsewhere.sendRoundStart({ round: 1 } as RoundStart); // training a round of task 3
+    const low1 = task(1, { priority: 0 });
+    const ids = () => scheduler.eligible(low1).map((c) => c.id);
+    expect(ids()).toEqual([charging.id, shared.id]);
+    expect(ids()).not.toContain(low.id);
+    expect(ids()).not.toContain(busy.id);
+    const high = scheduler.choose(task(2, { priority: 5 }));
+    expect(ids()).toEqual([charging.id]);
+    high.done();
+    expect(ids()).toEqual([charging.id, shared.id]);
+  });
+
+  it('lowers the estimate of a participant that missed the deadline, and follows what devices report', () => {
+    const registry = new ClientRegistry();
+    const scheduler = new Scheduler(registry);
+    const c = session(registry, 1, { speed: 10_000 });
+    scheduler.observe(c, 2_000, 11_500, false); // 2,000 samples not done in 10 s of training
+    expect(scheduler.speedOf(c)).toBe(100);
+    scheduler.reported(c, 640);
+    expect(scheduler.speedOf(c)).toBe(640);
+  });
+});
