@@ -97,7 +97,8 @@ export class Scheduler {
     if (known.length === 0) return { round, participants, enough, budgets: new Map(), targetMs: 0 };
     const times = known.map((c) => (share(c) / this.speedOf(c)) * 1000).sort((a, b) => a - b);
     const median = times[Math.floor((times.length - 1) / 2)]!;
-    const targetMs = Math.max(MIN_TARGET_MS, Math.min(median, spec.roundDeadlineMs * DEADLINE_MARGIN - OVERHEAD_MS));
+    // Fill the minimum round time, but never plan longer than uniform work would take, nor past the deadline.
+    const targetMs = Math.min(Math.max(MIN_TARGET_MS, median), times.at(-1)!, spec.roundDeadlineMs * DEADLINE_MARGIN - OVERHEAD_MS);
     const budgets = new Map<string, number>();
     for (const c of known) {
       const ms = (share(c) / this.speedOf(c)) * 1000;

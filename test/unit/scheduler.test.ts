@@ -47,12 +47,14 @@ describe('scheduler', () => {
     expect(plan.budgets.get(fast.id)).toBe(20_000); // capped at twice its share
   });
 
-  it('fills a minimum round time when everyone is fast, with at most twice the uniform share', () => {
+  it('fills a minimum round time, never planning longer than uniform work would take', () => {
     const registry = new ClientRegistry();
-    const clients = [1_000, 1_100].map((speed) => session(registry, 1, { samples: 1_000, speed }));
-    const plan = new Scheduler(registry).plan(task(1, { clientsPerRound: 2 }), 1, registry.readyFor(1));
-    expect(plan.targetMs).toBe(5_000);
-    for (const c of clients) expect(plan.budgets.get(c.id)).toBe(2_000);
+    const quick = [2_000, 2_200].map((speed) => session(registry, 1, { samples: 1_000, speed }));
+    const slowest = session(registry, 1, { samples: 1_000, speed: 250 }); // 4 s for its share
+    const plan = new Scheduler(registry).plan(task(1, { clientsPerRound: 3 }), 1, registry.readyFor(1));
+    expect(plan.targetMs).toBe(4_000); // 5 s minimum, but uniform work takes 4 s
+    expect(plan.budgets.has(slowest.id)).toBe(false);
+    for (const c of quick) expect(plan.budgets.get(c.id)).toBe(2_000); // busy while the slowest trains: twice their share
   });
 
   it('gives uniform work (and no over-selection) when asked to', () => {
