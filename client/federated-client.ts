@@ -76,6 +76,8 @@ export interface ActivatedBackend {
   /** Training samples per second on the task's model, measured here. */
   throughput?: number;
   adapter?: string;
+  /** The device's memory, MiB. */
+  memoryMb?: number;
 }
 
 /** Where a secure round has got to on this client; a crash-test can act on each. */
@@ -325,7 +327,8 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
       const activated = await this.options.activateBackend(joined.task);
       this.backend = typeof activated === 'string' ? activated : activated.name;
       if (typeof activated !== 'string') {
-        this.capabilities = { throughput: activated.throughput ?? 0, ...(activated.adapter ? { adapter: activated.adapter } : {}) };
+        const { throughput = 0, adapter, memoryMb } = activated;
+        this.capabilities = { throughput, ...(adapter ? { adapter } : {}), ...(memoryMb ? { memoryMb } : {}) };
       }
       this.trainer = new Trainer(joined.task.spec.model, joined.task.spec.seed, this.options.throttle);
       this.lengths = this.trainer.weightLengths;

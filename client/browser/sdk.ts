@@ -58,7 +58,9 @@ export async function createBrowserClient(options: BrowserClientOptions): Promis
         ...(backend ? { force: backend } : {}),
       });
       onBackend?.(choice);
-      return choice;
+      // Chrome's approximate memory, GiB (absent elsewhere).
+      const gib = (navigator as { deviceMemory?: number }).deviceMemory;
+      return { ...choice, ...(gib ? { memoryMb: gib * 1024 } : {}) };
     },
     data: ({ task, shard }) => demoShardData(options.server, task.id, shard ?? 0),
     ...rest,

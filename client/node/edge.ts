@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
+import { homedir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { cryptoReady, fromBase64, generateSigningKeyPair, toBase64, type KeyPair } from '../../shared/crypto.ts';
 import type { TaskRecord } from '../../shared/task.ts';
@@ -91,7 +91,7 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
       activated = options.activateBackend
         ? await options.activateBackend(task)
         : { name: await activateNodeBackend(task.spec.model, options.backend), throughput: await measureThroughput(task.spec.model, options.throttle ?? 1) };
-      return activated;
+      return { ...activated, memoryMb: Math.round(totalmem() / 2 ** 20) };
     },
     data: ({ task, shard }) => loadDemoShard(options.data, task.spec, shard ?? 0),
   });
