@@ -39,6 +39,7 @@ export default defineConfig({
         contribute: join(here, 'web/contribute/index.html'),
         admin: join(here, 'web/admin/index.html'),
         embed: join(here, 'web/examples/embed.html'),
+        bench: join(here, 'web/bench/index.html'),
         sdk: join(here, 'client/browser/sdk.ts'),
       },
       // The SDK keeps its exports and a stable address: pages embed it by URL (the embed example does).

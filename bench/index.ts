@@ -10,6 +10,7 @@ const benches: Record<string, () => Promise<{ run(options: BenchOptions): Promis
   optimizers: () => import('./optimizers.ts'),
   chaos: () => import('./chaos.ts'),
   scheduling: () => import('./scheduling.ts'),
+  browser: () => import('./browser.ts'),
 };
 
 export async function runBench(name: string, options: BenchOptions): Promise<void> {

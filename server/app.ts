@@ -164,7 +164,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await http.register(fastifyCookie);
   await http.register(fastifyCors, { origin: corsOrigins, credentials: true });
   await http.register(fastifyHelmet, {
-    // Cross-origin isolated pages get WASM threads and SIMD for training.
+    // Cross-origin isolated pages: precise timers for speed probes, SharedArrayBuffer for WASM threads.
     crossOriginEmbedderPolicy: { policy: 'require-corp' },
     contentSecurityPolicy: {
       directives: {

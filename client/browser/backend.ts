@@ -35,13 +35,22 @@ export function relativeError(a: Weights, b: Weights): number {
   return worst;
 }
 
-async function activate(name: string): Promise<boolean> {
-  try {
+/** A backend that has not started by then never will (a WASM worker blocked by policy waits forever). */
+const START_TIMEOUT_MS = 30_000;
+
+/** Makes `name` the active TF.js backend; false where it is not registered or does not start. */
+export async function activate(name: string): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), START_TIMEOUT_MS)));
+  const start = (async () => {
     const ok = await tf.setBackend(name);
     if (ok) await tf.ready();
     return ok;
-  } catch {
-    return false;
+  })().catch(() => false);
+  try {
+    return await Promise.race([start, timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
@@ -50,11 +59,21 @@ interface AdapterInfo {
 }
 
 /** The WebGPU adapter's vendor and architecture, or undefined where there is none. */
-async function webgpuAdapter(): Promise<string | undefined> {
+export async function webgpuAdapter(): Promise<string | undefined> {
   const gpu = (navigator as { gpu?: { requestAdapter(): Promise<AdapterInfo | null> } }).gpu;
   const adapter = await gpu?.requestAdapter().catch(() => null);
   if (!adapter) return undefined;
   return [adapter.info?.vendor, adapter.info?.architecture].filter(Boolean).join(' ') || 'unknown adapter';
+}
+
+/**
+ * Where the WASM backend finds its binaries. Single-threaded (SIMD where there is SIMD):
+ * TF.js's threaded build hands its workers its factory as `Function.prototype.toString()`
+ * text, which after bundling refers to names outside it, so the workers fail to start.
+ */
+export function configureWasm(path = new URL('/tfjs-wasm/', location.href).href): void {
+  setWasmPaths(path);
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
 }
 
 /**
@@ -64,7 +83,7 @@ async function webgpuAdapter(): Promise<string | undefined> {
  * weights and data; past STEP_TOLERANCE it is passed over, and the reason kept.
  */
 export async function chooseBrowserBackend(preset: ModelPreset, options: { wasmPath?: string; force?: string } = {}): Promise<BackendChoice> {
-  setWasmPaths(options.wasmPath ?? new URL('/tfjs-wasm/', location.href).href);
+  configureWasm(options.wasmPath);
   const skipped: BackendChoice['skipped'] = [];
   const candidates = options.force ? [options.force] : preferredBackends('browser', preset).filter((b) => !(b === 'wasm' && PRESETS[preset].hasConv));
   if (PRESETS[preset].hasConv && !options.force) skipped.push({ name: 'wasm', reason: 'no convolution filter gradient in the WASM backend' });
