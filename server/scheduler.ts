@@ -8,12 +8,10 @@ const OVER_SELECT = 0.3;
 const DEADLINE_MARGIN = 0.8;
 /** Time a participant spends besides training (weights down, update up), assumed when sizing work. */
 const OVERHEAD_MS = 1_500;
-/** Never plan a round shorter than this: a round costs seconds besides training (weights, evaluation), so fast federations fill it. */
-const MIN_TARGET_MS = 5_000;
 /** A fast device trains at most this many times its uniform share of work. */
 const MAX_WORK_FACTOR = 2;
-/** Participants this close to the planned round time keep their uniform share (and runs stay reproducible). */
-const TOLERANCE = 1.5;
+/** Participants whose planned work is this close to their uniform share keep that share (and runs stay reproducible). */
+const TOLERANCE = 1.1;
 /** Battery below this, not charging: left out. */
 const LOW_BATTERY = 0.2;
 /** New evidence's weight in a speed estimate. */
@@ -32,12 +30,30 @@ export interface RoundPlan {
 }
 
 /**
+ * The shortest time in which devices training at `speed` each, none past its `cap`, do
+ * `total` work together; Infinity if their caps do not add up to it. Σ min(speed·t, cap) is
+ * piecewise linear in t: walk its breakpoints, the moments devices reach their caps.
+ */
+export function timeToTrain(devices: readonly { speed: number; cap: number }[], total: number): number {
+  const byCapTime = [...devices].sort((a, b) => a.cap / a.speed - b.cap / b.speed);
+  let capped = 0;
+  let rate = devices.reduce((sum, d) => sum + d.speed, 0);
+  for (const d of byCapTime) {
+    const t = (total - capped) / rate;
+    if (t <= d.cap / d.speed) return Math.max(0, t);
+    capped += d.cap;
+    rate -= d.speed;
+  }
+  return Number.POSITIVE_INFINITY;
+}
+
+/**
  * Capability-aware scheduling. Chooses a round's participants among the ready clients of a
  * task (over-selecting to absorb drop-outs; leaving out devices busy in a higher-priority
- * task's round, or low on battery), and sizes each one's work from its measured speed so
- * the round lasts about as long as its median participant needs for a uniform share: a
- * device far slower trains part of an epoch, one far faster up to twice its share, the rest
- * their uniform share, and nobody waits for the slowest. Speeds start from what devices
+ * task's round, or low on battery), and moves work from the slow to the fast: the round
+ * trains as many sample visits as uniform work would, in the least time, each device doing
+ * what its measured speed allows in that time (up to twice its share). A device far slower
+ * trains part of an epoch and nobody waits for the slowest. Speeds start from what devices
  * report and follow what they deliver.
  */
 export class Scheduler {
@@ -95,16 +111,15 @@ export class Scheduler {
     const share = (c: ClientSession) => c.samples * spec.hyper.localEpochs;
     const known = participants.filter((c) => this.speedOf(c) > 0);
     if (known.length === 0) return { round, participants, enough, budgets: new Map(), targetMs: 0 };
-    const times = known.map((c) => (share(c) / this.speedOf(c)) * 1000).sort((a, b) => a - b);
-    const median = times[Math.floor((times.length - 1) / 2)]!;
-    // Fill the minimum round time, but never plan longer than uniform work would take, nor past the deadline.
-    const targetMs = Math.min(Math.max(MIN_TARGET_MS, median), times.at(-1)!, spec.roundDeadlineMs * DEADLINE_MARGIN - OVERHEAD_MS);
+    const devices = known.map((c) => ({ client: c, share: share(c), speed: this.speedOf(c) / 1000, cap: MAX_WORK_FACTOR * share(c) }));
+    const uniformMs = Math.max(...devices.map((d) => d.share / d.speed));
+    // The uniform total in the least time; never longer than uniform work would take, nor past the deadline.
+    const total = devices.reduce((sum, d) => sum + d.share, 0);
+    const targetMs = Math.min(timeToTrain(devices, total), uniformMs, spec.roundDeadlineMs * DEADLINE_MARGIN - OVERHEAD_MS);
     const budgets = new Map<string, number>();
-    for (const c of known) {
-      const ms = (share(c) / this.speedOf(c)) * 1000;
-      if (ms <= targetMs * TOLERANCE && ms >= targetMs / TOLERANCE) continue;
-      const budget = Math.round((this.speedOf(c) * targetMs) / 1000);
-      budgets.set(c.id, Math.max(spec.hyper.batchSize, Math.min(MAX_WORK_FACTOR * share(c), budget)));
+    for (const d of devices) {
+      const budget = Math.max(spec.hyper.batchSize, Math.min(d.cap, Math.round(d.speed * targetMs)));
+      if (budget > d.share * TOLERANCE || budget < d.share / TOLERANCE) budgets.set(d.client.id, budget);
     }
     return { round, participants, enough, budgets, targetMs };
   }

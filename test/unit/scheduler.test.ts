@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ClientRegistry, ClientSession } from '../../server/clients.ts';
-import { Scheduler } from '../../server/scheduler.ts';
+import { Scheduler, timeToTrain } from '../../server/scheduler.ts';
 import type { RoundStart } from '../../shared/protocol.ts';
 import { withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../shared/task.ts';
 
@@ -34,27 +34,33 @@ describe('scheduler', () => {
     expect(plan.enough).toBe(5);
   });
 
-  it('keeps uniform shares when speeds are alike, and sizes the outliers to the median participant', () => {
+  it('moves work from the slow to the fast: the uniform total in the least time, alike devices keeping their share', () => {
     const registry = new ClientRegistry();
     const t = task(1, { clientsPerRound: 5, roundDeadlineMs: 120_000 });
-    const alike = [1_000, 1_100, 950].map((speed) => session(registry, 1, { samples: 10_000, speed }));
+    const alike = [1_000, 1_050, 950].map((speed) => session(registry, 1, { samples: 10_000, speed }));
     const slow = session(registry, 1, { samples: 10_000, speed: 250 });
-    const fast = session(registry, 1, { samples: 10_000, speed: 5_000 });
+    const fast = session(registry, 1, { samples: 10_000, speed: 1_750 });
     const plan = new Scheduler(registry).plan(t, 1, registry.readyFor(1));
+    expect(plan.targetMs).toBe(10_000); // 50,000 sample visits at 5,000/s together
     for (const c of alike) expect(plan.budgets.has(c.id)).toBe(false);
-    expect(plan.targetMs).toBe(10_000); // the median participant: 10,000 samples at 1,000/s
-    expect(plan.budgets.get(slow.id)).toBe(2_500); // 250/s × 10 s: a quarter of an epoch
-    expect(plan.budgets.get(fast.id)).toBe(20_000); // capped at twice its share
+    expect(plan.budgets.get(slow.id)).toBe(2_500); // a quarter of an epoch
+    expect(plan.budgets.get(fast.id)).toBe(17_500); // what the slow one left
   });
 
-  it('fills a minimum round time, never planning longer than uniform work would take', () => {
+  it('caps a fast device at twice its share, and never plans longer than uniform work would take', () => {
     const registry = new ClientRegistry();
-    const quick = [2_000, 2_200].map((speed) => session(registry, 1, { samples: 1_000, speed }));
-    const slowest = session(registry, 1, { samples: 1_000, speed: 250 }); // 4 s for its share
+    const quick = [2_000, 2_000].map((speed) => session(registry, 1, { samples: 1_000, speed }));
+    const heavy = session(registry, 1, { samples: 4_000, speed: 500 }); // 8 s for its share
     const plan = new Scheduler(registry).plan(task(1, { clientsPerRound: 3 }), 1, registry.readyFor(1));
-    expect(plan.targetMs).toBe(4_000); // 5 s minimum, but uniform work takes 4 s
-    expect(plan.budgets.has(slowest.id)).toBe(false);
-    for (const c of quick) expect(plan.budgets.get(c.id)).toBe(2_000); // busy while the slowest trains: twice their share
+    expect(plan.targetMs).toBe(4_000); // the quick ones are capped after 1 s; the heavy one trains the rest
+    expect(plan.budgets.get(heavy.id)).toBe(2_000);
+    for (const c of quick) expect(plan.budgets.get(c.id)).toBe(2_000);
+  });
+
+  it('times the least a federation needs for a total, walking the moments devices reach their caps', () => {
+    expect(timeToTrain([{ speed: 1, cap: 10 }, { speed: 1, cap: 100 }], 40)).toBe(30);
+    expect(timeToTrain([{ speed: 2, cap: 100 }], 50)).toBe(25);
+    expect(timeToTrain([{ speed: 1, cap: 10 }], 11)).toBe(Number.POSITIVE_INFINITY);
   });
 
   it('gives uniform work (and no over-selection) when asked to', () => {
