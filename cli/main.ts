@@ -184,7 +184,7 @@ admin
 
 program
   .command('bench')
-  .description('run a benchmark: quantization, secagg, optimizers, chaos')
+  .description('run a benchmark: quantization, secagg, optimizers, chaos, scheduling, browser')
   .argument('<name>', 'benchmark to run')
   .option('--rounds <n>', 'rounds per run', int('rounds', 1), 20)
   .option('--clients <n>', 'edge clients per run', int('clients', 1), 10)
