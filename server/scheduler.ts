@@ -59,6 +59,8 @@ export function timeToTrain(devices: readonly { speed: number; cap: number }[], 
 export class Scheduler {
   /** Samples per second, by task and device identity. */
   private readonly speeds = new Map<string, number>();
+  /** Devices whose latest report the scheduler has not yet weighed against a round. */
+  private readonly freshReports = new Set<string>();
   /** Tasks choosing participants right now, with their priority. */
   private readonly choosing = new Map<number, number>();
 
@@ -127,18 +129,24 @@ export class Scheduler {
   /**
    * What a round showed of a participant: it trained `budget` sample visits and delivered
    * after `elapsedMs`, or (delivered false) it was still at it at the deadline. A late
-   * participant's estimate drops to what would have fit, halved, so its next share fits.
+   * participant's estimate drops to what would have fit, halved, so its next share fits. A
+   * delivery tells less than the device's own report of that round's training (the round's
+   * time includes transfers), so it only counts for devices that sent none.
    */
   observe(client: ClientSession, budget: number, elapsedMs: number, delivered: boolean): void {
+    const key = this.key(client);
+    if (delivered && this.freshReports.delete(key)) return;
     const trainingMs = Math.max(100, elapsedMs - OVERHEAD_MS);
     const seen = (budget / trainingMs) * 1000;
     const current = this.speedOf(client);
     const estimate = delivered ? (current > 0 ? SMOOTHING * seen + (1 - SMOOTHING) * current : seen) : Math.min(current || seen, seen) / 2;
-    this.speeds.set(this.key(client), estimate);
+    this.speeds.set(key, estimate);
   }
 
   /** A device reported the speed it measured training (after each round): the most direct evidence. */
   reported(client: ClientSession, throughput: number): void {
-    if (throughput > 0) this.speeds.set(this.key(client), throughput);
+    if (!(throughput > 0)) return;
+    this.speeds.set(this.key(client), throughput);
+    this.freshReports.add(this.key(client));
   }
 }

@@ -100,5 +100,12 @@ describe('scheduler', () => {
     expect(scheduler.speedOf(c)).toBe(100);
     scheduler.reported(c, 640);
     expect(scheduler.speedOf(c)).toBe(640);
+    scheduler.observe(c, 640, 2_000, true); // a delivery that took 2 s, transfers included, says less than the report
+    expect(scheduler.speedOf(c)).toBe(640);
+    scheduler.observe(c, 640, 2_500, true); // no report since: the round's time counts
+    expect(scheduler.speedOf(c)).toBe(0.5 * 640 + 0.5 * 640);
+    scheduler.reported(c, 700);
+    scheduler.observe(c, 6_400, 11_500, false); // late, even though it reported
+    expect(scheduler.speedOf(c)).toBe(320);
   });
 });
