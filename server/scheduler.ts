@@ -120,7 +120,9 @@ export class Scheduler {
     const targetMs = Math.min(timeToTrain(devices, total), uniformMs, spec.roundDeadlineMs * DEADLINE_MARGIN - OVERHEAD_MS);
     const budgets = new Map<string, number>();
     for (const d of devices) {
-      const budget = Math.max(spec.hyper.batchSize, Math.min(d.cap, Math.round(d.speed * targetMs)));
+      // Devices train whole batches: a budget in whole batches is what they will really do.
+      const batches = Math.round(Math.min(d.cap, d.speed * targetMs) / spec.hyper.batchSize);
+      const budget = Math.max(1, batches) * spec.hyper.batchSize;
       if (budget > d.share * TOLERANCE || budget < d.share / TOLERANCE) budgets.set(d.client.id, budget);
     }
     return { round, participants, enough, budgets, targetMs };

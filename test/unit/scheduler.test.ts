@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ClientRegistry, ClientSession } from '../../server/clients.ts';
 import { Scheduler, timeToTrain } from '../../server/scheduler.ts';
 import type { RoundStart } from '../../shared/protocol.ts';
-import { withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../shared/task.ts';
+import { TASK_DEFAULTS, withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../shared/task.ts';
 
 let nextId = 0;
 const task = (id: number, spec: TaskSpecInput = {}): TaskRecord => ({ id, spec: withTaskDefaults({ name: `t${id}`, ...spec }), status: 'running', completedRounds: 0, createdAt: '' });
@@ -36,7 +36,7 @@ describe('scheduler', () => {
 
   it('moves work from the slow to the fast: the uniform total in the least time, alike devices keeping their share', () => {
     const registry = new ClientRegistry();
-    const t = task(1, { clientsPerRound: 5, roundDeadlineMs: 120_000 });
+    const t = task(1, { clientsPerRound: 5, roundDeadlineMs: 120_000, hyper: { ...TASK_DEFAULTS.hyper, batchSize: 100 } });
     const alike = [1_000, 1_050, 950].map((speed) => session(registry, 1, { samples: 10_000, speed }));
     const slow = session(registry, 1, { samples: 10_000, speed: 250 });
     const fast = session(registry, 1, { samples: 10_000, speed: 1_750 });
@@ -51,10 +51,18 @@ describe('scheduler', () => {
     const registry = new ClientRegistry();
     const quick = [2_000, 2_000].map((speed) => session(registry, 1, { samples: 1_000, speed }));
     const heavy = session(registry, 1, { samples: 4_000, speed: 500 }); // 8 s for its share
-    const plan = new Scheduler(registry).plan(task(1, { clientsPerRound: 3 }), 1, registry.readyFor(1));
+    const plan = new Scheduler(registry).plan(task(1, { clientsPerRound: 3, hyper: { ...TASK_DEFAULTS.hyper, batchSize: 100 } }), 1, registry.readyFor(1));
     expect(plan.targetMs).toBe(4_000); // the quick ones are capped after 1 s; the heavy one trains the rest
     expect(plan.budgets.get(heavy.id)).toBe(2_000);
     for (const c of quick) expect(plan.budgets.get(c.id)).toBe(2_000);
+  });
+
+  it('sizes work in whole batches, at least one', () => {
+    const registry = new ClientRegistry();
+    session(registry, 1, { samples: 6_400, speed: 6_400 });
+    const slow = session(registry, 1, { samples: 6_400, speed: 40 });
+    const plan = new Scheduler(registry).plan(task(1, { clientsPerRound: 2 }), 1, registry.readyFor(1));
+    expect(plan.budgets.get(slow.id)).toBe(64); // 40/s × ~2 s is 80 visits: one batch of 64
   });
 
   it('times the least a federation needs for a total, walking the moments devices reach their caps', () => {
