@@ -1,6 +1,6 @@
 import { TributaryError } from './errors.ts';
 import type { SeedExpander } from './mask-stream.ts';
-import { addInto, addStreamAt, addStreamInto, fromLevels, newRingVector, ringWordBytes, type RingVector } from './ring.ts';
+import { addInto, addStreamAt, addStreamInto, fromLevels, newRingVector, ringStreamBytes, type RingVector } from './ring.ts';
 
 /**
  * The masking arithmetic of SecAgg (Bonawitz et al. 2017) and SecAgg+ (Bell et al. 2020),
@@ -25,21 +25,22 @@ export function pairSign(me: number, other: number): 1 | -1 {
   return me < other ? 1 : -1;
 }
 
-/** Keystream is read in 64 KiB blocks: a block and the accumulator both stay in cache. */
+/** Keystream is read in blocks of about 64 KiB: a block and the accumulator both stay in cache. */
 const BLOCK_BYTES = 64 * 1024;
 
 /** acc ± PRG(seed), streamed when the expander can stream. */
 function applyMask(acc: RingVector, w: number, seed: Uint8Array, sign: 1 | -1, expand: SeedExpander): void {
-  const wordBytes = ringWordBytes(w);
+  const valueBytes = ringStreamBytes(w);
   if (expand.open === undefined) {
-    addStreamInto(acc, expand(seed, acc.length * wordBytes), w, sign);
+    addStreamInto(acc, expand(seed, acc.length * valueBytes), w, sign);
     return;
   }
   const read = expand.open(seed);
-  const blockWords = BLOCK_BYTES / wordBytes;
-  for (let offset = 0; offset < acc.length; offset += blockWords) {
-    const words = Math.min(blockWords, acc.length - offset);
-    addStreamAt(acc, offset, read(words * wordBytes), w, sign);
+  // Whole groups of four values, so three-byte values stay aligned to 32-bit words within each block.
+  const blockValues = 4 * Math.floor(BLOCK_BYTES / valueBytes / 4);
+  for (let offset = 0; offset < acc.length; offset += blockValues) {
+    const values = Math.min(blockValues, acc.length - offset);
+    addStreamAt(acc, offset, read(values * valueBytes), w, sign);
   }
 }
 

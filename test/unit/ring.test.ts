@@ -9,6 +9,7 @@ import {
   fromLevels,
   newRingVector,
   ringBits,
+  ringStreamBytes,
   ringWordBytes,
   subtractInto,
   type RingVector,
@@ -111,7 +112,7 @@ describe('ring arithmetic', () => {
 
   it.each(WIDTHS)('adds and subtracts a keystream reduced mod 2^%i', (w) => {
     const m = 517;
-    const wordBytes = ringWordBytes(w);
+    const wordBytes = ringStreamBytes(w);
     const stream = randomStream(wordBytes, m, 5);
     const words = wordsOf(stream, wordBytes);
     const acc = randomVector(w, m, 6);
@@ -124,9 +125,9 @@ describe('ring arithmetic', () => {
   });
 
   it('reads a keystream at an odd byte offset as well as an aligned one', () => {
-    for (const w of [12, 24]) {
-      const m = 100;
-      const wordBytes = ringWordBytes(w);
+    for (const w of [12, 20, 28]) {
+      const m = 103;
+      const wordBytes = ringStreamBytes(w);
       const backing = new Uint8Array(m * wordBytes + 1);
       backing.set(randomStream(wordBytes, m, 7), 1);
       const unaligned = backing.subarray(1);
@@ -140,13 +141,24 @@ describe('ring arithmetic', () => {
   });
 
   it('adds a block of keystream at a word offset, leaving the rest alone', () => {
-    const w = 17;
-    const acc = newRingVector(w, 10);
-    const block = randomStream(4, 3, 8);
-    addStreamAt(acc, 4, block, w, 1);
-    const words = wordsOf(block, 4).map((v) => v % 2 ** w);
-    expect([...acc]).toEqual([0, 0, 0, 0, ...words, 0, 0, 0]);
-    expectCode(() => addStreamAt(acc, 8, block, w, 1), 'INTERNAL');
+    for (const w of [17, 25]) {
+      const acc = newRingVector(w, 10);
+      const block = randomStream(ringStreamBytes(w), 3, 8);
+      addStreamAt(acc, 4, block, w, 1);
+      const words = wordsOf(block, ringStreamBytes(w)).map((v) => v % 2 ** w);
+      expect([...acc]).toEqual([0, 0, 0, 0, ...words, 0, 0, 0]);
+      expectCode(() => addStreamAt(acc, 8, block, w, 1), 'INTERNAL');
+    }
+  });
+
+  it('reads three keystream bytes a value for 17- to 24-bit rings, whatever the tail', () => {
+    expect([16, 17, 24, 25].map(ringStreamBytes)).toEqual([2, 3, 3, 4]);
+    for (let m = 1; m <= 9; m++) {
+      const stream = randomStream(3, m, 9 + m);
+      const acc = newRingVector(24, m);
+      addStreamInto(acc, stream, 24, 1);
+      expect([...acc]).toEqual(Array.from({ length: m }, (_, i) => stream[3 * i]! + 256 * stream[3 * i + 1]! + 65_536 * stream[3 * i + 2]!));
+    }
   });
 
   it('refuses a stream of the wrong length, a vector of the wrong word type and a bad sign', () => {

@@ -70,7 +70,7 @@ describe('masking arithmetic', () => {
   });
 
   it('masks bit-identically with the Node stream, its whole-vector path and libsodium', () => {
-    for (const w of [9, 16, 17, 32]) {
+    for (const w of [9, 16, 17, 24, 25, 32]) {
       const m = 40_001; // several 64 KiB blocks and a ragged tail
       const x = levels(m, 8, 6);
       const pairs: PairMask[] = [{ seed: fixedSeed(20), sign: 1 }, { seed: fixedSeed(21), sign: -1 }];
