@@ -7,8 +7,11 @@ import { clientLevels, maskClient } from './secagg-sim.ts';
 
 /**
  * The second thread of bench/secagg.ts (this machine has two cores): masks a share of the
- * clients, so that setting up a 500-client round takes half the time. (The server's
- * unmasking runs on server/unmask-pool.ts, as in the live server.)
+ * clients, so that setting up a 500-client round takes half the time (the server's
+ * unmasking runs on server/unmask-pool.ts, as in the live server). A fresh one also times
+ * client masking, holding only the timed clients' inputs as a device would: in the
+ * simulation's own heap, which holds every client's state, each garbage collection the
+ * keystream's buffers set off costs several times more.
  */
 
 export interface MaskTask {
@@ -24,6 +27,29 @@ export interface MaskTask {
 }
 
 
+export interface TimeTask {
+  kind: 'time';
+  w: number;
+  m: number;
+  bits: number;
+  seed: number;
+  context: Uint8Array;
+  publicKeys: Uint8Array[];
+  /** Masked untimed first: JIT and allocator warm-up. */
+  warmUp: number;
+  clients: Array<{ index: number; maskKeys: KeyPair; selfSeed: Uint8Array; partners: readonly number[] }>;
+}
+
+/** Milliseconds each client (after the warm-up ones) takes to mask its upload, one at a time. */
+function timeClients(task: TimeTask): number[] {
+  return task.clients.flatMap((c, i) => {
+    const levels = clientLevels(task.seed, c.index, task.m, task.bits);
+    const started = performance.now();
+    maskClient({ ...c, levels }, task.publicKeys, task.context, task.w, expandSeed);
+    return i < task.warmUp ? [] : [performance.now() - started];
+  });
+}
+
 /** Sums of masked uploads per group (groups let one pass serve nested drop-out sets). */
 export function maskGroups(task: MaskTask): RingVector[] {
   const sums = Array.from({ length: task.groups }, () => newRingVector(task.w, task.m));
@@ -35,7 +61,7 @@ export function maskGroups(task: MaskTask): RingVector[] {
   return sums;
 }
 
-serveTasks<MaskTask>(parentPort, async (task) => {
+serveTasks<MaskTask | TimeTask>(parentPort, async (task) => {
   await cryptoReady();
-  return maskGroups(task);
+  return task.kind === 'mask' ? maskGroups(task) : timeClients(task);
 });
