@@ -92,7 +92,8 @@ describe('reconnects: sessions, resumed uploads and catch-up', () => {
   });
 
   it('closes a sync round at its deadline without the straggler, and counts it late', async () => {
-    const task = await h.createTask({ name: 'late', shards: 2, clientsPerRound: 2, rounds: 1, trainLimit: 2_400, testLimit: 500, roundDeadlineMs: 2_000 });
+    // Uniform work: the straggler must train its whole shard, not a share sized to fit the deadline.
+    const task = await h.createTask({ name: 'late', shards: 2, clientsPerRound: 2, rounds: 1, trainLimit: 2_400, testLimit: 500, roundDeadlineMs: 2_000, scheduling: 'uniform' });
     const fast = client(h, task.id, 0);
     const slow = inProcessClient(h, task.id, 1, { throttle: 0.05 }); // 20× slower: its ~19 steps take seconds
     clients.push(fast, slow);
