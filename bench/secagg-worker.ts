@@ -14,30 +14,28 @@ import { clientLevels, maskClient } from './secagg-sim.ts';
  * keystream's buffers set off costs several times more.
  */
 
-export interface MaskTask {
-  kind: 'mask';
+/** What masking needs of the round, and of each client. */
+interface RoundInputs {
   w: number;
   m: number;
   bits: number;
   seed: number;
   context: Uint8Array;
   publicKeys: Uint8Array[];
+}
+type ClientInputs = { index: number; maskKeys: KeyPair; selfSeed: Uint8Array; partners: readonly number[] };
+
+export interface MaskTask extends RoundInputs {
+  kind: 'mask';
   groups: number;
-  clients: Array<{ index: number; maskKeys: KeyPair; selfSeed: Uint8Array; partners: number[]; group: number }>;
+  clients: Array<ClientInputs & { group: number }>;
 }
 
-
-export interface TimeTask {
+export interface TimeTask extends RoundInputs {
   kind: 'time';
-  w: number;
-  m: number;
-  bits: number;
-  seed: number;
-  context: Uint8Array;
-  publicKeys: Uint8Array[];
   /** Masked untimed first: JIT and allocator warm-up. */
   warmUp: number;
-  clients: Array<{ index: number; maskKeys: KeyPair; selfSeed: Uint8Array; partners: readonly number[] }>;
+  clients: ClientInputs[];
 }
 
 /** Milliseconds each client (after the warm-up ones) takes to mask its upload, one at a time. */

@@ -148,7 +148,8 @@ export class Scheduler {
   /** A device reported the speed it measured training (after each round): the most direct evidence. */
   reported(client: ClientSession, throughput: number): void {
     if (!(throughput > 0)) return;
-    this.speeds.set(this.key(client), throughput);
-    this.freshReports.add(this.key(client));
+    const key = this.key(client);
+    this.speeds.set(key, throughput);
+    this.freshReports.add(key);
   }
 }
