@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { launchChromium, startWebServer, WEBGPU_FLAGS } from '../test/e2e/browser-harness.ts';
-import type { BenchResults } from '../shared/device-bench.ts';
+import { launchChromium, startWebServer, WEBGPU_FLAGS } from '../test/support/browser-harness.ts';
+import type { BenchResults } from '../shared/protocol/device-bench.ts';
 import type { BenchOptions } from './index.ts';
 import { table } from './report.ts';
 

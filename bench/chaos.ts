@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import { demoTaskSpec, type DemoOptions } from '../cli/demo.ts';
 import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth } from '../cli/processes.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
-import type { TaskRecord } from '../shared/task.ts';
+import type { TaskRecord } from '../shared/protocol/task.ts';
 import { runDemoJson } from './demo-run.ts';
 import type { BenchOptions } from './index.ts';
 import { table } from './report.ts';

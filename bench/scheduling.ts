@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth } from '../cli/processes.ts';
 import { SWIFTSHADER_ICD } from '../client/node/webgpu.ts';
-import type { ClientView } from '../shared/protocol.ts';
-import type { ParticipantRecord, RoundRecord, TaskRecord, TaskSpecInput } from '../shared/task.ts';
+import type { ClientView } from '../shared/protocol/events.ts';
+import type { ParticipantRecord, RoundRecord, TaskRecord, TaskSpecInput } from '../shared/protocol/task.ts';
 import type { BenchOptions } from './index.ts';
 import { table } from './report.ts';
 

@@ -1,9 +1,9 @@
 import { parentPort } from 'node:worker_threads';
-import { cryptoReady, type KeyPair } from '../shared/crypto.ts';
-import { expandSeed } from '../shared/mask-stream.ts';
-import { addInto, newRingVector, type RingVector } from '../shared/ring.ts';
+import { cryptoReady, type KeyPair } from '../shared/crypto/sodium.ts';
+import { expandSeed } from '../shared/secagg/mask-stream.ts';
+import { addInto, newRingVector, type RingVector } from '../shared/secagg/ring.ts';
 import { serveTasks } from '../server/ts-worker.ts';
-import { clientLevels, maskClient } from './secagg-sim.ts';
+import { clientLevels, maskClient } from '../test/support/secagg-sim.ts';
 
 /**
  * The second thread of bench/secagg.ts (this machine has two cores): masks a share of the

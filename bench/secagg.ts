@@ -7,12 +7,12 @@ import {
   generateBoxKeyPair,
   seal,
   SEAL_OVERHEAD_BYTES,
-} from '../shared/crypto.ts';
-import { expandSeed } from '../shared/mask-stream.ts';
-import { defaultNeighbourCount } from '../shared/neighbours.ts';
-import { addInto, encodeRing, ringWireBytes, type RingVector } from '../shared/ring.ts';
-import { sumLevels } from '../shared/secagg-math.ts';
-import { MAX_SHARES, splitSecret } from '../shared/shamir.ts';
+} from '../shared/crypto/sodium.ts';
+import { expandSeed } from '../shared/secagg/mask-stream.ts';
+import { defaultNeighbourCount } from '../shared/secagg/neighbours.ts';
+import { addInto, encodeRing, ringWireBytes, type RingVector } from '../shared/secagg/ring.ts';
+import { sumLevels } from '../shared/secagg/math.ts';
+import { MAX_SHARES, splitSecret } from '../shared/secagg/shamir.ts';
 import type { BenchOptions } from './index.ts';
 import { table } from './report.ts';
 import {
@@ -28,10 +28,10 @@ import {
   robustThreshold,
   shareKeys,
   type SimRound,
-} from './secagg-sim.ts';
-import { runUnmaskJob } from '../shared/secagg-unmask.ts';
+} from '../test/support/secagg-sim.ts';
+import { runUnmaskJob } from '../shared/secagg/unmask.ts';
 import { startTsWorker, type TsWorker } from '../server/ts-worker.ts';
-import { UnmaskPool } from '../server/unmask-pool.ts';
+import { UnmaskPool } from '../server/secagg/unmask-pool.ts';
 import { maskGroups, type MaskTask, type TimeTask } from './secagg-worker.ts';
 
 /**

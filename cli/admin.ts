@@ -7,7 +7,7 @@ import { newSecret } from '../server/auth/secrets.ts';
 import { openDatabase } from '../server/store/database.ts';
 import { SqliteAccounts } from '../server/store/sqlite-accounts.ts';
 import { SqliteAudit } from '../server/store/sqlite-audit.ts';
-import { cryptoReady } from '../shared/crypto.ts';
+import { cryptoReady } from '../shared/crypto/sodium.ts';
 
 /**
  * `tributary admin …`: account work straight on a server's state folder (whoever can

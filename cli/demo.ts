@@ -3,11 +3,11 @@ import { mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io } from 'socket.io-client';
-import { parsePartition } from '../shared/partition.ts';
+import { parsePartition } from '../shared/data/partition.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
-import type { AdminClientToServerEvents, AdminServerToClientEvents } from '../shared/protocol.ts';
-import type { RoundRecord, TaskRecord, TaskSpecInput } from '../shared/task.ts';
-import type { UpdateBits } from '../shared/update-codec.ts';
+import type { AdminClientToServerEvents, AdminServerToClientEvents } from '../shared/protocol/events.ts';
+import type { RoundRecord, TaskRecord, TaskSpecInput } from '../shared/protocol/task.ts';
+import type { UpdateBits } from '../shared/codec/update-codec.ts';
 import type { Socket } from 'socket.io-client';
 import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth } from './processes.ts';
 

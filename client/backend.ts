@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TributaryError } from '../shared/errors.ts';
-import { PRESETS } from '../shared/models.ts';
-import type { ModelPreset } from '../shared/task.ts';
+import { PRESETS } from '../shared/ml/models.ts';
+import type { ModelPreset } from '../shared/protocol/task.ts';
 
 /** Backends worth trying, best first, for a runtime and a model. */
 export function preferredBackends(runtime: 'browser' | 'node', preset: ModelPreset): string[] {

@@ -1,9 +1,9 @@
 import { EventEmitter } from 'eventemitter3';
 import { io, type Socket } from 'socket.io-client';
-import { subtractWeights, type Weights } from '../shared/aggregate.ts';
-import type { LabelledSet } from '../shared/dataset.ts';
+import { subtractWeights, type Weights } from '../shared/ml/aggregate.ts';
+import type { LabelledSet } from '../shared/data/dataset.ts';
 import { TributaryError } from '../shared/errors.ts';
-import { decodeWeights } from '../shared/model-wire.ts';
+import { decodeWeights } from '../shared/codec/model-wire.ts';
 import type {
   Ack,
   Capabilities,
@@ -16,18 +16,18 @@ import type {
   RoundEnd,
   RoundStart,
   ServerToClientEvents,
-} from '../shared/protocol.ts';
-import { joinProofMessage } from '../shared/protocol.ts';
+} from '../shared/protocol/events.ts';
+import { joinProofMessage } from '../shared/protocol/events.ts';
 import { createRng, deriveSeed, type Rng } from '../shared/random.ts';
-import type { TaskRecord } from '../shared/task.ts';
-import { encodeUpdate } from '../shared/update-codec.ts';
-import { cryptoReady, equalBytes, fingerprint, generateSigningKeyPair, seal, sign, toBase64, type KeyPair } from '../shared/crypto.ts';
-import { expandSeed } from '../shared/mask-stream.ts';
-import { encodeRing } from '../shared/ring.ts';
-import { verifyRoundStart } from '../shared/round-signature.ts';
-import { SecAggClient } from '../shared/secagg-client.ts';
-import { roundContext, unpackAdvertised, unpackConfirmations, type SecureRoundConfig } from '../shared/secagg-protocol.ts';
-import { encodeSecureInput } from '../shared/secure-codec.ts';
+import type { TaskRecord } from '../shared/protocol/task.ts';
+import { encodeUpdate } from '../shared/codec/update-codec.ts';
+import { cryptoReady, equalBytes, fingerprint, generateSigningKeyPair, seal, sign, toBase64, type KeyPair } from '../shared/crypto/sodium.ts';
+import { expandSeed } from '../shared/secagg/mask-stream.ts';
+import { encodeRing } from '../shared/secagg/ring.ts';
+import { verifyRoundStart } from '../shared/protocol/round-signature.ts';
+import { SecAggClient } from '../shared/secagg/client.ts';
+import { roundContext, unpackAdvertised, unpackConfirmations, type SecureRoundConfig } from '../shared/secagg/protocol.ts';
+import { encodeSecureInput } from '../shared/codec/secure-codec.ts';
 import { Trainer, type TrainResult } from './trainer.ts';
 
 /** Where a client's training data comes from, once it knows its task (and demo shard). */

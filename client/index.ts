@@ -5,5 +5,5 @@
 export { FederatedClient, type ActivatedBackend, type ClientEvents, type DataProvider, type FederatedClientOptions, type SecurePhase } from './federated-client.ts';
 export { Trainer, type TrainResult } from './trainer.ts';
 export { activateBackend, preferredBackends } from './backend.ts';
-export type { LabelledSet } from '../shared/dataset.ts';
-export type { TaskRecord, TaskSpec } from '../shared/task.ts';
+export type { LabelledSet } from '../shared/data/dataset.ts';
+export type { TaskRecord, TaskSpec } from '../shared/protocol/task.ts';

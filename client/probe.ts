@@ -1,8 +1,8 @@
-import type { Weights } from '../shared/aggregate.ts';
-import type { LabelledSet } from '../shared/dataset.ts';
-import { PRESETS } from '../shared/models.ts';
+import type { Weights } from '../shared/ml/aggregate.ts';
+import type { LabelledSet } from '../shared/data/dataset.ts';
+import { PRESETS } from '../shared/ml/models.ts';
 import { createRng } from '../shared/random.ts';
-import type { Hyper, ModelPreset } from '../shared/task.ts';
+import type { Hyper, ModelPreset } from '../shared/protocol/task.ts';
 import { Trainer } from './trainer.ts';
 
 /**

@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import type { Weights } from '../shared/aggregate.ts';
-import type { LabelledSet } from '../shared/dataset.ts';
-import { PRESETS, buildModel, readWeightsAsync, sparseCrossEntropy, weightLengths, writeWeights } from '../shared/models.ts';
-import type { Hyper, ModelPreset } from '../shared/task.ts';
+import type { Weights } from '../shared/ml/aggregate.ts';
+import type { LabelledSet } from '../shared/data/dataset.ts';
+import { PRESETS, buildModel, readWeightsAsync, sparseCrossEntropy, weightLengths, writeWeights } from '../shared/ml/models.ts';
+import type { Hyper, ModelPreset } from '../shared/protocol/task.ts';
 import { createRng, shuffleInPlace } from '../shared/random.ts';
 
 export interface TrainResult {

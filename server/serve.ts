@@ -1,6 +1,6 @@
 import pino from 'pino';
 import { buildApp, type App } from './app.ts';
-import { withTaskDefaults } from '../shared/task.ts';
+import { withTaskDefaults } from '../shared/protocol/task.ts';
 
 export interface ServeOptions {
   port: number;

@@ -3,9 +3,9 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-webgl';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
-import type { Weights } from '../../shared/aggregate.ts';
-import { PRESETS } from '../../shared/models.ts';
-import type { ModelPreset } from '../../shared/task.ts';
+import type { Weights } from '../../shared/ml/aggregate.ts';
+import { PRESETS } from '../../shared/ml/models.ts';
+import type { ModelPreset } from '../../shared/protocol/task.ts';
 import { preferredBackends } from '../backend.ts';
 import { measureThroughput, probeStep } from '../probe.ts';
 

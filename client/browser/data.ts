@@ -1,5 +1,5 @@
-import type { LabelledSet } from '../../shared/dataset.ts';
-import { decodeShard } from '../../shared/demo-shard.ts';
+import type { LabelledSet } from '../../shared/data/dataset.ts';
+import { decodeShard } from '../../shared/codec/demo-shard.ts';
 import { TributaryError } from '../../shared/errors.ts';
 import { getItem, setItem } from './storage.ts';
 

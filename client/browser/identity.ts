@@ -1,4 +1,4 @@
-import { cryptoReady, generateSigningKeyPair, type KeyPair } from '../../shared/crypto.ts';
+import { cryptoReady, generateSigningKeyPair, type KeyPair } from '../../shared/crypto/sodium.ts';
 import { getItem, setItem } from './storage.ts';
 
 /**

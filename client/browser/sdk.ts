@@ -12,7 +12,7 @@ export type { ClientEvents, DataProvider, FederatedClientOptions } from '../fede
 export { chooseBrowserBackend, relativeError, STEP_TOLERANCE, type BackendChoice } from './backend.ts';
 export { concatSets, demoShardData, imagesToSamples } from './data.ts';
 export { browserIdentity } from './identity.ts';
-export { FASHION_MNIST_LABELS } from '../../shared/fashion-mnist.ts';
+export { FASHION_MNIST_LABELS } from '../../shared/data/fashion-mnist.ts';
 
 export interface BrowserClientOptions extends Partial<Omit<FederatedClientOptions, 'server' | 'taskId'>> {
   server: string;

@@ -1,8 +1,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { cryptoReady, fromBase64, generateSigningKeyPair, toBase64, type KeyPair } from '../../shared/crypto.ts';
-import type { TaskRecord } from '../../shared/task.ts';
+import { cryptoReady, fromBase64, generateSigningKeyPair, toBase64, type KeyPair } from '../../shared/crypto/sodium.ts';
+import type { TaskRecord } from '../../shared/protocol/task.ts';
 import { FederatedClient, type ActivatedBackend, type SecurePhase } from '../federated-client.ts';
 import { loadDemoShard } from './fashion-mnist.ts';
 import { measureThroughput } from '../probe.ts';

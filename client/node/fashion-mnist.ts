@@ -1,9 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import type { LabelledSet } from '../../shared/dataset.ts';
-import { demoShard, loadFashionMnist, type IdxSource } from '../../shared/fashion-mnist.ts';
-import type { TaskSpec } from '../../shared/task.ts';
+import type { LabelledSet } from '../../shared/data/dataset.ts';
+import { demoShard, loadFashionMnist, type IdxSource } from '../../shared/data/fashion-mnist.ts';
+import type { TaskSpec } from '../../shared/protocol/task.ts';
 
 export const DEFAULT_FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
 

@@ -1,7 +1,7 @@
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-backend-wasm';
 import { activateBackend, preferredBackends } from '../backend.ts';
-import type { ModelPreset } from '../../shared/task.ts';
+import type { ModelPreset } from '../../shared/protocol/task.ts';
 
 /** Picks the Node backend for a model: WASM for dense models, CPU for CNNs or as fall-back. */
 export function activateNodeBackend(preset: ModelPreset, forced?: string): Promise<string> {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TributaryError } from '../../shared/errors.ts';
-import type { ModelPreset } from '../../shared/task.ts';
+import type { ModelPreset } from '../../shared/protocol/task.ts';
 import type { ActivatedBackend } from '../federated-client.ts';
 import { measureThroughput } from '../probe.ts';
 import { activateNodeBackend } from './tf.ts';

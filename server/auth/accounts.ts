@@ -1,4 +1,4 @@
-import { randomBytes } from '../../shared/crypto.ts';
+import { randomBytes } from '../../shared/crypto/sodium.ts';
 import { TributaryError } from '../../shared/errors.ts';
 import { ROLE_RANK, type AccountStore, type AuditLog, type Role, type Session, type User } from './model.ts';
 import { hashPassword, passwordMatches } from './passwords.ts';

@@ -1,6 +1,6 @@
-import { fingerprint } from '../../shared/crypto.ts';
+import { fingerprint } from '../../shared/crypto/sodium.ts';
 import { TributaryError } from '../../shared/errors.ts';
-import type { ClientKind } from '../../shared/protocol.ts';
+import type { ClientKind } from '../../shared/protocol/events.ts';
 import { requireTask, type Store } from '../store/store.ts';
 import type { AuditLog, Enrollment, EnrollmentKind, EnrollmentStore, EnrollmentToken } from './model.ts';
 import { newSecret, secretHash } from './secrets.ts';

@@ -1,5 +1,5 @@
 import { Type, type Static } from 'typebox';
-import type { AuditEntry } from '../../shared/protocol.ts';
+import type { AuditEntry } from '../../shared/protocol/events.ts';
 
 export type { AuditEntry };
 

@@ -1,4 +1,4 @@
-import { hash, randomBytes, utf8 } from '../../shared/crypto.ts';
+import { hash, randomBytes, utf8 } from '../../shared/crypto/sodium.ts';
 
 /**
  * Bearer secrets (session ids, API and enrollment tokens, recovery codes): 32 random bytes,

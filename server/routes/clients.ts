@@ -2,8 +2,8 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { TributaryError } from '../../shared/errors.ts';
-import type { ClientRegistry } from '../clients.ts';
-import type { DemoShards } from '../demo-shards.ts';
+import type { ClientRegistry } from '../gateway/clients.ts';
+import type { DemoShards } from '../data/demo-shards.ts';
 import { requireTask, type Store } from '../store/store.ts';
 import { ErrorReply } from './errors.ts';
 

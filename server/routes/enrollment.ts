@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { fromBase64 } from '../../shared/crypto.ts';
+import { fromBase64 } from '../../shared/crypto/sodium.ts';
 import { TributaryError } from '../../shared/errors.ts';
 import { actorOf } from '../auth/access.ts';
 import type { Enrollments } from '../auth/enrollment.ts';

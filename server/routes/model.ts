@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { TributaryError } from '../../shared/errors.ts';
-import type { Checkpoints } from '../checkpoints.ts';
+import type { Checkpoints } from '../rounds/checkpoints.ts';
 import { requireTask, type Store } from '../store/store.ts';
 
 export interface ModelRoutesOptions {

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { withTaskDefaults, type ParticipantRecord, type RoundRecord, type TaskRecord, type TaskSpec, type TaskSpecInput, type TaskStatus } from '../../shared/task.ts';
+import { withTaskDefaults, type ParticipantRecord, type RoundRecord, type TaskRecord, type TaskSpec, type TaskSpecInput, type TaskStatus } from '../../shared/protocol/task.ts';
 import type { Store } from './store.ts';
 
 interface TaskRow {

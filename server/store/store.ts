@@ -1,5 +1,5 @@
 import { TributaryError } from '../../shared/errors.ts';
-import type { ParticipantRecord, RoundRecord, TaskRecord, TaskSpec, TaskStatus } from '../../shared/task.ts';
+import type { ParticipantRecord, RoundRecord, TaskRecord, TaskSpec, TaskStatus } from '../../shared/protocol/task.ts';
 
 /**
  * Durable server state. Async from day one so that a Redis implementation can sit

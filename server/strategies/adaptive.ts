@@ -1,5 +1,5 @@
-import type { Weights } from '../../shared/aggregate.ts';
-import type { StrategyName } from '../../shared/task.ts';
+import type { Weights } from '../../shared/ml/aggregate.ts';
+import type { StrategyName } from '../../shared/protocol/task.ts';
 import type { Strategy } from './strategy.ts';
 
 /** Hyper-parameters of the adaptive server optimizers (Reddi et al. 2021, Algorithm 2). */

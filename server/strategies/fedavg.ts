@@ -1,4 +1,4 @@
-import { addWeights, type Weights } from '../../shared/aggregate.ts';
+import { addWeights, type Weights } from '../../shared/ml/aggregate.ts';
 import type { Strategy } from './strategy.ts';
 
 /** FedAvg (McMahan et al. 2017): move to the sample-weighted mean of the clients' models. */

@@ -1,4 +1,4 @@
-import type { Weights } from '../../shared/aggregate.ts';
+import type { Weights } from '../../shared/ml/aggregate.ts';
 import type { Strategy } from './strategy.ts';
 
 export interface FedAvgMOptions {

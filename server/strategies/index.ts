@@ -1,4 +1,4 @@
-import type { StrategyName } from '../../shared/task.ts';
+import type { StrategyName } from '../../shared/protocol/task.ts';
 import { fedAdam } from './fedadam.ts';
 import { fedAvg } from './fedavg.ts';
 import { fedAvgM } from './fedavgm.ts';

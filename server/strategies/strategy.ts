@@ -1,5 +1,5 @@
-import type { Weights } from '../../shared/aggregate.ts';
-import type { StrategyName } from '../../shared/task.ts';
+import type { Weights } from '../../shared/ml/aggregate.ts';
+import type { StrategyName } from '../../shared/protocol/task.ts';
 
 /**
  * A server optimizer. The round loop hands it the sample-weighted mean of the round's

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ARTIFACTS, launchChromium, setUpAdmin, startWebServer, WEBGPU_FLAGS, type WebServer } from './browser-harness.ts';
+import { ARTIFACTS, launchChromium, setUpAdmin, startWebServer, WEBGPU_FLAGS, type WebServer } from '../support/browser-harness.ts';
 
 /**
  * The browser side end to end, in Debian's Chromium: tasks created and started by
@@ -78,7 +78,7 @@ describe('in the browser', () => {
 
   /** A task made over the API (the clicking is tested above): one client per round. */
   async function soloTask(name: string): Promise<number> {
-    const { withTaskDefaults } = await import('../../shared/task.ts');
+    const { withTaskDefaults } = await import('../../shared/protocol/task.ts');
     const task = await server.app.store.createTask(withTaskDefaults({ name, clientsPerRound: 1, shards: 1, rounds: 1, trainLimit: 1_000, testLimit: 500, openEnrollment: true }));
     await server.app.coordinator.start(task.id);
     return task.id;

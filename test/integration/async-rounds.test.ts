@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cryptoReady } from '../../shared/crypto.ts';
-import { withTaskDefaults } from '../../shared/task.ts';
-import { expectCode } from '../expect-code.ts';
-import { inProcessClient, startHarness, type Harness } from './harness.ts';
+import { cryptoReady } from '../../shared/crypto/sodium.ts';
+import { withTaskDefaults } from '../../shared/protocol/task.ts';
+import { expectCode } from '../support/expect-code.ts';
+import { inProcessClient, startHarness, type Harness } from '../support/harness.ts';
 
 const client = (h: Harness, taskId: number, shard: number, throttle = 1) => inProcessClient(h, taskId, shard, { throttle });
 

@@ -6,8 +6,8 @@ import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
 import { currentTotp } from '../../server/auth/totp.ts';
-import { cryptoReady, generateSigningKeyPair, toBase64 } from '../../shared/crypto.ts';
-import { FASHION_MNIST, joinRaw } from './harness.ts';
+import { cryptoReady, generateSigningKeyPair, toBase64 } from '../../shared/crypto/sodium.ts';
+import { FASHION_MNIST, joinRaw } from '../support/harness.ts';
 
 const PASSWORD = 'a long enough password';
 

@@ -10,11 +10,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
 import { installAccessControl, type Access } from '../../server/auth/access.ts';
 import { ROLE_RANK, type Role } from '../../server/auth/model.ts';
-import { CLIENT_EVENT_ACCESS } from '../../server/gateway.ts';
-import { cryptoReady } from '../../shared/crypto.ts';
-import { CLIENT_EVENT_SCHEMAS, type ClientToServerEvents } from '../../shared/protocol.ts';
-import { withTaskDefaults } from '../../shared/task.ts';
-import { FASHION_MNIST, joinRaw, type RawSocket } from './harness.ts';
+import { CLIENT_EVENT_ACCESS } from '../../server/gateway/gateway.ts';
+import { cryptoReady } from '../../shared/crypto/sodium.ts';
+import { CLIENT_EVENT_SCHEMAS, type ClientToServerEvents } from '../../shared/protocol/events.ts';
+import { withTaskDefaults } from '../../shared/protocol/task.ts';
+import { FASHION_MNIST, joinRaw, type RawSocket } from '../support/harness.ts';
 
 /**
  * Every HTTP route and every socket event, tried as every kind of caller. The rows come

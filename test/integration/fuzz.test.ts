@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { io } from 'socket.io-client';
 import { describe, expect, it } from 'vitest';
 import type { FederatedClient } from '../../client/federated-client.ts';
-import { CLIENT_EVENT_ACCESS } from '../../server/gateway.ts';
-import { cryptoReady, signingKeyPairFromSeed } from '../../shared/crypto.ts';
+import { CLIENT_EVENT_ACCESS } from '../../server/gateway/gateway.ts';
+import { cryptoReady, signingKeyPairFromSeed } from '../../shared/crypto/sodium.ts';
 import { isErrorCode } from '../../shared/errors.ts';
 import { createRng, type Rng } from '../../shared/random.ts';
-import { inProcessClient, joinRaw, startHarness, type Harness, type RawSocket } from './harness.ts';
+import { inProcessClient, joinRaw, startHarness, type Harness, type RawSocket } from '../support/harness.ts';
 
 /**
  * A bounded fuzz on loopback: while a round runs, tens of connections send thousands of

@@ -5,7 +5,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SWIFTSHADER_ICD } from '../../client/node/webgpu.ts';
-import { FASHION_MNIST, startHarness, type Harness } from './harness.ts';
+import { FASHION_MNIST, startHarness, type Harness } from '../support/harness.ts';
 
 const bin = fileURLToPath(new URL('../../bin/tributary.js', import.meta.url));
 

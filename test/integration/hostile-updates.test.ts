@@ -1,11 +1,11 @@
 import type { Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ClientToServerEvents, Reply, RoundStart, ServerToClientEvents } from '../../shared/protocol.ts';
+import type { ClientToServerEvents, Reply, RoundStart, ServerToClientEvents } from '../../shared/protocol/events.ts';
 import { createRng } from '../../shared/random.ts';
-import { encodeUpdate } from '../../shared/update-codec.ts';
-import { cryptoReady, seal } from '../../shared/crypto.ts';
-import { verifyRoundStart } from '../../shared/round-signature.ts';
-import { joinRaw, startHarness, type Harness } from './harness.ts';
+import { encodeUpdate } from '../../shared/codec/update-codec.ts';
+import { cryptoReady, seal } from '../../shared/crypto/sodium.ts';
+import { verifyRoundStart } from '../../shared/protocol/round-signature.ts';
+import { joinRaw, startHarness, type Harness } from '../support/harness.ts';
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 const MLP_LENGTHS = [156_800, 200, 40_000, 200, 2_000, 10];

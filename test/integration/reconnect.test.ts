@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FederatedClient, type ClientEvents } from '../../client/federated-client.ts';
-import { cryptoReady } from '../../shared/crypto.ts';
-import { inProcessClient, startHarness, type Harness } from './harness.ts';
+import { cryptoReady } from '../../shared/crypto/sodium.ts';
+import { inProcessClient, startHarness, type Harness } from '../support/harness.ts';
 
 const client = (h: Harness, taskId: number, shard: number) => inProcessClient(h, taskId, shard);
 

@@ -5,9 +5,9 @@ import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
-import { TASK_DEFAULTS } from '../../shared/task.ts';
-import { fingerprint, fromBase64 } from '../../shared/crypto.ts';
-import { FASHION_MNIST } from './harness.ts';
+import { TASK_DEFAULTS } from '../../shared/protocol/task.ts';
+import { fingerprint, fromBase64 } from '../../shared/crypto/sodium.ts';
+import { FASHION_MNIST } from '../support/harness.ts';
 
 describe('REST API', () => {
   let app: App;

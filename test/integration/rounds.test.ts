@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHarness, type Harness } from './harness.ts';
+import { startHarness, type Harness } from '../support/harness.ts';
 
 describe('federated rounds with real client processes', () => {
   let h: Harness;

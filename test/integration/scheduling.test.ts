@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { activateNodeBackend } from '../../client/node/tf.ts';
 import { measureThroughput } from '../../client/probe.ts';
-import { cryptoReady } from '../../shared/crypto.ts';
-import { inProcessClient, startHarness, type Harness } from './harness.ts';
+import { cryptoReady } from '../../shared/crypto/sodium.ts';
+import { inProcessClient, startHarness, type Harness } from '../support/harness.ts';
 
 describe('capability-aware scheduling', () => {
   let h: Harness;

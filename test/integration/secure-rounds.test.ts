@@ -1,9 +1,9 @@
 import { io, type Socket } from 'socket.io-client';
-import { cryptoReady } from '../../shared/crypto.ts';
-import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol.ts';
+import { cryptoReady } from '../../shared/crypto/sodium.ts';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol/events.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RoundAbortedEvent } from '../../shared/protocol.ts';
-import { joinRaw, startHarness, type Harness } from './harness.ts';
+import type { RoundAbortedEvent } from '../../shared/protocol/events.ts';
+import { joinRaw, startHarness, type Harness } from '../support/harness.ts';
 
 describe('secure aggregation with real client processes over socket.io', () => {
   let h: Harness;

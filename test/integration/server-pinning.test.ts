@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FederatedClient } from '../../client/federated-client.ts';
-import { cryptoReady, generateSigningKeyPair } from '../../shared/crypto.ts';
-import { startHarness, type Harness } from './harness.ts';
+import { cryptoReady, generateSigningKeyPair } from '../../shared/crypto/sodium.ts';
+import { startHarness, type Harness } from '../support/harness.ts';
 
 describe('server key pinning', () => {
   let h: Harness;

@@ -3,9 +3,9 @@ import { preferredBackends } from '../../client/backend.ts';
 import { activateNodeBackend } from '../../client/node/tf.ts';
 import { loadDemoShard } from '../../client/node/fashion-mnist.ts';
 import { Trainer } from '../../client/trainer.ts';
-import { buildModel, readWeights } from '../../shared/models.ts';
-import { withTaskDefaults, type ModelPreset } from '../../shared/task.ts';
-import { FASHION_MNIST } from './harness.ts';
+import { buildModel, readWeights } from '../../shared/ml/models.ts';
+import { withTaskDefaults, type ModelPreset } from '../../shared/protocol/task.ts';
+import { FASHION_MNIST } from '../support/harness.ts';
 
 describe('local training on Node backends', () => {
   it('picks WASM for the MLP and CPU for the CNN, whose filter gradient WASM lacks', () => {

@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRound, maskClient, shareKeys, maskPublicKeys, maskSpec, planUnmask, revealShares } from '../../bench/secagg-sim.ts';
-import { UnmaskPool } from '../../server/unmask-pool.ts';
-import { cryptoReady } from '../../shared/crypto.ts';
-import { expandSeed } from '../../shared/mask-stream.ts';
-import { addInto, newRingVector } from '../../shared/ring.ts';
-import { runUnmaskJob } from '../../shared/secagg-unmask.ts';
+import { createRound, maskClient, shareKeys, maskPublicKeys, maskSpec, planUnmask, revealShares } from '../support/secagg-sim.ts';
+import { UnmaskPool } from '../../server/secagg/unmask-pool.ts';
+import { cryptoReady } from '../../shared/crypto/sodium.ts';
+import { expandSeed } from '../../shared/secagg/mask-stream.ts';
+import { addInto, newRingVector } from '../../shared/secagg/ring.ts';
+import { runUnmaskJob } from '../../shared/secagg/unmask.ts';
 
 describe('unmasking on worker threads', () => {
   const pool = new UnmaskPool(2);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addWeights, countParameters, stalenessWeight, stalenessWeightedMean, subtractWeights, weightedMean } from '../../shared/aggregate.ts';
+import { addWeights, countParameters, stalenessWeight, stalenessWeightedMean, subtractWeights, weightedMean } from '../../shared/ml/aggregate.ts';
 
 const f = (...values: number[]) => Float32Array.from(values);
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { packBits, packedByteLength, unpackBits } from '../../shared/bitpack.ts';
+import { packBits, packedByteLength, unpackBits } from '../../shared/codec/bitpack.ts';
 import { TributaryError } from '../../shared/errors.ts';
 import { createRng } from '../../shared/random.ts';
-import { expectCode } from '../expect-code.ts';
+import { expectCode } from '../support/expect-code.ts';
 
 const WIDTHS = Array.from({ length: 32 }, (_, i) => i + 1);
 

@@ -21,8 +21,8 @@ import {
   sign,
   toBase64,
   verify,
-} from '../../shared/crypto.ts';
-import { expectCode } from '../expect-code.ts';
+} from '../../shared/crypto/sodium.ts';
+import { expectCode } from '../support/expect-code.ts';
 
 const text = (s: string) => new TextEncoder().encode(s);
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseIdx } from '../../shared/idx.ts';
+import { parseIdx } from '../../shared/data/idx.ts';
 
 function idx(dtype: number, dims: number[], data: number[]): Uint8Array {
   const header = [0, 0, dtype, dims.length];

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { cryptoReady, expandSeedSodium } from '../../shared/crypto.ts';
-import { expandSeed, expandSeedNode } from '../../shared/mask-stream.ts';
-import { expectCode } from '../expect-code.ts';
+import { cryptoReady, expandSeedSodium } from '../../shared/crypto/sodium.ts';
+import { expandSeed, expandSeedNode } from '../../shared/secagg/mask-stream.ts';
+import { expectCode } from '../support/expect-code.ts';
 
 const hex = (b: Uint8Array) => Buffer.from(b.buffer, b.byteOffset, b.length).toString('hex');
 const counting = new Uint8Array(32).map((_, i) => i);

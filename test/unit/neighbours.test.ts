@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { defaultNeighbourCount, neighbourGraph } from '../../shared/neighbours.ts';
-import { expectCode } from '../expect-code.ts';
+import { defaultNeighbourCount, neighbourGraph } from '../../shared/secagg/neighbours.ts';
+import { expectCode } from '../support/expect-code.ts';
 
 const seedA = new Uint8Array(32).fill(1);
 const seedB = new Uint8Array(32).fill(2);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { TributaryError } from '../../shared/errors.ts';
-import { formatPartition, parsePartition, partitionIndices } from '../../shared/partition.ts';
+import { formatPartition, parsePartition, partitionIndices } from '../../shared/data/partition.ts';
 import { createRng } from '../../shared/random.ts';
 
 const NUM_CLASSES = 10;

@@ -6,7 +6,7 @@ import {
   quantizationStep,
   quantize,
   quantizeWithFeedback,
-} from '../../shared/quantize.ts';
+} from '../../shared/codec/quantize.ts';
 import { createRng } from '../../shared/random.ts';
 
 /** Deterministic values spread over [-1, 1], deliberately off the quantization grid. */

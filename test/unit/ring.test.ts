@@ -13,8 +13,8 @@ import {
   ringWordBytes,
   subtractInto,
   type RingVector,
-} from '../../shared/ring.ts';
-import { expectCode } from '../expect-code.ts';
+} from '../../shared/secagg/ring.ts';
+import { expectCode } from '../support/expect-code.ts';
 
 const WIDTHS = [9, 12, 16, 17, 24, 32];
 

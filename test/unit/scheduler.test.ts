@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { ClientRegistry, ClientSession } from '../../server/clients.ts';
-import { Scheduler, timeToTrain } from '../../server/scheduler.ts';
-import type { RoundStart } from '../../shared/protocol.ts';
-import { TASK_DEFAULTS, withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../shared/task.ts';
+import { ClientRegistry, ClientSession } from '../../server/gateway/clients.ts';
+import { Scheduler, timeToTrain } from '../../server/rounds/scheduler.ts';
+import type { RoundStart } from '../../shared/protocol/events.ts';
+import { TASK_DEFAULTS, withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../shared/protocol/task.ts';
 
 let nextId = 0;
 const task = (id: number, spec: TaskSpecInput = {}): TaskRecord => ({ id, spec: withTaskDefaults({ name: `t${id}`, ...spec }), status: 'running', completedRounds: 0, createdAt: '' });

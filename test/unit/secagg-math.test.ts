@@ -6,13 +6,13 @@ import {
   simulateDrops,
   type Drops,
   type SimRound,
-} from '../../bench/secagg-sim.ts';
-import { cryptoReady, expandSeedSodium } from '../../shared/crypto.ts';
-import { expandSeed, type SeedExpander } from '../../shared/mask-stream.ts';
-import { defaultNeighbourCount } from '../../shared/neighbours.ts';
+} from '../support/secagg-sim.ts';
+import { cryptoReady, expandSeedSodium } from '../../shared/crypto/sodium.ts';
+import { expandSeed, type SeedExpander } from '../../shared/secagg/mask-stream.ts';
+import { defaultNeighbourCount } from '../../shared/secagg/neighbours.ts';
 import { createRng } from '../../shared/random.ts';
-import { addInto, fromLevels, newRingVector, ringBits, type RingVector } from '../../shared/ring.ts';
-import { maskInput, pairSign, sumLevels, unmaskSum, type PairMask } from '../../shared/secagg-math.ts';
+import { addInto, fromLevels, newRingVector, ringBits, type RingVector } from '../../shared/secagg/ring.ts';
+import { maskInput, pairSign, sumLevels, unmaskSum, type PairMask } from '../../shared/secagg/math.ts';
 
 const M = 1000;
 

@@ -1,9 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { concatBytes, cryptoReady, generateBoxKeyPair, generateSigningKeyPair, randomBytes, type KeyPair } from '../../shared/crypto.ts';
-import { expandSeed } from '../../shared/mask-stream.ts';
+import { concatBytes, cryptoReady, generateBoxKeyPair, generateSigningKeyPair, randomBytes, type KeyPair } from '../../shared/crypto/sodium.ts';
+import { expandSeed } from '../../shared/secagg/mask-stream.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../../shared/random.ts';
-import { ringBits, type RingVector } from '../../shared/ring.ts';
-import { SecAggClient } from '../../shared/secagg-client.ts';
+import { ringBits, type RingVector } from '../../shared/secagg/ring.ts';
+import { SecAggClient } from '../../shared/secagg/client.ts';
 import {
   packIndexed,
   roundContext,
@@ -14,12 +14,12 @@ import {
   unpackIndexed,
   SHARE_BYTES,
   type SecureRoundConfig,
-} from '../../shared/secagg-protocol.ts';
-import { sumLevels } from '../../shared/secagg-math.ts';
-import { runUnmaskJob } from '../../shared/secagg-unmask.ts';
-import { SecureRound } from '../../server/secure-round.ts';
-import { robustThreshold } from '../../bench/secagg-sim.ts';
-import { expectCode } from '../expect-code.ts';
+} from '../../shared/secagg/protocol.ts';
+import { sumLevels } from '../../shared/secagg/math.ts';
+import { runUnmaskJob } from '../../shared/secagg/unmask.ts';
+import { SecureRound } from '../../server/secagg/secure-round.ts';
+import { robustThreshold } from '../support/secagg-sim.ts';
+import { expectCode } from '../support/expect-code.ts';
 
 /**
  * The SecAgg+ protocol as the product runs it, minus the sockets: real SecAggClient state

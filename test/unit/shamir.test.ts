@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { combineShares, MAX_SHARES, splitSecret } from '../../shared/shamir.ts';
+import { combineShares, MAX_SHARES, splitSecret } from '../../shared/secagg/shamir.ts';
 import { createRng, shuffleInPlace } from '../../shared/random.ts';
 
 const secret = Uint8Array.from({ length: 32 }, (_, i) => (i * 37 + 11) & 0xff);

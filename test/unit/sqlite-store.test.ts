@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../server/store/database.ts';
 import { SqliteStore } from '../../server/store/sqlite-store.ts';
-import { TASK_DEFAULTS } from '../../shared/task.ts';
+import { TASK_DEFAULTS } from '../../shared/protocol/task.ts';
 
 describe('SQLite store', () => {
   const dirs: string[] = [];

@@ -4,7 +4,7 @@ import { fedAvg } from '../../server/strategies/fedavg.ts';
 import { fedAvgM } from '../../server/strategies/fedavgm.ts';
 import { fedYogi } from '../../server/strategies/fedyogi.ts';
 import type { Strategy } from '../../server/strategies/strategy.ts';
-import type { Weights } from '../../shared/aggregate.ts';
+import type { Weights } from '../../shared/ml/aggregate.ts';
 
 /** Two rounds from x = 1 with mean updates +0.1 then −0.05, against values worked out by hand. */
 async function twoRounds(strategy: Strategy): Promise<[number, number]> {

@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { TributaryError } from '../../shared/errors.ts';
-import { quantizationStep } from '../../shared/quantize.ts';
+import { quantizationStep } from '../../shared/codec/quantize.ts';
 import { createRng } from '../../shared/random.ts';
-import { decodeUpdate, encodeUpdate } from '../../shared/update-codec.ts';
-import { expectCode } from '../expect-code.ts';
+import { decodeUpdate, encodeUpdate } from '../../shared/codec/update-codec.ts';
+import { expectCode } from '../support/expect-code.ts';
 
 const MODEL_LENGTHS = [156_800, 200, 40_000, 200, 2000, 10];
 

@@ -3,9 +3,9 @@ import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { activate, configureWasm, webgpuAdapter } from '../../client/browser/backend.ts';
 import { PROBE_HYPER, probeBatch, probeWeights } from '../../client/probe.ts';
 import { Trainer } from '../../client/trainer.ts';
-import { PRESETS } from '../../shared/models.ts';
-import { BENCH_BACKENDS, type BenchBackend, type BenchResults, type Measurement } from '../../shared/device-bench.ts';
-import type { ModelPreset } from '../../shared/task.ts';
+import { PRESETS } from '../../shared/ml/models.ts';
+import { BENCH_BACKENDS, type BenchBackend, type BenchResults, type Measurement } from '../../shared/protocol/device-bench.ts';
+import type { ModelPreset } from '../../shared/protocol/task.ts';
 
 /**
  * The device benchmark: how fast this browser trains each model preset on every TF.js

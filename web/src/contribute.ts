@@ -1,5 +1,5 @@
 import { concatSets, createBrowserClient, demoShardData, FASHION_MNIST_LABELS, imagesToSamples, type FederatedClient } from '../../client/browser/sdk.ts';
-import type { LabelledSet } from '../../shared/dataset.ts';
+import type { LabelledSet } from '../../shared/data/dataset.ts';
 
 /**
  * The contribute page: consent first, then the best backend that checks out, the task's

@@ -1,6 +1,6 @@
 import { io, type Socket } from 'socket.io-client';
-import type { AdminClientToServerEvents, AdminServerToClientEvents, ClientView } from '../../../shared/protocol.ts';
-import type { RoundRecord, TaskRecord } from '../../../shared/task.ts';
+import type { AdminClientToServerEvents, AdminServerToClientEvents, ClientView } from '../../../shared/protocol/events.ts';
+import type { RoundRecord, TaskRecord } from '../../../shared/protocol/task.ts';
 import { api, h } from './api.ts';
 import type { User } from './auth.ts';
 import { RoundChart } from './charts.ts';

@@ -1,4 +1,4 @@
-import type { AuditEntry } from '../../../shared/protocol.ts';
+import type { AuditEntry } from '../../../shared/protocol/events.ts';
 import { api, h } from './api.ts';
 import { accountSecrets, type User } from './auth.ts';
 

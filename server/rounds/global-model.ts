@@ -1,0 +1,129 @@
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { countParameters, type Weights } from '../../shared/ml/aggregate.ts';
+import type { LabelledSet } from '../../shared/data/dataset.ts';
+import { buildModel, readWeights, weightLengths, writeWeights } from '../../shared/ml/models.ts';
+import { INITIAL_SECURE_CLIP } from '../../shared/codec/secure-codec.ts';
+import type { ParticipantRecord, RoundRecord, TaskRecord } from '../../shared/protocol/task.ts';
+import type { Checkpoints } from './checkpoints.ts';
+import type { RoundEvents } from './coordinator.ts';
+import { evaluate } from './evaluator.ts';
+import type { Store } from '../store/store.ts';
+import { createStrategy } from '../strategies/index.ts';
+import type { Strategy } from '../strategies/strategy.ts';
+
+/** What a round (or an async step) contributes: the mean update and how it came about. */
+export interface Contribution {
+  mean: Weights;
+  participants: number;
+  dropped: number;
+  late: number;
+  rejected: number;
+  samples: number;
+  uploadBytes: number;
+  /** Mean staleness (model versions behind) of the updates; 0 in sync rounds. */
+  staleness: number;
+  /** Time spent turning the collected updates into the mean update (unmasking included). */
+  aggregationMs: number;
+  /** When the round (or step) began, ms since epoch. */
+  startedAt: number;
+  /** Each participant's share of work and outcome, where the runner tracks them. */
+  participantsDetail?: ParticipantRecord[];
+}
+
+export interface GlobalModelOptions {
+  store: Store;
+  checkpoints: Checkpoints;
+  events: RoundEvents;
+  testSet: LabelledSet;
+  log: { info(fields: object, message: string): void };
+}
+
+/**
+ * A task's global model and everything that moves it: the server optimizer and its memory,
+ * the secure rounds' clip ranges, the version. `advance` is the only way forward: it steps,
+ * evaluates, checkpoints (model and server state together, atomically) and records the
+ * round in one transaction, so a crash at any point loses nothing that was recorded.
+ */
+export class GlobalModel {
+  readonly lengths: number[];
+  /** Secure rounds: each tensor's shared quantization range, adapted round by round. */
+  clips: number[];
+  private readonly strategy: Strategy;
+  private weightsNow: Weights;
+
+  private constructor(
+    private readonly task: TaskRecord,
+    private readonly model: tfl.LayersModel,
+    private versionNow: number,
+    private readonly options: GlobalModelOptions,
+  ) {
+    this.lengths = weightLengths(model);
+    this.strategy = createStrategy(task.spec.strategy);
+    this.clips = this.lengths.map(() => Math.fround(INITIAL_SECURE_CLIP));
+    this.weightsNow = readWeights(model);
+  }
+
+  /** The task's model at its last completed round (the seeded initial model before the first). */
+  static async open(task: TaskRecord, options: GlobalModelOptions): Promise<GlobalModel> {
+    const { checkpoints } = options;
+    const global = new GlobalModel(task, buildModel(task.spec.model, task.spec.seed), task.completedRounds, options);
+    if (task.completedRounds === 0) {
+      await checkpoints.save(task.id, 0, global.model, global.serverState());
+      return global;
+    }
+    writeWeights(global.model, await checkpoints.loadWeights(task.id, task.completedRounds, global.lengths));
+    global.weightsNow = readWeights(global.model);
+    const state = await checkpoints.loadServerState(task.id, task.completedRounds);
+    if (state?.strategy === task.spec.strategy) global.strategy.restore(state.tensors);
+    if (state?.clips.length === global.lengths.length) global.clips = state.clips;
+    return global;
+  }
+
+  get version(): number {
+    return this.versionNow;
+  }
+
+  get weights(): Weights {
+    return this.weightsNow;
+  }
+
+  private serverState() {
+    return { strategy: this.task.spec.strategy, tensors: this.strategy.state(), clips: this.clips };
+  }
+
+  /** Applies a round's contribution: the next version, evaluated, checkpointed and recorded. */
+  async advance(c: Contribution): Promise<RoundRecord> {
+    const { id } = this.task;
+    const { store, checkpoints, events, log } = this.options;
+    const round = this.versionNow + 1;
+    const stepStarted = performance.now();
+    const next = await this.strategy.step(this.weightsNow, c.mean, round);
+    const aggregationMs = c.aggregationMs + performance.now() - stepStarted;
+    writeWeights(this.model, next);
+    const { accuracy, loss } = await evaluate(this.model, this.options.testSet);
+    // Checkpoint first, record second: a crash between the two only repeats the round.
+    await checkpoints.save(id, round, this.model, this.serverState());
+    const record: RoundRecord = {
+      taskId: id,
+      round,
+      participants: c.participants,
+      dropped: c.dropped,
+      late: c.late,
+      rejected: c.rejected,
+      samples: c.samples,
+      staleness: c.staleness,
+      accuracy,
+      loss,
+      uploadBytes: c.uploadBytes,
+      uploadBytesPerParam: c.uploadBytes / c.participants / countParameters(next),
+      durationMs: Date.now() - c.startedAt,
+      finishedAt: new Date().toISOString(),
+    };
+    await store.completeRound(record, c.participantsDetail);
+    this.weightsNow = next;
+    this.versionNow = round;
+    log.info({ taskId: id, round, accuracy, loss, participants: record.participants, durationMs: record.durationMs }, 'round complete');
+    events.roundComplete(record, { taskId: id, round, modelVersion: round, accuracy, loss, participants: record.participants }, { aggregationMs, deadlineMs: this.task.spec.roundDeadlineMs, participants: c.participantsDetail ?? [] });
+    return record;
+  }
+}

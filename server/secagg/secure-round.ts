@@ -1,0 +1,259 @@
+import { TributaryError } from '../../shared/errors.ts';
+import { addInto, newRingVector, type RingVector } from '../../shared/secagg/ring.ts';
+import {
+  holdersOf,
+  identityKeyOf,
+  packAdvertised,
+  packConfirmations,
+  packIndexed,
+  roundGraph,
+  SHARE_BOX_BYTES,
+  SHARE_BYTES,
+  unpackIndexed,
+  survivorsSigned,
+  verifyAdvertisement,
+  type AdvertiseRequest,
+  type AdvertisedKeys,
+  type RelayedShares,
+  type RevealedShare,
+  type SecureRoundConfig,
+} from '../../shared/secagg/protocol.ts';
+import { enoughShares, type Unmasker, type UnmaskJob } from '../../shared/secagg/unmask.ts';
+import { Announcement, Phase } from './phase.ts';
+
+export interface SecureRoundOptions {
+  config: SecureRoundConfig;
+  context: Uint8Array;
+  /** Length of every client's input (secure-codec's layout). */
+  inputLength: number;
+  /** How long each phase after the upload may take. */
+  phaseMs: number;
+  /** Removes every mask a job names from the masked sum (on worker threads, in the server). */
+  unmask: Unmasker;
+}
+
+/** What unmasking yields: the plain sum of the survivors' levels, and who they were. */
+export interface SecureSum {
+  sum: RingVector;
+  survivors: number[];
+  /** Time spent rebuilding secrets and removing masks. */
+  unmaskMs: number;
+}
+
+/**
+ * The server's side of one SecAgg+ round. It relays keys and encrypted shares it cannot
+ * read, collects masked inputs, and in the end learns only their sum. Client messages
+ * arrive through the gateway as method calls whose promises resolve when their phase
+ * ends (the socket ack carries the phase's outcome); `run` drives the phases in order.
+ * Any failure, or too few participants left at any phase, aborts the round: every waiting
+ * client gets the error and the model is untouched.
+ */
+export class SecureRound {
+  private readonly graph: number[][];
+  private readonly indexOf: Map<string, number>;
+  private readonly keys: Phase<AdvertisedKeys>;
+  private shares: Phase<Array<{ index: number; bytes: Uint8Array }>> | undefined;
+  private confirms: Phase<Uint8Array> | undefined;
+  private reveals: Phase<RevealedShare[]> | undefined;
+  // What each phase announces, already in wire form: every waiting ack gets the same bytes.
+  private readonly advertised = new Announcement<Uint8Array>();
+  private readonly relayed = new Announcement<(index: number) => RelayedShares>();
+  private readonly survivorList = new Announcement<number[]>();
+  private readonly confirmations = new Announcement<Uint8Array>();
+  private ads = new Map<number, AdvertisedKeys>();
+  private sharers = new Set<number>();
+  private survivors: number[] = [];
+  private failure: Error | undefined;
+  /** Participants that disconnected: no later phase waits for them. */
+  private readonly departed = new Set<number>();
+
+  constructor(private readonly options: SecureRoundOptions) {
+    const { config } = options;
+    this.graph = roundGraph(config);
+    this.indexOf = new Map(config.participants.map((p, i) => [p.clientId, i]));
+    this.keys = new Phase('advertise', this.indexOf.values(), config.keysDeadline);
+  }
+
+  private get threshold(): number {
+    return this.options.config.threshold;
+  }
+
+  indexFor(clientId: string): number {
+    const index = this.indexOf.get(clientId);
+    if (index === undefined) throw new TributaryError('NOT_A_PARTICIPANT');
+    return index;
+  }
+
+  // --- client messages ----------------------------------------------------------------
+
+  private identityKey(index: number): Uint8Array {
+    return identityKeyOf(this.options.config, index)!;
+  }
+
+  advertise(clientId: string, request: AdvertiseRequest): Promise<Uint8Array> {
+    const index = this.indexFor(clientId);
+    const keys: AdvertisedKeys = { index, shareKey: request.shareKey, maskKey: request.maskKey, commitment: request.commitment, signature: request.signature };
+    verifyAdvertisement(this.options.context, keys, this.identityKey(index));
+    this.keys.submit(index, keys);
+    return this.advertised.value;
+  }
+
+  async share(clientId: string, packedBoxes: Uint8Array): Promise<RelayedShares> {
+    const index = this.indexFor(clientId);
+    if (!this.shares) throw new TributaryError('SECAGG_OUT_OF_PHASE', 'keys are still being advertised');
+    const boxes = unpackIndexed(packedBoxes, SHARE_BOX_BYTES);
+    // Exactly one box for each other holder of this client's secrets: no more, no fewer.
+    const holders = holdersOf(index, this.graph, new Set(this.ads.keys())).filter((h) => h !== index);
+    const targets = boxes.map((b) => b.index).sort((a, b) => a - b);
+    if (targets.length !== holders.length || targets.some((to, i) => to !== holders[i])) {
+      throw new TributaryError('BAD_REQUEST', `shares must go to holders ${holders.join(',')}`);
+    }
+    this.shares.submit(index, boxes);
+    return (await this.relayed.value)(index);
+  }
+
+  async survivorsFor(clientId: string): Promise<number[]> {
+    const index = this.indexFor(clientId);
+    if (!this.sharers.has(index)) throw new TributaryError('SECAGG_OUT_OF_PHASE', 'this client did not share keys');
+    return this.survivorList.value;
+  }
+
+  confirm(clientId: string, signature: Uint8Array): Promise<Uint8Array> {
+    const index = this.indexFor(clientId);
+    if (!this.confirms) throw new TributaryError('SECAGG_OUT_OF_PHASE', 'survivors are not announced yet');
+    if (!survivorsSigned(this.options.context, this.survivors, signature, this.identityKey(index))) {
+      throw new TributaryError('SIGNATURE_INVALID', 'confirmation does not sign the announced survivors');
+    }
+    this.confirms.submit(index, signature);
+    return this.confirmations.value;
+  }
+
+  reveal(clientId: string, packedShares: Uint8Array): void {
+    const index = this.indexFor(clientId);
+    if (!this.reveals) throw new TributaryError('SECAGG_OUT_OF_PHASE', 'survivors are not confirmed yet');
+    const shares = unpackIndexed(packedShares, SHARE_BYTES).map(({ index: of, bytes: share }) => ({ of, share }));
+    // Exactly the owners whose shares this client holds: itself and its neighbours that shared.
+    const owners = holdersOf(index, this.graph, this.sharers);
+    const given = shares.map((s) => s.of).sort((a, b) => a - b);
+    if (given.length !== owners.length || given.some((of, i) => of !== owners[i])) {
+      throw new TributaryError('BAD_REQUEST', `reveal one share for each of ${owners.join(',')}`);
+    }
+    this.reveals.submit(index, shares);
+  }
+
+  /** A participant disconnected: it answers no further phase. */
+  drop(clientId: string): void {
+    const index = this.indexOf.get(clientId);
+    if (index === undefined) return;
+    this.departed.add(index);
+    for (const phase of [this.keys, this.shares, this.confirms, this.reveals]) phase?.drop(index);
+  }
+
+  // --- the round ---------------------------------------------------------------------------
+
+  private present(indices: Iterable<number>): number[] {
+    return [...indices].filter((i) => !this.departed.has(i));
+  }
+
+  /** Awaits a phase; once the round is aborted nothing after it runs. */
+  private async settled<T>(step: Promise<T>): Promise<T> {
+    const value = await step;
+    if (this.failure) throw this.failure;
+    return value;
+  }
+
+  private atLeastThreshold(count: number, what: string): void {
+    if (count < this.threshold) throw new TributaryError('SECAGG_TOO_FEW_SHARES', `${count} ${what}, threshold ${this.threshold}`);
+  }
+
+  /**
+   * Runs the phases. `collectUploads` runs the masked-input upload for the given sharers'
+   * indices and returns each uploader's masked vector.
+   */
+  async run(collectUploads: (sharers: number[]) => Promise<Map<number, RingVector>>): Promise<SecureSum> {
+    const { config, phaseMs } = this.options;
+    try {
+      this.ads = await this.settled(this.keys.done);
+      this.atLeastThreshold(this.ads.size, 'clients advertised keys');
+      this.shares = new Phase('share', this.present(this.ads.keys()), config.sharesDeadline);
+      this.advertised.publish(packAdvertised([...this.ads.values()]));
+
+      const boxes = await this.settled(this.shares.done);
+      this.sharers = new Set(boxes.keys());
+      this.atLeastThreshold(this.sharers.size, 'clients shared keys');
+      const inbox = new Map<number, Array<{ index: number; bytes: Uint8Array }>>();
+      for (const [from, list] of boxes) {
+        for (const { index: to, bytes } of list) {
+          if (!inbox.has(to)) inbox.set(to, []);
+          inbox.get(to)!.push({ index: from, bytes });
+        }
+      }
+      const sharers = [...this.sharers];
+      // A holder only gets boxes from owners that finished sharing.
+      this.relayed.publish((index) => ({ boxes: packIndexed(inbox.get(index) ?? [], SHARE_BOX_BYTES), sharers }));
+
+      const masked = await this.settled(collectUploads(sharers));
+      this.survivors = [...masked.keys()].sort((a, b) => a - b);
+      this.atLeastThreshold(this.survivors.length, 'clients uploaded');
+      this.confirms = new Phase('confirm', this.present(this.survivors), Date.now() + phaseMs);
+      this.survivorList.publish(this.survivors);
+
+      const confirmed = await this.settled(this.confirms.done);
+      this.atLeastThreshold(confirmed.size, 'clients confirmed the survivors');
+      this.reveals = new Phase('reveal', this.present(confirmed.keys()), Date.now() + phaseMs);
+      this.confirmations.publish(packConfirmations([...confirmed].map(([index, signature]) => ({ index, signature }))));
+
+      const revealed = await this.settled(this.reveals.done);
+      const started = performance.now();
+      const sum = await this.unmask(masked, revealed);
+      return { sum, survivors: this.survivors, unmaskMs: performance.now() - started };
+    } catch (error) {
+      this.abort(error instanceof Error ? error : new Error(String(error)));
+      throw error;
+    }
+  }
+
+  /** Fails every waiting client (task stopped, or the round could not finish). */
+  abort(error: Error): void {
+    this.failure ??= error;
+    for (const announcement of [this.advertised, this.relayed, this.survivorList, this.confirmations]) announcement.fail(error);
+    for (const phase of [this.keys, this.shares, this.confirms, this.reveals]) phase?.close();
+  }
+
+  private async unmask(masked: Map<number, RingVector>, revealed: Map<number, RevealedShare[]>): Promise<RingVector> {
+    const { config, context, inputLength } = this.options;
+    const w = config.ringBits;
+    const selfSeedShares = new Map<number, Uint8Array[]>();
+    const maskKeyShares = new Map<number, Uint8Array[]>();
+    const uploaded = new Set(this.survivors);
+    for (const shares of revealed.values()) {
+      for (const { of, share } of shares) {
+        const target = uploaded.has(of) ? selfSeedShares : maskKeyShares;
+        if (!target.has(of)) target.set(of, []);
+        target.get(of)!.push(share);
+      }
+    }
+    const job: UnmaskJob = { w, m: inputLength, context, survivors: [], dropped: [] };
+    for (const u of this.survivors) {
+      job.survivors.push({
+        index: u,
+        shares: enoughShares(selfSeedShares.get(u), this.threshold, `participant ${u}'s self-mask seed`),
+        commitment: this.ads.get(u)!.commitment,
+      });
+    }
+    for (const v of this.sharers) {
+      if (uploaded.has(v)) continue;
+      const partners = this.graph[v]!.filter((u) => uploaded.has(u));
+      if (partners.length === 0) continue;
+      job.dropped.push({
+        index: v,
+        publicKey: this.ads.get(v)!.maskKey,
+        skShares: enoughShares(maskKeyShares.get(v), this.threshold, `participant ${v}'s mask key`),
+        partners: partners.map((u) => ({ index: u, publicKey: this.ads.get(u)!.maskKey })),
+      });
+    }
+    const sum = newRingVector(w, inputLength);
+    for (const y of masked.values()) addInto(sum, y, w);
+    return this.options.unmask(job, sum);
+  }
+}

@@ -1,0 +1,74 @@
+import { agreeSeed, boxPublicKey, equalBytes, hash } from '../crypto/sodium.ts';
+import { TributaryError } from '../errors.ts';
+import type { SeedExpander } from './mask-stream.ts';
+import { newRingVector, type RingVector } from './ring.ts';
+import { pairSign, unmaskSum, type PairMask } from './math.ts';
+import { combineShares } from './shamir.ts';
+
+/**
+ * The server's unmasking work for one SecAgg+ round, as data: which secrets to rebuild
+ * from which revealed shares. Pure, so the live server, the benchmark and its worker
+ * threads all run exactly this.
+ */
+export interface UnmaskJob {
+  w: number;
+  m: number;
+  /** Binds the pair seeds to the round (shared/secagg-protocol.ts roundContext). */
+  context: Uint8Array;
+  /** One entry per uploader: `threshold` shares of its self-mask seed, and the seed's published hash if any. */
+  survivors: Array<{ index: number; shares: Uint8Array[]; commitment?: Uint8Array }>;
+  /** One entry per client that shared keys but did not upload, with the uploaders among its neighbours. */
+  dropped: Array<{
+    index: number;
+    publicKey: Uint8Array;
+    skShares: Uint8Array[];
+    partners: Array<{ index: number; publicKey: Uint8Array }>;
+  }>;
+}
+
+/** Runs an unmask job against a masked sum and returns the plain sum: in one thread, or dealt to several. */
+export type Unmasker = (job: UnmaskJob, maskedSum: RingVector) => Promise<RingVector>;
+
+/** Exactly `t` of the shares, or SECAGG_TOO_FEW_SHARES: combining costs O(count²), so never more. */
+export function enoughShares(shares: readonly Uint8Array[] | undefined, t: number, what: string): Uint8Array[] {
+  if (!shares || shares.length < t) {
+    throw new TributaryError('SECAGG_TOO_FEW_SHARES', `${shares?.length ?? 0} of ${t} shares for ${what}`);
+  }
+  return shares.slice(0, t);
+}
+
+/** Deals a job's secrets round-robin into `parts` jobs: unmasking is linear, so their results add up. */
+export function splitJob(job: UnmaskJob, parts: number): UnmaskJob[] {
+  const out = Array.from({ length: parts }, (): UnmaskJob => ({ ...job, survivors: [], dropped: [] }));
+  job.survivors.forEach((s, i) => out[i % parts]!.survivors.push(s));
+  job.dropped.forEach((d, i) => out[i % parts]!.dropped.push(d));
+  return out;
+}
+
+/**
+ * Reconstructs each secret, checks it against what its owner published (the self seed's
+ * hash, the mask key's public key) so a forged share cannot silently corrupt the sum,
+ * re-derives the dropped clients' pair seeds and removes every mask. With `maskedSum`
+ * null it returns this job's part of the correction, to be added to the others.
+ */
+export async function runUnmaskJob(job: UnmaskJob, maskedSum: RingVector | null, expand: SeedExpander): Promise<RingVector> {
+  const selfSeeds: Uint8Array[] = [];
+  for (const s of job.survivors) {
+    const seed = await combineShares(s.shares);
+    if (s.commitment && !equalBytes(hash(seed), s.commitment)) {
+      throw new TributaryError('SECAGG_RECONSTRUCTION_FAILED', `client ${s.index}'s self-mask seed`);
+    }
+    selfSeeds.push(seed);
+  }
+  const pairs: PairMask[] = [];
+  for (const d of job.dropped) {
+    const secretKey = await combineShares(d.skShares);
+    if (!equalBytes(boxPublicKey(secretKey), d.publicKey)) {
+      throw new TributaryError('SECAGG_RECONSTRUCTION_FAILED', `client ${d.index}'s mask key`);
+    }
+    for (const p of d.partners) {
+      pairs.push({ seed: agreeSeed(secretKey, d.publicKey, p.publicKey, job.context), sign: pairSign(p.index, d.index) });
+    }
+  }
+  return unmaskSum(maskedSum ?? newRingVector(job.w, job.m), job.w, selfSeeds, pairs, expand);
+}
