@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ClientRegistry } from './gateway/clients.ts';
-import type { RoundEvents } from './rounds/coordinator.ts';
+import type { RoundEvents } from './rounds/runner.ts';
 
 /**
  * Prometheus metrics (prom-client), in a registry of the app's own so several servers in

@@ -18,7 +18,8 @@ import {
 } from '../../shared/protocol/events.ts';
 import type { Enrollments } from '../auth/enrollment.ts';
 import { ClientSession, type ClientLink, type ClientRegistry } from './clients.ts';
-import type { Coordinator, RoundEvents } from '../rounds/coordinator.ts';
+import type { Coordinator } from '../rounds/coordinator.ts';
+import type { RoundEvents } from '../rounds/runner.ts';
 import { TokenBucket } from './rate-limit.ts';
 import type { Scheduler } from '../rounds/scheduler.ts';
 import type { SecureRound } from '../secagg/secure-round.ts';

@@ -6,9 +6,9 @@ import { createRng, deriveSeed, shuffleInPlace } from '../../shared/random.ts';
 import { bufferSizeOf, type TaskRecord } from '../../shared/protocol/task.ts';
 import { decodeUpdate } from '../../shared/codec/update-codec.ts';
 import type { ClientSession } from '../gateway/clients.ts';
-import type { CoordinatorOptions, TaskRunner } from './coordinator.ts';
+import type { CoordinatorOptions, TaskRunner } from './runner.ts';
 import { collectUploads, plainUpdateMaxBytes, roundBase, sendRoundStarts } from './dispatch.ts';
-import { GlobalModel, type Contribution } from './global-model.ts';
+import type { Contribution, GlobalModel } from './global-model.ts';
 import type { RoundCollection } from './round-collection.ts';
 import type { SecureRound } from '../secagg/secure-round.ts';
 import { Waker } from './waker.ts';
@@ -50,6 +50,7 @@ export class AsyncRunner implements TaskRunner {
 
   constructor(
     private readonly task: TaskRecord,
+    private readonly global: GlobalModel,
     private readonly options: CoordinatorOptions,
   ) {}
 
@@ -92,7 +93,7 @@ export class AsyncRunner implements TaskRunner {
 
   private async loop(): Promise<'completed' | 'stopped'> {
     const { spec } = this.task;
-    const global = await GlobalModel.open(this.task, { ...this.options, testSet: await this.options.testSet(spec.testLimit) });
+    const { global } = this;
     const k = bufferSizeOf(spec);
     this.tally = newTally();
     while (global.version < spec.rounds && !this.stopped) {

@@ -5,7 +5,7 @@ import { buildModel, readWeights, weightLengths, writeWeights } from '../../shar
 import { INITIAL_SECURE_CLIP } from '../../shared/codec/secure-codec.ts';
 import type { ParticipantRecord, RoundRecord, TaskRecord } from '../../shared/protocol/task.ts';
 import type { Checkpoints } from './checkpoints.ts';
-import type { RoundEvents } from './coordinator.ts';
+import type { RoundEvents } from './runner.ts';
 import { evaluate } from './evaluator.ts';
 import type { Store } from '../store/store.ts';
 import { createStrategy } from '../strategies/index.ts';

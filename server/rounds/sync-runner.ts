@@ -8,9 +8,9 @@ import { decodeSecureSum, nextClips, secureInputLength } from '../../shared/code
 import type { ParticipantRecord, TaskRecord } from '../../shared/protocol/task.ts';
 import { decodeUpdate } from '../../shared/codec/update-codec.ts';
 import type { ClientSession } from '../gateway/clients.ts';
-import type { CoordinatorOptions, TaskRunner } from './coordinator.ts';
+import type { CoordinatorOptions, TaskRunner } from './runner.ts';
 import { collectUploads, plainUpdateMaxBytes, roundBase, sendRoundStarts, type RoundBase } from './dispatch.ts';
-import { GlobalModel, type Contribution } from './global-model.ts';
+import type { Contribution, GlobalModel } from './global-model.ts';
 import type { AcceptedUpdate, RoundCollection } from './round-collection.ts';
 import type { RoundPlan } from './scheduler.ts';
 import { SecureRound } from '../secagg/secure-round.ts';
@@ -34,6 +34,7 @@ export class SyncRunner implements TaskRunner {
 
   constructor(
     private readonly task: TaskRecord,
+    private readonly global: GlobalModel,
     private readonly options: CoordinatorOptions,
   ) {}
 
@@ -100,7 +101,7 @@ export class SyncRunner implements TaskRunner {
   private async loop(): Promise<'completed' | 'stopped'> {
     const { spec, id } = this.task;
     const { log } = this.options;
-    const global = await GlobalModel.open(this.task, { ...this.options, testSet: await this.options.testSet(spec.testLimit) });
+    const { global } = this;
 
     while (global.version < spec.rounds && !this.stopped) {
       const round = global.version + 1;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Checkpoints } from '../../server/rounds/checkpoints.ts';
-import type { RoundEvents } from '../../server/rounds/coordinator.ts';
+import type { RoundEvents } from '../../server/rounds/runner.ts';
 import { GlobalModel, type Contribution } from '../../server/rounds/global-model.ts';
 import { openDatabase } from '../../server/store/database.ts';
 import { SqliteStore } from '../../server/store/sqlite-store.ts';
