@@ -22,7 +22,7 @@ import {
   maskPublicKeys,
   maskSpec,
   pickDropped,
-  planUnmask,
+  unmaskJob,
   reconstructionFailure,
   revealShares,
   robustThreshold,
@@ -166,12 +166,12 @@ async function benchConfig(n: number, complete: boolean, helper: TsWorker<MaskTa
     log(`  unmasking with ${dropped.size} dropped…`);
 
     let t0 = performance.now();
-    const single = await runUnmaskJob(planUnmask(round, shared, uploaded, revealed), maskedSum, expandSeed);
+    const single = await runUnmaskJob(unmaskJob(round, shared, uploaded, revealed), maskedSum, expandSeed);
     const server1 = (performance.now() - t0) / 1000;
 
     // The live server's path: the job dealt to one worker thread per core.
     t0 = performance.now();
-    const dual = await pool.unmask(planUnmask(round, shared, uploaded, revealed), maskedSum);
+    const dual = await pool.unmask(unmaskJob(round, shared, uploaded, revealed), maskedSum);
     const server2 = (performance.now() - t0) / 1000;
 
     const expected = sumLevels([...uploaded].map((u) => levelsOf(round, u)), w);

@@ -18,7 +18,7 @@ import {
   type RevealedShare,
   type SecureRoundConfig,
 } from '../../shared/secagg/protocol.ts';
-import { enoughShares, type Unmasker, type UnmaskJob } from '../../shared/secagg/unmask.ts';
+import { groupReveals, planUnmask, type Unmasker } from '../../shared/secagg/unmask.ts';
 import { Announcement, Phase } from './phase.ts';
 
 export interface SecureRoundOptions {
@@ -222,38 +222,20 @@ export class SecureRound {
 
   private async unmask(masked: Map<number, RingVector>, revealed: Map<number, RevealedShare[]>): Promise<RingVector> {
     const { config, context, inputLength } = this.options;
-    const w = config.ringBits;
-    const selfSeedShares = new Map<number, Uint8Array[]>();
-    const maskKeyShares = new Map<number, Uint8Array[]>();
     const uploaded = new Set(this.survivors);
-    for (const shares of revealed.values()) {
-      for (const { of, share } of shares) {
-        const target = uploaded.has(of) ? selfSeedShares : maskKeyShares;
-        if (!target.has(of)) target.set(of, []);
-        target.get(of)!.push(share);
-      }
-    }
-    const job: UnmaskJob = { w, m: inputLength, context, survivors: [], dropped: [] };
-    for (const u of this.survivors) {
-      job.survivors.push({
-        index: u,
-        shares: enoughShares(selfSeedShares.get(u), this.threshold, `participant ${u}'s self-mask seed`),
-        commitment: this.ads.get(u)!.commitment,
-      });
-    }
-    for (const v of this.sharers) {
-      if (uploaded.has(v)) continue;
-      const partners = this.graph[v]!.filter((u) => uploaded.has(u));
-      if (partners.length === 0) continue;
-      job.dropped.push({
-        index: v,
-        publicKey: this.ads.get(v)!.maskKey,
-        skShares: enoughShares(maskKeyShares.get(v), this.threshold, `participant ${v}'s mask key`),
-        partners: partners.map((u) => ({ index: u, publicKey: this.ads.get(u)!.maskKey })),
-      });
-    }
-    const sum = newRingVector(w, inputLength);
-    for (const y of masked.values()) addInto(sum, y, w);
+    const job = planUnmask({
+      w: config.ringBits,
+      m: inputLength,
+      context,
+      threshold: this.threshold,
+      graph: this.graph,
+      sharers: this.sharers,
+      uploaded,
+      published: (index) => this.ads.get(index)!,
+      revealed: groupReveals(revealed.values(), uploaded),
+    });
+    const sum = newRingVector(config.ringBits, inputLength);
+    for (const y of masked.values()) addInto(sum, y, config.ringBits);
     return this.options.unmask(job, sum);
   }
 }

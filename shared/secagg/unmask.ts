@@ -15,8 +15,8 @@ export interface UnmaskJob {
   m: number;
   /** Binds the pair seeds to the round (shared/secagg-protocol.ts roundContext). */
   context: Uint8Array;
-  /** One entry per uploader: `threshold` shares of its self-mask seed, and the seed's published hash if any. */
-  survivors: Array<{ index: number; shares: Uint8Array[]; commitment?: Uint8Array }>;
+  /** One entry per uploader: `threshold` shares of its self-mask seed, and the seed's hash it published. */
+  survivors: Array<{ index: number; shares: Uint8Array[]; commitment: Uint8Array }>;
   /** One entry per client that shared keys but did not upload, with the uploaders among its neighbours. */
   dropped: Array<{
     index: number;
@@ -30,11 +30,73 @@ export interface UnmaskJob {
 export type Unmasker = (job: UnmaskJob, maskedSum: RingVector) => Promise<RingVector>;
 
 /** Exactly `t` of the shares, or SECAGG_TOO_FEW_SHARES: combining costs O(count²), so never more. */
-export function enoughShares(shares: readonly Uint8Array[] | undefined, t: number, what: string): Uint8Array[] {
+function enoughShares(shares: readonly Uint8Array[] | undefined, t: number, what: string): Uint8Array[] {
   if (!shares || shares.length < t) {
     throw new TributaryError('SECAGG_TOO_FEW_SHARES', `${shares?.length ?? 0} of ${t} shares for ${what}`);
   }
   return shares.slice(0, t);
+}
+
+/** Revealed shares by whose secret they rebuild: the uploaders' self-mask seeds, the other sharers' mask keys. */
+export interface RevealedSecrets {
+  selfSeed: Map<number, Uint8Array[]>;
+  maskKey: Map<number, Uint8Array[]>;
+}
+
+/** Sorts each holder's reveal (owner index and share) into the secret it rebuilds. */
+export function groupReveals(reveals: Iterable<readonly { of: number; share: Uint8Array }[]>, uploaded: ReadonlySet<number>): RevealedSecrets {
+  const grouped: RevealedSecrets = { selfSeed: new Map(), maskKey: new Map() };
+  for (const shares of reveals) {
+    for (const { of, share } of shares) {
+      const target = uploaded.has(of) ? grouped.selfSeed : grouped.maskKey;
+      let list = target.get(of);
+      if (!list) target.set(of, (list = []));
+      list.push(share);
+    }
+  }
+  return grouped;
+}
+
+/** What the server knows at the end of a round, from which `planUnmask` decides which secrets to rebuild. */
+export interface UnmaskInputs {
+  w: number;
+  m: number;
+  context: Uint8Array;
+  threshold: number;
+  /** Each participant's neighbours: who it masked with. */
+  graph: readonly (readonly number[])[];
+  /** Who finished sharing its secrets. */
+  sharers: Iterable<number>;
+  /** Who uploaded a masked input. */
+  uploaded: ReadonlySet<number>;
+  /** What each participant published when it advertised: its mask public key and its self seed's hash. */
+  published: (index: number) => { maskKey: Uint8Array; commitment: Uint8Array };
+  revealed: RevealedSecrets;
+}
+
+/**
+ * The server's bookkeeping after the reveal: each uploader's self-mask seed, and the mask
+ * key of each sharer that did not upload but masked with an uploader. Too few shares for
+ * any of them is SECAGG_TOO_FEW_SHARES.
+ */
+export function planUnmask(inputs: UnmaskInputs): UnmaskJob {
+  const { threshold: t, graph, uploaded, published, revealed } = inputs;
+  const job: UnmaskJob = { w: inputs.w, m: inputs.m, context: inputs.context, survivors: [], dropped: [] };
+  for (const u of [...uploaded].sort((a, b) => a - b)) {
+    job.survivors.push({ index: u, shares: enoughShares(revealed.selfSeed.get(u), t, `participant ${u}'s self-mask seed`), commitment: published(u).commitment });
+  }
+  for (const v of [...inputs.sharers].sort((a, b) => a - b)) {
+    if (uploaded.has(v)) continue;
+    const partners = graph[v]!.filter((u) => uploaded.has(u));
+    if (partners.length === 0) continue;
+    job.dropped.push({
+      index: v,
+      publicKey: published(v).maskKey,
+      skShares: enoughShares(revealed.maskKey.get(v), t, `participant ${v}'s mask key`),
+      partners: partners.map((u) => ({ index: u, publicKey: published(u).maskKey })),
+    });
+  }
+  return job;
 }
 
 /** Deals a job's secrets round-robin into `parts` jobs: unmasking is linear, so their results add up. */
@@ -55,7 +117,7 @@ export async function runUnmaskJob(job: UnmaskJob, maskedSum: RingVector | null,
   const selfSeeds: Uint8Array[] = [];
   for (const s of job.survivors) {
     const seed = await combineShares(s.shares);
-    if (s.commitment && !equalBytes(hash(seed), s.commitment)) {
+    if (!equalBytes(hash(seed), s.commitment)) {
       throw new TributaryError('SECAGG_RECONSTRUCTION_FAILED', `client ${s.index}'s self-mask seed`);
     }
     selfSeeds.push(seed);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRound, maskClient, shareKeys, maskPublicKeys, maskSpec, planUnmask, revealShares } from '../support/secagg-sim.ts';
+import { createRound, maskClient, shareKeys, maskPublicKeys, maskSpec, unmaskJob, revealShares } from '../support/secagg-sim.ts';
 import { UnmaskPool } from '../../server/secagg/unmask-pool.ts';
 import { cryptoReady } from '../../shared/crypto/sodium.ts';
 import { expandSeed } from '../../shared/secagg/mask-stream.ts';
@@ -20,7 +20,7 @@ describe('unmasking on worker threads', () => {
     const keys = maskPublicKeys(round);
     const maskedSum = newRingVector(round.w, round.config.m);
     for (const u of uploaded) addInto(maskedSum, maskClient(maskSpec(round, u, shared), keys, round.context, round.w, expandSeed), round.w);
-    const job = planUnmask(round, shared, uploaded, revealShares(round, uploaded, uploaded));
+    const job = unmaskJob(round, shared, uploaded, revealShares(round, uploaded, uploaded));
     return { job, maskedSum };
   }
 
@@ -37,5 +37,12 @@ describe('unmasking on worker threads', () => {
     const forged = structuredClone(job);
     forged.dropped[0]!.skShares[0]![0]! ^= 1;
     await expect(pool.unmask(forged, maskedSum)).rejects.toMatchObject({ code: 'SECAGG_RECONSTRUCTION_FAILED' });
+  });
+
+  it('checks every rebuilt self-mask seed against the commitment its owner published', async () => {
+    const { job, maskedSum } = await scenario();
+    const forged = structuredClone(job);
+    forged.survivors[0]!.shares[0]![1]! ^= 1;
+    await expect(runUnmaskJob(forged, maskedSum, expandSeed)).rejects.toMatchObject({ code: 'SECAGG_RECONSTRUCTION_FAILED' });
   });
 });

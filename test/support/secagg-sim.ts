@@ -6,6 +6,7 @@ import {
   cryptoReady,
   equalBytes,
   generateBoxKeyPair,
+  hash,
   randomBytes,
   type KeyPair,
 } from '../../shared/crypto/sodium.ts';
@@ -15,7 +16,7 @@ import { defaultNeighbourCount, neighbourGraph } from '../../shared/secagg/neigh
 import { createRng, deriveSeed, shuffleInPlace } from '../../shared/random.ts';
 import { newRingVector, ringBits, addInto, type RingVector } from '../../shared/secagg/ring.ts';
 import { maskInput, pairSign, sumLevels, type PairMask } from '../../shared/secagg/math.ts';
-import { enoughShares, runUnmaskJob, type UnmaskJob } from '../../shared/secagg/unmask.ts';
+import { groupReveals, planUnmask, runUnmaskJob, type RevealedSecrets, type UnmaskJob } from '../../shared/secagg/unmask.ts';
 import { MAX_SHARES, splitSecret } from '../../shared/secagg/shamir.ts';
 
 /**
@@ -53,6 +54,8 @@ export interface SimClient {
   /** For encrypting shares to other clients. */
   shareKeys: KeyPair;
   selfSeed: Uint8Array;
+  /** BLAKE2b of the self seed, as an advertisement publishes it. */
+  commitment: Uint8Array;
   neighbours: readonly number[];
   /** Who holds shares of this client's secrets, itself first. */
   holders: readonly number[];
@@ -112,14 +115,18 @@ export async function createRound(config: SimConfig): Promise<SimRound> {
   const graphSeed = new Uint8Array(32);
   new DataView(graphSeed.buffer).setUint32(0, seed);
   const graph = neighbourGraph(n, Math.min(k, n - 1), graphSeed);
-  const clients: SimClient[] = graph.map((neighbours, index) => ({
-    index,
-    maskKeys: generateBoxKeyPair(),
-    shareKeys: generateBoxKeyPair(),
-    selfSeed: randomBytes(SECRET_BYTES),
-    neighbours,
-    holders: committee(seed, index, neighbours, maxHolders),
-  }));
+  const clients: SimClient[] = graph.map((neighbours, index) => {
+    const selfSeed = randomBytes(SECRET_BYTES);
+    return {
+      index,
+      maskKeys: generateBoxKeyPair(),
+      shareKeys: generateBoxKeyPair(),
+      selfSeed,
+      commitment: hash(selfSeed),
+      neighbours,
+      holders: committee(seed, index, neighbours, maxHolders),
+    };
+  });
   // Every committee has the same size (the graph is regular), so one threshold fits all.
   const holders = clients[0]!.holders.length;
   const threshold = typeof config.threshold === 'number' ? config.threshold : config.threshold(holders);
@@ -196,54 +203,38 @@ export function maskPublicKeys(round: SimRound): Uint8Array[] {
   return round.clients.map((c) => c.maskKeys.publicKey);
 }
 
-/** What the answering holders reveal, per client: self-seed shares of uploaders, key shares of the rest. */
-export interface Revealed {
-  selfSeed: Map<number, Uint8Array[]>;
-  maskKey: Map<number, Uint8Array[]>;
-}
-
 /**
  * Phase 4, each answering holder's work: open its inbox and reveal, for each sharer, the
  * b share if the server says the sharer uploaded and the sk share if not — never both.
  */
-export function revealShares(round: SimRound, uploaded: ReadonlySet<number>, answering: Iterable<number>): Revealed {
+export function revealShares(round: SimRound, uploaded: ReadonlySet<number>, answering: Iterable<number>): RevealedSecrets {
   const encrypt = round.config.encryptShares ?? true;
-  const revealed: Revealed = { selfSeed: new Map(), maskKey: new Map() };
+  const reveals: Array<Array<{ of: number; share: Uint8Array }>> = [];
   for (const h of answering) {
     const holder = round.clients[h]!;
-    for (const { from, payload } of round.inbox[h]!) {
+    reveals.push(round.inbox[h]!.map(({ from, payload }) => {
       const plain = encrypt && from !== h ? boxDecrypt(payload, round.clients[from]!.shareKeys.publicKey, holder.shareKeys.secretKey) : payload;
       if (!equalBytes(plain.subarray(0, 8), ids(from, h))) throw new TributaryError('INTERNAL', `share for ${h} from ${from} is misaddressed`);
-      const which = uploaded.has(from) ? revealed.selfSeed : revealed.maskKey;
       const offset = uploaded.has(from) ? 8 : 8 + SHARE_BYTES;
-      let list = which.get(from);
-      if (!list) which.set(from, (list = []));
-      list.push(plain.slice(offset, offset + SHARE_BYTES));
-    }
+      return { of: from, share: plain.slice(offset, offset + SHARE_BYTES) };
+    }));
   }
-  return revealed;
+  return groupReveals(reveals, uploaded);
 }
 
-/** Phase 4, the server's bookkeeping: which secrets to rebuild, from which shares. */
-export function planUnmask(round: SimRound, shared: ReadonlySet<number>, uploaded: ReadonlySet<number>, revealed: Revealed): UnmaskJob {
-  const t = round.threshold;
-  const job: UnmaskJob = { w: round.w, m: round.config.m, context: round.context, survivors: [], dropped: [] };
-  for (const u of [...uploaded].sort((a, b) => a - b)) {
-    job.survivors.push({ index: u, shares: enoughShares(revealed.selfSeed.get(u), t, `client ${u}'s self seed`) });
-  }
-  for (const v of [...shared].sort((a, b) => a - b)) {
-    if (uploaded.has(v)) continue;
-    const client = round.clients[v]!;
-    const partners = client.neighbours.filter((u) => uploaded.has(u));
-    if (partners.length === 0) continue;
-    job.dropped.push({
-      index: v,
-      publicKey: client.maskKeys.publicKey,
-      skShares: enoughShares(revealed.maskKey.get(v), t, `client ${v}'s mask key`),
-      partners: partners.map((u) => ({ index: u, publicKey: round.clients[u]!.maskKeys.publicKey })),
-    });
-  }
-  return job;
+/** Phase 4, the server's bookkeeping, exactly as the live server does it (shared/secagg/unmask.ts). */
+export function unmaskJob(round: SimRound, shared: ReadonlySet<number>, uploaded: ReadonlySet<number>, revealed: RevealedSecrets): UnmaskJob {
+  return planUnmask({
+    w: round.w,
+    m: round.config.m,
+    context: round.context,
+    threshold: round.threshold,
+    graph: round.clients.map((c) => c.neighbours),
+    sharers: shared,
+    uploaded,
+    published: (index) => ({ maskKey: round.clients[index]!.maskKeys.publicKey, commitment: round.clients[index]!.commitment }),
+    revealed,
+  });
 }
 
 export interface SimResult {
@@ -270,7 +261,7 @@ export async function simulateDrops(round: SimRound, drops: Drops): Promise<SimR
   for (const u of uploaded) addInto(maskedSum, maskClient(maskSpec(round, u, shared), keys, round.context, round.w, round.expand), round.w);
 
   const revealed = revealShares(round, uploaded, answering);
-  const job = planUnmask(round, shared, uploaded, revealed);
+  const job = unmaskJob(round, shared, uploaded, revealed);
   const sum = await runUnmaskJob(job, maskedSum, round.expand);
   const uploadedList = [...uploaded].sort((a, b) => a - b);
   return { sum, expected: sumLevels(uploadedList.map((u) => levelsOf(round, u)), round.w), uploaded: uploadedList };
