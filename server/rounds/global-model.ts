@@ -14,6 +14,8 @@ import type { Strategy } from '../strategies/strategy.ts';
 /** What a round (or an async step) contributes: the mean update and how it came about. */
 export interface Contribution {
   mean: Weights;
+  /** Secure rounds: each tensor's quantization range for the next round, read from the summed statistics. */
+  clips?: number[];
   participants: number;
   dropped: number;
   late: number;
@@ -46,8 +48,7 @@ export interface GlobalModelOptions {
  */
 export class GlobalModel {
   readonly lengths: number[];
-  /** Secure rounds: each tensor's shared quantization range, adapted round by round. */
-  clips: number[];
+  private clipsNow: number[];
   private readonly strategy: Strategy;
   private weightsNow: Weights;
 
@@ -59,7 +60,7 @@ export class GlobalModel {
   ) {
     this.lengths = weightLengths(model);
     this.strategy = createStrategy(task.spec.strategy);
-    this.clips = this.lengths.map(() => Math.fround(INITIAL_SECURE_CLIP));
+    this.clipsNow = this.lengths.map(() => Math.fround(INITIAL_SECURE_CLIP));
     this.weightsNow = readWeights(model);
   }
 
@@ -75,7 +76,7 @@ export class GlobalModel {
     global.weightsNow = readWeights(global.model);
     const state = await checkpoints.loadServerState(task.id, task.completedRounds);
     if (state?.strategy === task.spec.strategy) global.strategy.restore(state.tensors);
-    if (state?.clips.length === global.lengths.length) global.clips = state.clips;
+    if (state?.clips.length === global.lengths.length) global.clipsNow = state.clips;
     return global;
   }
 
@@ -87,8 +88,13 @@ export class GlobalModel {
     return this.weightsNow;
   }
 
-  private serverState() {
-    return { strategy: this.task.spec.strategy, tensors: this.strategy.state(), clips: this.clips };
+  /** Secure rounds: each tensor's shared quantization range, adapted round by round. */
+  get clips(): readonly number[] {
+    return this.clipsNow;
+  }
+
+  private serverState(clips = this.clipsNow) {
+    return { strategy: this.task.spec.strategy, tensors: this.strategy.state(), clips };
   }
 
   /** Applies a round's contribution: the next version, evaluated, checkpointed and recorded. */
@@ -100,9 +106,10 @@ export class GlobalModel {
     const next = await this.strategy.step(this.weightsNow, c.mean, round);
     const aggregationMs = c.aggregationMs + performance.now() - stepStarted;
     writeWeights(this.model, next);
+    const clips = c.clips ?? this.clipsNow;
     const { accuracy, loss } = await evaluate(this.model, this.options.testSet);
     // Checkpoint first, record second: a crash between the two only repeats the round.
-    await checkpoints.save(id, round, this.model, this.serverState());
+    await checkpoints.save(id, round, this.model, this.serverState(clips));
     const record: RoundRecord = {
       taskId: id,
       round,
@@ -121,6 +128,7 @@ export class GlobalModel {
     };
     await store.completeRound(record, c.participantsDetail);
     this.weightsNow = next;
+    this.clipsNow = clips;
     this.versionNow = round;
     log.info({ taskId: id, round, accuracy, loss, participants: record.participants, durationMs: record.durationMs }, 'round complete');
     events.roundComplete(record, { taskId: id, round, modelVersion: round, accuracy, loss, participants: record.participants }, { aggregationMs, deadlineMs: this.task.spec.roundDeadlineMs, participants: c.participantsDetail ?? [] });

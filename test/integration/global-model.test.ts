@@ -16,9 +16,9 @@ const quiet: RoundEvents = { roundStarted() {}, uploadProgress() {}, roundAborte
 const testSet = { x: new Float32Array(784 * 4), y: new Int32Array([0, 1, 2, 3]), n: 4, features: 784 };
 
 /** A made-up mean update: small, different in each round. */
-function update(lengths: number[], round: number): Contribution {
+function update(lengths: number[], round: number, clips?: number[]): Contribution {
   const mean: Weights = lengths.map((n, t) => Float32Array.from({ length: n }, (_, i) => Math.sin(i + 7 * t + 13 * round) * 1e-3));
-  return { mean, participants: 1, dropped: 0, late: 0, rejected: 0, samples: 10, uploadBytes: 1, staleness: 0, aggregationMs: 0, startedAt: Date.now() };
+  return { mean, ...(clips ? { clips } : {}), participants: 1, dropped: 0, late: 0, rejected: 0, samples: 10, uploadBytes: 1, staleness: 0, aggregationMs: 0, startedAt: Date.now() };
 }
 
 describe('the global model across a server restart', () => {
@@ -38,17 +38,16 @@ describe('the global model across a server restart', () => {
   it('picks up from its last checkpoint with the optimizer state, stepping on exactly as if never stopped', async () => {
     const steady = await server('steady');
     const a = await steady.reopen();
-    a.clips = a.clips.map((c) => c * 3); // as a secure round adapts them
-    await a.advance(update(a.lengths, 1));
+    await a.advance(update(a.lengths, 1, a.clips.map((c) => c * 3))); // as a secure round adapts them
     await a.advance(update(a.lengths, 2));
 
     const crashed = await server('crashed');
     const b1 = await crashed.reopen();
-    b1.clips = b1.clips.map((c) => c * 3);
-    await b1.advance(update(b1.lengths, 1));
+    await b1.advance(update(b1.lengths, 1, b1.clips.map((c) => c * 3)));
     const b2 = await crashed.reopen(); // a new process, from what round 1 left on disk
     expect(b2.version).toBe(1);
     expect(b2.clips).toEqual(b1.clips);
+    expect(b2.clips).toEqual(a.clips);
     await b2.advance(update(b2.lengths, 2));
     expect(b2.weights).toEqual(a.weights);
     expect((await crashed.store.listRounds(1)).map((r) => r.round)).toEqual([1, 2]);

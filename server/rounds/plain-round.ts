@@ -1,0 +1,49 @@
+import { generateBoxKeyPair, openSealed } from '../../shared/crypto/sodium.ts';
+import { decodeUpdate } from '../../shared/codec/update-codec.ts';
+import { weightedMean } from '../../shared/ml/aggregate.ts';
+import { plainUpdateMaxBytes, roundBase } from './dispatch.ts';
+import type { Contribution } from './global-model.ts';
+import type { RoundRun } from './round-run.ts';
+
+/**
+ * A plain round: each update sealed to a fresh aggregator key, decoded, averaged by
+ * samples. Null when fewer than minUpdates arrived (the runner retries the round).
+ */
+export async function runPlainRound(run: RoundRun): Promise<Contribution | null> {
+  const { task, global, plan, options } = run;
+  const { spec } = task;
+  const deadline = Date.now() + spec.roundDeadlineMs;
+  // A fresh aggregator key per round: a payload sealed for one round opens in no other.
+  const aggregator = generateBoxKeyPair();
+  const collecting = run.collect({
+    uploaders: plan.participants,
+    deadline,
+    maxBytes: plainUpdateMaxBytes(global.lengths, spec.bits),
+    decode: (bytes) => decodeUpdate(openSealed(bytes, aggregator), global.lengths, spec.bits),
+    enough: plan.enough,
+  });
+  run.announce(roundBase(task, options.chunkBytes, plan.round, deadline, aggregator, null));
+  const collected = await collecting;
+  const participantsDetail = run.account(collected);
+  if (collected.accepted.length < spec.minUpdates) {
+    options.log.warn({ taskId: task.id, round: plan.round, accepted: collected.accepted.length }, 'too few updates; retrying round');
+    return null;
+  }
+  const started = performance.now();
+  // A fixed order (by identity key, not arrival): the same updates give the same mean, bit for bit.
+  const identity = new Map(plan.participants.map((p) => [p.id, Buffer.from(p.identityKey)]));
+  const ordered = [...collected.accepted].sort((a, b) => Buffer.compare(identity.get(a.clientId)!, identity.get(b.clientId)!));
+  return {
+    mean: weightedMean(ordered.map((u) => ({ delta: u.value, weight: u.samples }))),
+    aggregationMs: performance.now() - started,
+    participants: collected.accepted.length,
+    dropped: collected.dropped.length,
+    late: collected.late.length,
+    rejected: collected.rejected.length,
+    samples: collected.accepted.reduce((n, u) => n + u.samples, 0),
+    uploadBytes: collected.accepted.reduce((n, u) => n + u.wireBytes, 0),
+    staleness: 0,
+    startedAt: run.startedAt,
+    participantsDetail,
+  };
+}
