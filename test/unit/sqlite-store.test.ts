@@ -4,8 +4,64 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../server/store/database.ts';
+import { SqliteAccounts } from '../../server/store/sqlite-accounts.ts';
+import { SqliteAudit } from '../../server/store/sqlite-audit.ts';
+import { SqliteEnrollments } from '../../server/store/sqlite-enrollments.ts';
 import { SqliteStore } from '../../server/store/sqlite-store.ts';
 import { TASK_DEFAULTS } from '../../shared/protocol/task.ts';
+import {
+  describeAccountStoreConformance,
+  describeAuditLogConformance,
+  describeEnrollmentStoreConformance,
+  describeStoreConformance,
+} from '../support/store-conformance.ts';
+
+/** A fresh database file in its own temporary folder; `close` closes every handle opened on it and deletes the folder. */
+function sqliteFile() {
+  const dir = mkdtempSync(join(tmpdir(), 'tributary-store-'));
+  const file = join(dir, 'tributary.db');
+  const handles: Database.Database[] = [];
+  return {
+    open: () => {
+      const db = openDatabase(file);
+      handles.push(db);
+      return db;
+    },
+    close: async () => {
+      for (const db of handles) if (db.open) db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+describeStoreConformance('SqliteStore', async () => {
+  const file = sqliteFile();
+  const store = new SqliteStore(file.open());
+  return {
+    store,
+    reopen: async () => {
+      await store.close();
+      return new SqliteStore(file.open());
+    },
+    close: file.close,
+  };
+});
+
+describeAccountStoreConformance('SqliteAccounts', async () => {
+  const file = sqliteFile();
+  return { accounts: new SqliteAccounts(file.open()), close: file.close };
+});
+
+describeEnrollmentStoreConformance('SqliteEnrollments', async () => {
+  const file = sqliteFile();
+  const db = file.open();
+  return { enrollments: new SqliteEnrollments(db), tasks: new SqliteStore(db), close: file.close };
+});
+
+describeAuditLogConformance('SqliteAudit', async () => {
+  const file = sqliteFile();
+  return { audit: new SqliteAudit(file.open()), close: file.close };
+});
 
 describe('SQLite store', () => {
   const dirs: string[] = [];
