@@ -13,8 +13,8 @@ export class Coordinator {
   private readonly ending = new Map<number, 'paused' | 'stopped'>();
   /** Status writes of runners that just ended, so `stop` returns the final record. */
   private readonly settled = new Map<number, Promise<void>>();
-  /** Tasks whose global model is being opened: not running yet, but not to be started twice. */
-  private readonly opening = new Set<number>();
+  /** Starts in progress (their global model is being opened): not running yet, not to be started twice, and waited for by stops. */
+  private readonly opening = new Map<number, Promise<unknown>>();
 
   constructor(private readonly options: CoordinatorOptions) {}
 
@@ -28,10 +28,11 @@ export class Coordinator {
     if (this.runners.has(taskId) || this.opening.has(taskId)) throw new TributaryError('TASK_ALREADY_RUNNING');
     if (task.status === 'stopped') throw new TributaryError('TASK_FINISHED', 'the task was stopped');
     if (task.completedRounds >= task.spec.rounds) throw new TributaryError('TASK_FINISHED');
-    this.opening.add(taskId);
+    const opened = (async () => GlobalModel.open(task, { ...this.options, testSet: await this.options.testSet(task.spec.testLimit) }))();
+    this.opening.set(taskId, opened.catch(() => undefined));
     let global: GlobalModel;
     try {
-      global = await GlobalModel.open(task, { ...this.options, testSet: await this.options.testSet(task.spec.testLimit) });
+      global = await opened;
     } finally {
       this.opening.delete(taskId);
     }
@@ -54,6 +55,7 @@ export class Coordinator {
    * which `start` resumes; or stops it for good. A paused task can be stopped too.
    */
   async stop(taskId: number, outcome: 'paused' | 'stopped' = 'stopped'): Promise<TaskRecord> {
+    await this.opening.get(taskId); // a start in progress gets its runner first, which is then stopped
     const task = await requireTask(this.options.store, taskId);
     const runner = this.runners.get(taskId);
     if (runner) {
@@ -78,6 +80,7 @@ export class Coordinator {
 
   /** Server shutdown: runners end, and their tasks stay `running` in the store so a restart resumes them. */
   async stopAll(): Promise<void> {
+    await Promise.all(this.opening.values());
     const running = [...this.runners.keys()];
     for (const id of running) this.ending.set(id, 'paused');
     await Promise.all([...this.runners.values()].map((r) => r.stop()));
