@@ -69,7 +69,16 @@ export class Enrollments {
       await this.audit.record({ actor, action: 'enroll.refused', target: record ? `task ${record.taskId}` : 'unknown token', detail: { tokenId: record?.id ?? null }, ip });
       throw new TributaryError('ENROLLMENT_TOKEN_INVALID');
     }
-    const enrollment = await this.store.enroll({ taskId: record.taskId, identityKey: hex(identityKey), kind: record.kind, tokenId: record.id });
+    let enrollment: Enrollment;
+    try {
+      enrollment = await this.store.enroll({ taskId: record.taskId, identityKey: hex(identityKey), kind: record.kind, tokenId: record.id });
+    } catch (error) {
+      // Used up by an enrollment that raced this one.
+      if (error instanceof TributaryError && error.code === 'ENROLLMENT_TOKEN_INVALID') {
+        await this.audit.record({ actor, action: 'enroll.refused', target: `task ${record.taskId}`, detail: { tokenId: record.id }, ip });
+      }
+      throw error;
+    }
     await this.audit.record({ actor, action: 'enroll', target: `task ${record.taskId}`, detail: { tokenId: record.id, kind: record.kind }, ip });
     return enrollment;
   }

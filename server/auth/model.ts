@@ -102,7 +102,11 @@ export interface EnrollmentStore {
   listTokens(taskId: number): Promise<EnrollmentToken[]>;
   /** Revokes the token and every enrollment made with it. */
   revokeToken(id: number): Promise<void>;
-  /** Binds an identity key to a task (counting the token's use), unless it is bound already. */
+  /**
+   * Binds an identity key to a task, unless it is bound already. With a token, counts its
+   * use in the same atomic step that checks it is unrevoked, unexpired and not used up
+   * (ENROLLMENT_TOKEN_INVALID otherwise), so concurrent enrollments cannot overdraw it.
+   */
   enroll(enrollment: Omit<Enrollment, 'createdAt' | 'revokedAt'>): Promise<Enrollment>;
   enrollment(taskId: number, identityKey: string): Promise<Enrollment | undefined>;
   listEnrollments(taskId: number): Promise<Enrollment[]>;

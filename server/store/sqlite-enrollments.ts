@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { TributaryError } from '../../shared/errors.ts';
 import type { Enrollment, EnrollmentKind, EnrollmentStore, EnrollmentToken } from '../auth/model.ts';
 
 interface TokenRow {
@@ -83,10 +84,17 @@ export class SqliteEnrollments implements EnrollmentStore {
     return this.db.transaction(() => {
       const existing = this.db.prepare('SELECT * FROM enrollments WHERE task_id = ? AND identity_key = ?').get(e.taskId, e.identityKey) as EnrollmentRow | undefined;
       if (existing && existing.revoked_at === null) return toEnrollment(existing);
+      const now = new Date().toISOString();
+      // The token's use is counted only if it is still usable, in the same step: racing enrollments cannot overdraw it.
+      if (e.tokenId !== null) {
+        const counted = this.db
+          .prepare('UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?) AND (max_uses = 0 OR uses < max_uses)')
+          .run(e.tokenId, now);
+        if (counted.changes === 0) throw new TributaryError('ENROLLMENT_TOKEN_INVALID', 'revoked, expired or used up');
+      }
       this.db
         .prepare('INSERT OR REPLACE INTO enrollments (task_id, identity_key, kind, token_id, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)')
-        .run(e.taskId, e.identityKey, e.kind, e.tokenId, new Date().toISOString());
-      if (e.tokenId !== null) this.db.prepare('UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = ?').run(e.tokenId);
+        .run(e.taskId, e.identityKey, e.kind, e.tokenId, now);
       return toEnrollment(this.db.prepare('SELECT * FROM enrollments WHERE task_id = ? AND identity_key = ?').get(e.taskId, e.identityKey) as EnrollmentRow);
     })();
   }
