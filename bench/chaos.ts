@@ -9,8 +9,9 @@ import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTri
 import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import type { TaskRecord } from '../shared/protocol/task.ts';
 import { runDemoJson } from './demo-run.ts';
-import type { BenchOptions } from './index.ts';
+import type { BenchOptions } from './options.ts';
 import { table } from './report.ts';
+import { FASHION_MNIST_DIR } from '../shared/data/fashion-mnist.ts';
 
 /**
  * Crash-safety under fire: the demo's task, trained while the server is SIGKILLed at
@@ -20,7 +21,6 @@ import { table } from './report.ts';
  * the same seed.
  */
 
-const DATA = '/usr/share/datasets/fashion-mnist';
 const KILLS = 6;
 const FLAKY_FRACTION = 0.3;
 /** Mean time between a flaky client's connection drops. */
@@ -37,7 +37,7 @@ function demoOptions(options: BenchOptions): DemoOptions {
   return {
     clients: options.clients, rounds: options.rounds, model: 'fmnist-mlp', partition: 'dirichlet:0.5', bits: 8,
     localEpochs: 1, batchSize: 64, lr: 0.02, optimizer: 'momentum', proximalMu: 0, seed: SEED, trainLimit: 0, testLimit: 0,
-    data: DATA, port: 0, backend: 'auto', strategy: 'fedavg', mode: 'sync', bufferSize: 0, scheduling: 'uniform', secure: false, json: true,
+    data: FASHION_MNIST_DIR, port: 0, backend: 'auto', strategy: 'fedavg', mode: 'sync', bufferSize: 0, scheduling: 'uniform', secure: false, json: true,
   };
 }
 
@@ -53,7 +53,7 @@ async function chaosRun(options: BenchOptions) {
   const started = Date.now();
   let generation = 0;
   const startServer = async (): Promise<ChildProcess> => {
-    const server = spawnTributary(['serve', '--port', String(port), '--data-dir', dataDir, '--data', DATA, '--log-level', 'warn'], join(dataDir, `server-${generation++}.log`));
+    const server = spawnTributary(['serve', '--port', String(port), '--data-dir', dataDir, '--data', FASHION_MNIST_DIR, '--log-level', 'warn'], join(dataDir, `server-${generation++}.log`));
     await waitForHealth(url, server);
     return server;
   };
@@ -66,7 +66,7 @@ async function chaosRun(options: BenchOptions) {
     const flaky = new Set(shuffleInPlace(Array.from({ length: demo.clients }, (_, i) => i), rng).slice(0, Math.round(FLAKY_FRACTION * demo.clients)));
     for (let i = 0; i < demo.clients; i++) {
       const chaos = flaky.has(i) ? ['--disconnect-every', String(DISCONNECT_EVERY_MS)] : [];
-      const args = edgeClientArgs(url, task.id, i, DATA, dataDir, ['--backend', demo.backend, '--seed', String(demo.seed * 1000 + i), '--token', token, '--json', ...chaos]);
+      const args = edgeClientArgs(url, task.id, i, FASHION_MNIST_DIR, dataDir, ['--backend', demo.backend, '--seed', String(demo.seed * 1000 + i), '--token', token, '--json', ...chaos]);
       children.push(spawnTributary(args, join(dataDir, `client-${i}.log`)));
     }
     await api(`${url}/api/tasks/${task.id}/start`, 'POST', undefined, operator);

@@ -7,8 +7,9 @@ import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTri
 import { SWIFTSHADER_ICD } from '../client/node/webgpu.ts';
 import type { ClientView } from '../shared/protocol/events.ts';
 import type { ParticipantRecord, RoundRecord, TaskRecord, TaskSpecInput } from '../shared/protocol/task.ts';
-import type { BenchOptions } from './index.ts';
+import type { BenchOptions } from './options.ts';
 import { table } from './report.ts';
+import { FASHION_MNIST_DIR } from '../shared/data/fashion-mnist.ts';
 
 /**
  * A mixed federation, trained twice with the same seed: once with every participant
@@ -24,7 +25,6 @@ import { table } from './report.ts';
  * idle the rest, as --throttle does), which keeps the federation within two cores.
  */
 
-const DATA = '/usr/share/datasets/fashion-mnist';
 const EDGES = 6;
 const THROTTLED = 2;
 const ROUNDS = 10;
@@ -62,7 +62,7 @@ async function federation(mode: Run['mode'], rounds: number, scenario: Scenario)
   const url = `http://127.0.0.1:${port}`;
   const operator = operatorToken(dataDir);
   const children: ChildProcess[] = [];
-  const server = spawnTributary(['serve', '--port', String(port), '--data-dir', dataDir, '--data', DATA, '--log-level', 'warn'], join(dataDir, 'server.log'));
+  const server = spawnTributary(['serve', '--port', String(port), '--data-dir', dataDir, '--data', FASHION_MNIST_DIR, '--log-level', 'warn'], join(dataDir, 'server.log'));
   children.push(server);
   try {
     await waitForHealth(url, server);
@@ -84,7 +84,7 @@ async function federation(mode: Run['mode'], rounds: number, scenario: Scenario)
     mkdirSync(runtime, { mode: 0o700 });
     // The GPU node joins first and gets the heavy shard (the server hands GPU nodes the largest free one).
     children.push(spawnTributary(
-      ['gpu-node', '--server', url, '--task', String(task.id), '--token', gpuToken, '--data', DATA, '--seed', '1000',
+      ['gpu-node', '--server', url, '--task', String(task.id), '--token', gpuToken, '--data', FASHION_MNIST_DIR, '--seed', '1000',
         '--pin-file', join(dataDir, 'pins.json'), '--identity-file', join(dataDir, 'gpu-identity.json'), '--json'],
       join(dataDir, 'gpu-node.log'),
       scenario.swiftshader ? { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD, XDG_RUNTIME_DIR: runtime } : withoutVulkanDriver(runtime),
@@ -93,7 +93,7 @@ async function federation(mode: Run['mode'], rounds: number, scenario: Scenario)
     while (!(await clientsOf()).some((c) => c.kind === 'gpu' && c.samples > 0)) await sleep(500);
     for (let i = 0; i < EDGES; i++) {
       const throttle = ['--throttle', String(i < THROTTLED ? EDGE_SPEED * THROTTLE : EDGE_SPEED)];
-      children.push(spawnTributary(edgeClientArgs(url, task.id, i + 1, DATA, dataDir, ['--token', clientToken, '--seed', String(1001 + i), ...throttle]), join(dataDir, `edge-${i}.log`)));
+      children.push(spawnTributary(edgeClientArgs(url, task.id, i + 1, FASHION_MNIST_DIR, dataDir, ['--token', clientToken, '--seed', String(1001 + i), ...throttle]), join(dataDir, `edge-${i}.log`)));
     }
     while ((await clientsOf()).filter((c) => c.samples > 0).length < SIZES.length) await sleep(500);
     const clients = await clientsOf();

@@ -1,4 +1,5 @@
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import { buildApp, type App } from './app.ts';
 import { withTaskDefaults } from '../shared/protocol/task.ts';
 
@@ -9,6 +10,8 @@ export interface ServeOptions {
   data: string;
   chunkKb: number;
   logLevel: string;
+  /** pretty: a readable line per event (the default on a terminal); json: one JSON object a line (piped, or for log shippers). */
+  logFormat: 'auto' | 'pretty' | 'json';
   /** Create (if there is none) and start a Fashion-MNIST demo task. */
   demoTask: boolean;
   /** Let any address scrape /metrics (default: loopback only). */
@@ -18,7 +21,7 @@ export interface ServeOptions {
 }
 
 export async function serve(options: ServeOptions): Promise<{ app: App; url: string; demo?: { taskId: number; token: string } }> {
-  const logger = pino({ level: options.logLevel });
+  const logger = createLogger(options.logLevel, options.logFormat);
   const app = await buildApp({
     dataDir: options.dataDir,
     fashionMnistDir: options.data,
@@ -60,4 +63,12 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
   process.once('SIGINT', shutdown);
   process.once('SIGTERM', shutdown);
   return { app, url, ...(demo ? { demo } : {}) };
+}
+
+/** Readable lines for a person at a terminal, JSON lines for machines. */
+export function createLogger(level: string, format: ServeOptions['logFormat']): Logger {
+  const readable = format === 'pretty' || (format === 'auto' && process.stdout.isTTY === true);
+  if (!readable) return pino({ level });
+  // In-process (no worker thread), so a line is written before a crash that follows it.
+  return pino({ level }, pretty({ colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', sync: true }));
 }

@@ -1,4 +1,5 @@
 import type { Namespace } from 'socket.io';
+import type { AdminClientToServerEvents, AdminServerToClientEvents } from '../../shared/protocol/events.ts';
 import type { ClientRegistry } from './clients.ts';
 
 /** How often watchers get the connected-clients table. */
@@ -9,7 +10,7 @@ const EVERY_MS = 2_000;
  * watch: per task, every joined client with its kind, backend, speed and state. A task
  * whose last client left gets one empty list, then nothing.
  */
-export function startClientFeed(admin: Namespace, clients: ClientRegistry): () => void {
+export function startClientFeed(admin: Namespace<AdminClientToServerEvents, AdminServerToClientEvents>, clients: ClientRegistry): () => void {
   let shown = new Set<number>();
   const timer = setInterval(() => {
     if (admin.sockets.size === 0) return;

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { actorOf, SESSION_COOKIE } from '../auth/access.ts';
+import { SESSION_COOKIE } from '../auth/access.ts';
 import type { Accounts, NewAccount } from '../auth/accounts.ts';
 import { Role, type User } from '../auth/model.ts';
 import { PASSWORD_MAX, PASSWORD_MIN } from '../auth/passwords.ts';
@@ -11,22 +11,23 @@ export interface AuthRoutesOptions {
   accounts: Accounts;
 }
 
-const Username = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._@-]+$' });
-const Password = Type.String({ minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX });
-const PublicUser = Type.Object({ id: Type.Integer(), username: Type.String(), role: Role, disabled: Type.Boolean(), createdAt: Type.String() });
-const NewAccountReply = Type.Object({ user: PublicUser, totpSecret: Type.String(), totpUri: Type.String(), recoveryCodes: Type.Array(Type.String()) });
-const IdParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+export const Username = Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9._@-]+$' });
+export const Password = Type.String({ minLength: PASSWORD_MIN, maxLength: PASSWORD_MAX });
+export const PublicUser = Type.Object({ id: Type.Integer(), username: Type.String(), role: Role, disabled: Type.Boolean(), createdAt: Type.String() });
+export const NewAccountReply = Type.Object({ user: PublicUser, totpSecret: Type.String(), totpUri: Type.String(), recoveryCodes: Type.Array(Type.String()) });
 
-const publicUser = (u: User) => ({ id: u.id, username: u.username, role: u.role, disabled: u.disabled, createdAt: u.createdAt });
-const newAccount = (a: NewAccount) => ({ user: publicUser(a.user), totpSecret: a.totpSecret, totpUri: a.totpUri, recoveryCodes: a.recoveryCodes });
+export const publicUser = (u: User) => ({ id: u.id, username: u.username, role: u.role, disabled: u.disabled, createdAt: u.createdAt });
+export const newAccount = (a: NewAccount) => ({ user: publicUser(a.user), totpSecret: a.totpSecret, totpUri: a.totpUri, recoveryCodes: a.recoveryCodes });
+
+/** The signed-in user of a request that passed its route's access rule. */
+export const me = (request: { principal?: { user: User } }) => request.principal!.user;
 
 /** Logins are throttled per address: ten tries a minute, then RATE_LIMITED. */
 const LOGIN_LIMIT = { max: 10, timeWindow: 60_000 };
 
-/** First-run setup, login and logout, the signed-in user, users (admin) and API tokens. */
+/** First-run setup, login and logout, the signed-in user. */
 export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, { accounts }) => {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
-  const me = (request: { principal?: { user: User } }) => request.principal!.user;
 
   api.get('/auth/status', {
     config: { access: 'public' },
@@ -82,60 +83,4 @@ export const authRoutes: FastifyPluginAsync<AuthRoutesOptions> = async (app, { a
     schema: { summary: 'The signed-in user, and the CSRF token of this session', tags: ['auth'], response: { 200: Type.Object({ user: PublicUser, csrfToken: Type.Union([Type.String(), Type.Null()]) }) } },
   }, (request) => ({ user: publicUser(me(request)), csrfToken: request.principal!.session?.csrfToken ?? null }));
 
-  api.get('/users', {
-    config: { access: 'admin' },
-    schema: { summary: 'All users', tags: ['users'], response: { 200: Type.Array(PublicUser) } },
-  }, async () => (await accounts.listUsers()).map(publicUser));
-
-  api.post('/users', {
-    config: { access: 'admin' },
-    schema: {
-      summary: 'Create a user; returns their TOTP secret and recovery codes, once',
-      tags: ['users'],
-      body: Type.Object({ username: Username, password: Password, role: Role }, { additionalProperties: false }),
-      response: { 201: NewAccountReply, 409: ErrorReply },
-    },
-  }, async (request, reply) => {
-    reply.code(201);
-    return newAccount(await accounts.createUser(request.body.username, request.body.password, request.body.role, actorOf(request)));
-  });
-
-  api.patch('/users/:id', {
-    config: { access: 'admin' },
-    schema: {
-      summary: "Change a user's role, or disable them (their sessions end)",
-      tags: ['users'],
-      params: IdParams,
-      body: Type.Object({ role: Type.Optional(Role), disabled: Type.Optional(Type.Boolean()) }, { additionalProperties: false }),
-      response: { 200: PublicUser, 404: ErrorReply, 409: ErrorReply },
-    },
-  }, async (request) => publicUser(await accounts.updateUser(me(request), request.params.id, request.body, request.ip)));
-
-  const ApiToken = Type.Object({ id: Type.Integer(), name: Type.String(), createdAt: Type.String(), revokedAt: Type.Union([Type.String(), Type.Null()]) });
-  api.get('/api-tokens', {
-    config: { access: 'viewer' },
-    schema: { summary: 'Your API tokens (without their secrets)', tags: ['users'], response: { 200: Type.Array(ApiToken) } },
-  }, async (request) => (await accounts.listApiTokens(me(request))).map(({ id, name, createdAt, revokedAt }) => ({ id, name, createdAt, revokedAt })));
-
-  api.post('/api-tokens', {
-    config: { access: 'viewer' },
-    schema: {
-      summary: 'A bearer token acting as you (for scripts); shown once',
-      tags: ['users'],
-      body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 80 }) }, { additionalProperties: false }),
-      response: { 201: Type.Object({ id: Type.Integer(), token: Type.String() }) },
-    },
-  }, async (request, reply) => {
-    reply.code(201);
-    return accounts.createApiToken(me(request), request.body.name, request.ip);
-  });
-
-  api.delete('/api-tokens/:id', {
-    config: { access: 'viewer' },
-    schema: { summary: 'Revoke one of your API tokens', tags: ['users'], params: IdParams, response: { 204: Type.Null(), 404: ErrorReply } },
-  }, async (request, reply) => {
-    await accounts.revokeApiToken(me(request), request.params.id, request.ip);
-    reply.code(204);
-    return null;
-  });
 };

@@ -2,7 +2,7 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { TributaryError } from '../../shared/errors.ts';
-import { ParticipantRecord, RoundRecord, TaskRecord, TaskSpecInput, withTaskDefaults } from '../../shared/protocol/task.ts';
+import { TaskRecord, TaskSpecInput, withTaskDefaults } from '../../shared/protocol/task.ts';
 import type { Coordinator } from '../rounds/coordinator.ts';
 import { actorOf } from '../auth/access.ts';
 import type { AuditLog } from '../auth/model.ts';
@@ -50,74 +50,28 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { s
     schema: { summary: 'One task', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply } },
   }, (request) => getTask(request.params.id));
 
-  api.post('/tasks/:id/start', {
-    config: { access: 'operator' },
-    schema: { summary: 'Start (or resume) a task', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply, 409: ErrorReply } },
-  }, async (request) => {
-    const task = await coordinator.start(request.params.id);
-    await audit.record({ ...actorOf(request), action: 'task.start', target: `task ${task.id}`, detail: { fromRound: task.completedRounds + 1 } });
-    return task;
-  });
+  await app.register(lifecycleRoutes, { coordinator, audit });
+};
 
-  api.post('/tasks/:id/pause', {
-    config: { access: 'operator' },
-    schema: { summary: 'Pause a running task (its current round is dropped; resume carries on from the last completed one)', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply, 409: ErrorReply } },
-  }, async (request) => {
-    const task = await coordinator.pause(request.params.id);
-    await audit.record({ ...actorOf(request), action: 'task.pause', target: `task ${task.id}`, detail: { completedRounds: task.completedRounds } });
-    return task;
-  });
+/** What each lifecycle route does to a task, and what its audit entry says. */
+const LIFECYCLE: Array<{ action: 'start' | 'pause' | 'resume' | 'stop'; summary: string; run: (c: Coordinator, id: number) => Promise<TaskRecord>; detail: (t: TaskRecord) => Record<string, unknown> }> = [
+  { action: 'start', summary: 'Start (or resume) a task', run: (c, id) => c.start(id), detail: (t) => ({ fromRound: t.completedRounds + 1 }) },
+  { action: 'pause', summary: 'Pause a running task (its current round is dropped; resume carries on from the last completed one)', run: (c, id) => c.pause(id), detail: (t) => ({ completedRounds: t.completedRounds }) },
+  { action: 'resume', summary: 'Resume a paused task from its last completed round', run: (c, id) => c.start(id), detail: (t) => ({ fromRound: t.completedRounds + 1 }) },
+  { action: 'stop', summary: 'Stop a running or paused task for good (its current round is dropped)', run: (c, id) => c.stop(id), detail: (t) => ({ completedRounds: t.completedRounds }) },
+];
 
-  api.post('/tasks/:id/resume', {
-    config: { access: 'operator' },
-    schema: { summary: 'Resume a paused task from its last completed round', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply, 409: ErrorReply } },
-  }, async (request) => {
-    const task = await coordinator.start(request.params.id);
-    await audit.record({ ...actorOf(request), action: 'task.resume', target: `task ${task.id}`, detail: { fromRound: task.completedRounds + 1 } });
-    return task;
-  });
-
-  api.post('/tasks/:id/stop', {
-    config: { access: 'operator' },
-    schema: { summary: 'Stop a running or paused task for good (its current round is dropped)', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply, 409: ErrorReply } },
-  }, async (request) => {
-    const task = await coordinator.stop(request.params.id);
-    await audit.record({ ...actorOf(request), action: 'task.stop', target: `task ${task.id}`, detail: { completedRounds: task.completedRounds } });
-    return task;
-  });
-
-  api.get('/tasks/:id/rounds/:round/participants', {
-    config: { access: 'viewer' },
-    schema: {
-      summary: "A round's participants: kind, backend, speed estimate, share of work, time to deliver, outcome",
-      tags: ['rounds'],
-      params: Type.Object({ id: Type.Integer({ minimum: 1 }), round: Type.Integer({ minimum: 1 }) }),
-      response: { 200: Type.Array(ParticipantRecord), 404: ErrorReply },
-    },
-  }, async (request) => {
-    await getTask(request.params.id);
-    return store.listParticipants(request.params.id, request.params.round);
-  });
-
-  api.get('/tasks/:id/rounds.csv', {
-    config: { access: 'viewer' },
-    schema: { summary: 'Round metrics as CSV', tags: ['rounds'], params: TaskParams },
-  }, async (request, reply) => {
-    await getTask(request.params.id);
-    const rounds = await store.listRounds(request.params.id);
-    const columns = ['round', 'accuracy', 'loss', 'participants', 'dropped', 'late', 'rejected', 'samples', 'staleness', 'uploadBytes', 'uploadBytesPerParam', 'durationMs', 'finishedAt'] as const;
-    const csv = [columns.join(','), ...rounds.map((r) => columns.map((c) => r[c]).join(','))].join('\n');
-    return reply
-      .type('text/csv; charset=utf-8')
-      .header('content-disposition', `attachment; filename="task-${request.params.id}-rounds.csv"`)
-      .send(`${csv}\n`);
-  });
-
-  api.get('/tasks/:id/rounds', {
-    config: { access: 'viewer' },
-    schema: { summary: 'Completed rounds with their metrics', tags: ['rounds'], params: TaskParams, response: { 200: Type.Array(RoundRecord), 404: ErrorReply } },
-  }, async (request) => {
-    await getTask(request.params.id);
-    return store.listRounds(request.params.id);
-  });
+/** Start, pause, resume and stop: operators only, each audited. */
+const lifecycleRoutes: FastifyPluginAsync<{ coordinator: Coordinator; audit: AuditLog }> = async (app, { coordinator, audit }) => {
+  const api = app.withTypeProvider<TypeBoxTypeProvider>();
+  for (const { action, summary, run, detail } of LIFECYCLE) {
+    api.post(`/tasks/:id/${action}`, {
+      config: { access: 'operator' },
+      schema: { summary, tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply, 409: ErrorReply } },
+    }, async (request) => {
+      const task = await run(coordinator, request.params.id);
+      await audit.record({ ...actorOf(request), action: `task.${action}`, target: `task ${task.id}`, detail: detail(task) });
+      return task;
+    });
+  }
 };

@@ -6,6 +6,9 @@ import type { TaskSpec } from '../protocol/task.ts';
 
 /** Fashion-MNIST from wherever the runtime keeps it: disk in Node, a fetch in browsers. */
 
+/** Where Debian's dataset-fashion-mnist package puts the IDX files: the default everywhere a folder is asked for. */
+export const FASHION_MNIST_DIR = '/usr/share/datasets/fashion-mnist';
+
 export const FASHION_MNIST_CLASSES = 10;
 
 /** Class names, by label. */

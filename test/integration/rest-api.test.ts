@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
 import { TASK_DEFAULTS } from '../../shared/protocol/task.ts';
 import { fingerprint, fromBase64 } from '../../shared/crypto/sodium.ts';
-import { FASHION_MNIST } from '../support/harness.ts';
+import { FASHION_MNIST_DIR } from '../../shared/data/fashion-mnist.ts';
 
 describe('REST API', () => {
   let app: App;
@@ -15,7 +15,7 @@ describe('REST API', () => {
   let inject: (options: InjectOptions) => Promise<LightMyRequestResponse>;
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'tributary-rest-'));
-    app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST, logger: pino({ level: 'silent' }) });
+    app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST_DIR, logger: pino({ level: 'silent' }) });
     // An operator's API token: these tests are about the API, the authorization test is elsewhere.
     const { user } = await app.accounts.createUser('operator', 'correct horse battery', 'operator', { actor: 'test', ip: '' });
     const { token } = await app.accounts.createApiToken(user, 'rest test', '');
@@ -84,7 +84,7 @@ describe('REST API', () => {
   it('publishes the server signing key with its fingerprint, the same across restarts', async () => {
     const first = (await app.http.inject({ url: '/api/server-key' })).json();
     expect(first.fingerprint).toBe(fingerprint(fromBase64(first.publicKey)));
-    const again = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST, logger: pino({ level: 'silent' }) });
+    const again = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST_DIR, logger: pino({ level: 'silent' }) });
     expect((await again.http.inject({ url: '/api/server-key' })).json()).toEqual(first);
     await again.close();
   });

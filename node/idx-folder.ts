@@ -1,9 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import type { IdxSource } from '../../shared/data/fashion-mnist.ts';
-
-export const DEFAULT_DATA_DIR = '/usr/share/datasets/fashion-mnist';
+import type { IdxSource } from '../shared/data/fashion-mnist.ts';
 
 /** IDX files in a folder, gzipped (as Debian ships them) or not. */
 export const idxFolder = (dir: string): IdxSource => async (name) =>

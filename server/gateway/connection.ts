@@ -1,0 +1,140 @@
+import { randomUUID } from 'node:crypto';
+import type { Socket as NetSocket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Socket } from 'socket.io';
+import { equalBytes, randomBytes, verify } from '../../shared/crypto/sodium.ts';
+import { shardsBySize } from '../../shared/data/partition.ts';
+import { TributaryError, type ErrorBody } from '../../shared/errors.ts';
+import { joinProofMessage, type ClientToServerEvents, type JoinReply, type JoinRequest, type ServerToClientEvents } from '../../shared/protocol/events.ts';
+import type { TaskRecord } from '../../shared/protocol/task.ts';
+import type { Enrollments } from '../auth/enrollment.ts';
+import { requireTask, type Store } from '../store/store.ts';
+import { ClientSession, type ClientLink, type ClientRegistry } from './clients.ts';
+import type { Caller } from './dispatcher.ts';
+import { TokenBucket } from './rate-limit.ts';
+import type { SessionGrace } from './session-grace.ts';
+
+export type ClientSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
+
+/** The room of a task's joined clients, which hears its round ends and status changes. */
+export const taskRoom = (taskId: number) => `task:${taskId}`;
+
+/** What every connection shares. */
+export interface ConnectionContext {
+  store: Store;
+  clients: ClientRegistry;
+  enrollments: Enrollments;
+  grace: SessionGrace;
+  serverKey: Uint8Array;
+  /** Per-connection message budget: average per second and burst. */
+  messageRate: { perSecond: number; burst: number };
+  log: Logger;
+}
+
+/**
+ * One client socket: the session it speaks for, its one-time join nonce, its message
+ * budget and the link its session sends through. A session outlives it: when the socket
+ * drops, the session waits out its grace period for the client to take it back.
+ */
+export class ClientConnection implements Caller {
+  private joined: ClientSession | undefined;
+  private nonce: Uint8Array | undefined;
+  private readonly budget: TokenBucket;
+  private readonly link: ClientLink;
+
+  constructor(
+    private readonly socket: ClientSocket,
+    private readonly context: ConnectionContext,
+  ) {
+    this.budget = new TokenBucket(context.messageRate.perSecond, context.messageRate.burst);
+    // Bytes read from this client's TCP connection, framing included (clients use websocket).
+    const tcp = (socket.conn.request as { socket?: NetSocket }).socket;
+    this.link = {
+      bytesRead: () => tcp?.bytesRead ?? 0,
+      sendRoundStart: (start) => socket.emit('round:start', start),
+    };
+  }
+
+  get session(): ClientSession | undefined {
+    return this.joined;
+  }
+
+  spendMessage(): void {
+    if (!this.budget.take()) throw new TributaryError('RATE_LIMITED', `more than ${this.context.messageRate.perSecond} messages a second`);
+  }
+
+  reportError(error: ErrorBody): void {
+    this.socket.emit('server:error', error);
+  }
+
+  /** A fresh nonce for the next join's proof to sign. */
+  challenge(): { nonce: Uint8Array } {
+    this.nonce = randomBytes(32);
+    return { nonce: this.nonce };
+  }
+
+  /** Joins a task with an enrolled identity: its session taken back (`resume`), or a new one. */
+  async join(request: JoinRequest): Promise<JoinReply> {
+    // The proof signs this connection's nonce, once: a recorded join cannot be replayed.
+    const nonce = this.nonce;
+    this.nonce = undefined;
+    if (!nonce || !verify(request.proof, joinProofMessage(nonce, request.taskId, request.kind), request.identityKey)) {
+      throw new TributaryError('NOT_ENROLLED', 'the join proof does not verify (ask auth:challenge first)');
+    }
+    const { store, enrollments, clients, grace, serverKey, log } = this.context;
+    const task = await requireTask(store, request.taskId);
+    await enrollments.check(task.id, request.identityKey, request.kind);
+    if (this.joined) grace.end(this.joined); // joining again on one connection starts over
+    this.joined = undefined;
+    const previous = this.resumable(request, task.id);
+    let session: ClientSession;
+    if (previous) {
+      grace.resumed(previous);
+      previous.attach(this.link);
+      session = previous;
+      // After the ack: the round config it missed while away, if any.
+      setImmediate(() => previous.isLink(this.link) && previous.resendRoundStart());
+    } else {
+      session = this.newSession(request, task);
+      clients.add(session);
+    }
+    this.joined = session;
+    await this.socket.join(taskRoom(task.id));
+    log.info({ clientId: session.id, taskId: task.id, kind: request.kind, shard: session.shard, resumed: !!previous }, previous ? 'client resumed' : 'client joined');
+    return { clientId: session.id, resumeToken: session.resumeToken, resumed: !!previous, serverKey, task, shard: session.shard };
+  }
+
+  /** The socket closed: its session, if any, waits for the client to come back on another. */
+  disconnected(reason: string): void {
+    const session = this.joined;
+    if (!session) return;
+    this.context.log.debug({ clientId: session.id, reason }, 'client disconnected');
+    this.joined = undefined;
+    void this.socket.leave(taskRoom(session.taskId));
+    if (!session.isLink(this.link)) return; // the client already came back on another connection
+    session.detach(this.link);
+    this.context.grace.wait(session);
+  }
+
+  /** The away session of this task that the request's resume token and identity key take back, if any. */
+  private resumable(request: JoinRequest, taskId: number): ClientSession | undefined {
+    const candidate = request.resume && this.context.clients.get(request.resume.clientId);
+    const matches = candidate && candidate.taskId === taskId && !candidate.connected &&
+      equalBytes(candidate.resumeToken, request.resume!.token) && equalBytes(candidate.identityKey, request.identityKey);
+    return matches ? candidate : undefined;
+  }
+
+  private newSession(request: JoinRequest, task: TaskRecord): ClientSession {
+    const shards = task.spec.shards;
+    const session = new ClientSession({
+      id: randomUUID(),
+      taskId: task.id,
+      kind: request.kind,
+      identityKey: new Uint8Array(request.identityKey),
+      shard: request.shard !== undefined && request.shard < shards ? request.shard : this.context.clients.freeShard(task.id, shards, shardsBySize(task.spec.partition, shards), request.kind === 'gpu'),
+      resumeToken: randomBytes(32),
+    });
+    session.attach(this.link);
+    return session;
+  }
+}

@@ -1,0 +1,41 @@
+import type { Coordinator } from '../rounds/coordinator.ts';
+import type { ClientRegistry, ClientSession } from './clients.ts';
+
+/**
+ * Sessions whose connection dropped, each waiting out the grace period for its client to
+ * come back; shared by all connections, since the client returns on a new one.
+ */
+export class SessionGrace {
+  private readonly timers = new Map<string, ReturnType<typeof setTimeout>>();
+
+  constructor(
+    private readonly graceMs: number,
+    private readonly clients: ClientRegistry,
+    private readonly coordinator: Coordinator,
+  ) {}
+
+  /** The session's connection dropped: it ends unless a connection takes it back within the grace period. */
+  wait(session: ClientSession): void {
+    this.coordinator.runner(session.taskId)?.clientAway(session.id);
+    this.timers.set(session.id, setTimeout(() => {
+      if (!session.connected) this.end(session);
+    }, this.graceMs));
+  }
+
+  /** A connection took the session back. */
+  resumed(session: ClientSession): void {
+    this.stopTimer(session);
+  }
+
+  /** The session ends: its client is out of the task until it joins afresh. */
+  end(session: ClientSession): void {
+    this.stopTimer(session);
+    this.clients.remove(session.id);
+    this.coordinator.runner(session.taskId)?.clientLeft(session.id);
+  }
+
+  private stopTimer(session: ClientSession): void {
+    clearTimeout(this.timers.get(session.id));
+    this.timers.delete(session.id);
+  }
+}
