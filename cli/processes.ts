@@ -3,13 +3,15 @@ import { createWriteStream } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { rest } from '../client/rest.ts';
+import { TributaryError } from '../shared/errors.ts';
 
 const bin = fileURLToPath(new URL('../bin/tributary.js', import.meta.url));
 
-/** Runs `tributary <args>` as a child process, its output going to a log file. */
-export function spawnTributary(args: string[], logFile: string, env?: NodeJS.ProcessEnv): ChildProcess {
+/** Runs `tributary <args>` as a child process, its output going to a log file (appended to, for a restarted process). */
+export function spawnTributary(args: string[], logFile: string, env?: NodeJS.ProcessEnv, appendLog = false): ChildProcess {
   const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'], ...(env ? { env } : {}) });
-  const log = createWriteStream(logFile);
+  const log = createWriteStream(logFile, { flags: appendLog ? 'a' : 'w' });
   child.stdout!.pipe(log);
   child.stderr!.pipe(log);
   return child;
@@ -44,15 +46,15 @@ export async function waitForHealth(url: string, server: ChildProcess, timeoutMs
   throw new Error(`server did not become healthy within ${timeoutMs} ms`);
 }
 
-/** A REST call, with an API token if given; a coded error body becomes the thrown message. */
+/** A REST call, with an API token if given; an error reply is thrown as a TributaryError whose message names the call. */
 export async function api<T>(url: string, method: 'GET' | 'POST', body?: unknown, token?: string): Promise<T> {
-  const headers: Record<string, string> = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (token) headers.authorization = `Bearer ${token}`;
-  const response = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  const json = (await response.json()) as T & { code?: string; message?: string };
-  if (!response.ok) throw new Error(`${method} ${url}: ${json.code}: ${json.message}`);
-  return json;
+  try {
+    return await rest<T>(method, url, { body, bearer: token });
+  } catch (error) {
+    // A run's log should say which call failed; the code stays on the error for callers.
+    if (error instanceof TributaryError) error.message = `${method} ${url}: ${error.code}: ${error.message}`;
+    throw error;
+  }
 }
 
 

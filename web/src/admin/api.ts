@@ -1,14 +1,6 @@
-/** The dashboard's REST calls: JSON in and out, the session's CSRF token on changes, coded errors. */
+import { rest, type Method } from '../../../client/rest.ts';
 
-export class ApiError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-    readonly status: number,
-  ) {
-    super(message);
-  }
-}
+/** The dashboard's REST calls: the session's CSRF token on changes; errors are TributaryErrors with the server's code. */
 
 let csrfToken: string | null = null;
 
@@ -16,15 +8,8 @@ export function setCsrfToken(token: string | null): void {
   csrfToken = token;
 }
 
-export async function api<T>(method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown): Promise<T> {
-  const headers: Record<string, string> = {};
-  if (body !== undefined) headers['content-type'] = 'application/json';
-  if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
-  const response = await fetch(path, { method, headers, credentials: 'same-origin', ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
-  if (response.status === 204) return undefined as T;
-  const reply = (await response.json().catch(() => ({}))) as T & { code?: string; message?: string };
-  if (!response.ok) throw new ApiError(reply.code ?? 'INTERNAL', reply.message ?? `HTTP ${response.status}`, response.status);
-  return reply;
+export function api<T>(method: Method, path: string, body?: unknown): Promise<T> {
+  return rest<T>(method, path, { body, csrfToken });
 }
 
 /** A small helper for building DOM without a framework. */

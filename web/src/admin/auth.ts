@@ -1,5 +1,6 @@
 import QRCode from 'qrcode';
-import { api, h, setCsrfToken, ApiError } from './api.ts';
+import { TributaryError } from '../../../shared/errors.ts';
+import { api, h, setCsrfToken } from './api.ts';
 
 export interface User {
   id: number;
@@ -21,7 +22,7 @@ export async function currentUser(): Promise<User | null> {
     setCsrfToken(me.csrfToken);
     return me.user;
   } catch (error) {
-    if (error instanceof ApiError && error.status === 401) return null;
+    if (error instanceof TributaryError && error.status === 401) return null;
     throw error;
   }
 }
@@ -84,7 +85,7 @@ export function loginView(done: (user: User) => void): HTMLElement {
       setCsrfToken(reply.csrfToken);
       done(reply.user);
     } catch (e) {
-      error.textContent = e instanceof ApiError && e.code === 'RATE_LIMITED' ? 'Too many attempts: wait a minute.' : (e as Error).message;
+      error.textContent = e instanceof TributaryError && e.code === 'RATE_LIMITED' ? 'Too many attempts: wait a minute.' : (e as Error).message;
     }
   });
   return h('main', { class: 'narrow' }, form);
