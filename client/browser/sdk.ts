@@ -4,11 +4,10 @@ import { demoShardData } from './data.ts';
 import { browserIdentity, pinnedServerKey, pinServerKey } from './identity.ts';
 
 /**
- * The browser SDK (served as /sdk/tributary.js, and `tributary/client` in bundlers):
- * the runtime-neutral FederatedClient plus what a page needs around it.
+ * `tributary/client` in browsers (the `browser` condition; served as /sdk/tributary.js): the
+ * SDK's names (client/index.ts) and what a page needs around them.
  */
-export { FederatedClient } from '../federated-client.ts';
-export type { ClientEvents, DataProvider, FederatedClientOptions } from '../federated-client.ts';
+export * from '../index.ts';
 export { chooseBrowserBackend, relativeError, STEP_TOLERANCE, type BackendChoice } from './backend.ts';
 export { concatSets, demoShardData, imagesToSamples } from './data.ts';
 export { browserIdentity } from './identity.ts';
