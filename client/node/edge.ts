@@ -1,7 +1,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { homedir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
-import { cryptoReady, fromBase64, generateSigningKeyPair, toBase64, type KeyPair } from '../../shared/crypto/sodium.ts';
+import { loadOrCreateKeyFile } from '../../node/key-file.ts';
+import { cryptoReady, fromBase64, toBase64 } from '../../shared/crypto/sodium.ts';
 import type { TaskRecord } from '../../shared/protocol/task.ts';
 import { FederatedClient, type ActivatedBackend, type SecurePhase } from '../federated-client.ts';
 import { loadDemoShard } from './fashion-mnist.ts';
@@ -43,21 +44,6 @@ export interface EdgeClientOptions {
 export const DEFAULT_PIN_FILE = join(homedir(), '.tributary', 'known-servers.json');
 export const DEFAULT_IDENTITY_FILE = join(homedir(), '.tributary', 'identity.json');
 
-/** The device identity, made once and kept (owner-only) so the server can recognise it across runs. */
-async function loadOrCreateIdentity(file: string): Promise<KeyPair> {
-  await cryptoReady();
-  try {
-    const stored = JSON.parse(readFileSync(file, 'utf8')) as { publicKey: string; secretKey: string };
-    return { publicKey: fromBase64(stored.publicKey), secretKey: fromBase64(stored.secretKey) };
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-  }
-  const identity = generateSigningKeyPair();
-  mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(file, JSON.stringify({ publicKey: toBase64(identity.publicKey), secretKey: toBase64(identity.secretKey) }), { mode: 0o600 });
-  return identity;
-}
-
 function readPins(file: string): Record<string, string> {
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as Record<string, string>;
@@ -73,7 +59,9 @@ function readPins(file: string): Record<string, string> {
 export async function runEdgeClient(options: EdgeClientOptions): Promise<'completed' | 'stopped'> {
   const pinFile = options.pinFile ?? DEFAULT_PIN_FILE;
   const pinned = readPins(pinFile)[options.server];
-  const identity = await loadOrCreateIdentity(options.identityFile ?? DEFAULT_IDENTITY_FILE);
+  await cryptoReady();
+  // Kept across runs, so the server recognises the device its enrollment named.
+  const identity = loadOrCreateKeyFile(options.identityFile ?? DEFAULT_IDENTITY_FILE);
   // Kept for the join message: the adapter, throughput and any fall-back warning.
   let activated: (ActivatedBackend & { warning?: string }) | undefined;
   const client = new FederatedClient({
