@@ -54,8 +54,15 @@ export class Trainer {
   /**
    * @param throttle fraction of full speed to train at (0 < throttle ≤ 1): the trainer idles
    *   after each step, sparing a device's battery, or standing in for a slower device.
+   * @param now the clock that decides when to yield to the event loop and report progress.
    */
-  constructor(readonly preset: ModelPreset, seed: number, private readonly throttle = 1) {
+  constructor(
+    readonly preset: ModelPreset,
+    seed: number,
+    private readonly throttle = 1,
+    /** Reads the time for progress reports and yields; a test drives it to make yields deterministic. */
+    private readonly now: () => number = Date.now,
+  ) {
     if (!(throttle > 0 && throttle <= 1)) throw new Error(`throttle must be in (0, 1], got ${throttle}`);
     this.model = buildModel(preset, seed);
     this.weightLengths = weightLengths(this.model);
@@ -69,7 +76,7 @@ export class Trainer {
    * no per-batch callback machinery on the hot path.
    */
   async train(global: Weights, set: LabelledSet, hyper: Hyper, seed: number, onProgress?: ProgressCallback, signal?: AbortSignal, budget?: number): Promise<TrainResult> {
-    const started = Date.now();
+    const started = this.now();
     const { x, y } = this.tensorsFor(set);
     writeWeights(this.model, global);
     const opt = optimizer(hyper);
@@ -85,31 +92,14 @@ export class Trainer {
     const mu = hyper.proximalMu ?? 0;
     const anchor = mu > 0 ? this.proximalAnchor(global) : undefined;
     try {
-      let lastReport = Date.now();
-      let lastYield = Date.now();
+      let lastReport = this.now();
+      let lastYield = this.now();
       for (let step = 0; step < steps; step++) {
         const b = step % perEpoch;
         if (b === 0) shuffleInPlace(order, rng);
         const stepStarted = performance.now();
         const rows = Int32Array.from(order.slice(b * hyper.batchSize, (b + 1) * hyper.batchSize));
-        const counts = step >= firstCounted;
-        const metrics = tf.tidy(() => {
-          const idx = tf.tensor1d(rows, 'int32');
-          const xb = tf.gather(x, idx);
-          const yb = tf.gather(y, idx);
-          let probs: tf.Tensor2D | undefined;
-          const loss = opt.minimize(() => {
-            const p = this.model.apply(xb, { training: true }) as tf.Tensor2D;
-            if (counts) probs = tf.keep(p);
-            const data = tf.mean(sparseCrossEntropy(p, yb as tf.Tensor1D)) as tf.Scalar;
-            return anchor ? tf.add(data, this.proximalTerm(anchor, mu)) : data;
-          }, true)!;
-          if (!probs) return undefined;
-          const hits = tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), yb), 'float32'));
-          probs.dispose();
-          // Metrics stay on the device; reading them back every batch would stall the pipeline.
-          return tf.stack([tf.mul(loss, rows.length), hits]);
-        });
+        const metrics = this.step(opt, x, y, rows, step >= firstCounted, anchor && { anchor, mu });
         processed += rows.length;
         if (metrics) {
           counted += rows.length;
@@ -117,17 +107,12 @@ export class Trainer {
           tf.dispose([totals, metrics]);
           totals = next;
         }
-        if (onProgress && Date.now() - lastReport > 250) {
-          lastReport = Date.now();
+        if (onProgress && this.now() - lastReport > 250) {
+          lastReport = this.now();
           onProgress((step + 1) / steps, Number.NaN);
         }
-        if (this.throttle < 1) {
-          await sleep((performance.now() - stepStarted) * (1 / this.throttle - 1));
-          lastYield = Date.now();
-          signal?.throwIfAborted();
-        } else if (Date.now() - lastYield > YIELD_EVERY_MS) {
-          await yieldToEventLoop();
-          lastYield = Date.now();
+        if (await this.paced(stepStarted, lastYield)) {
+          lastYield = this.now();
           signal?.throwIfAborted(); // stopped, paused, or superseded by a newer round
         }
       }
@@ -150,8 +135,45 @@ export class Trainer {
       processed,
       loss,
       accuracy,
-      durationMs: Date.now() - started,
+      durationMs: this.now() - started,
     };
+  }
+
+  /**
+   * One optimizer step on the batch `rows`; with `counts`, its summed loss and correct
+   * predictions, kept on the device (reading them back every batch would stall the pipeline).
+   */
+  private step(opt: tf.Optimizer, x: tf.Tensor, y: tf.Tensor, rows: Int32Array, counts: boolean, proximal: { anchor: tf.Tensor[]; mu: number } | undefined): tf.Tensor | undefined {
+    return tf.tidy(() => {
+      const idx = tf.tensor1d(rows, 'int32');
+      const xb = tf.gather(x, idx);
+      const yb = tf.gather(y, idx);
+      let probs: tf.Tensor2D | undefined;
+      const loss = opt.minimize(() => {
+        const p = this.model.apply(xb, { training: true }) as tf.Tensor2D;
+        if (counts) probs = tf.keep(p);
+        const data = tf.mean(sparseCrossEntropy(p, yb as tf.Tensor1D)) as tf.Scalar;
+        return proximal ? tf.add(data, this.proximalTerm(proximal.anchor, proximal.mu)) : data;
+      }, true)!;
+      if (!probs) return undefined;
+      const hits = tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), yb), 'float32'));
+      probs.dispose();
+      return tf.stack([tf.mul(loss, rows.length), hits]);
+    });
+  }
+
+  /**
+   * After a step: idles to the throttle, or yields a macrotask turn once YIELD_EVERY_MS of
+   * training have passed. True when the event loop got a turn.
+   */
+  private async paced(stepStarted: number, lastYield: number): Promise<boolean> {
+    if (this.throttle < 1) {
+      await sleep((performance.now() - stepStarted) * (1 / this.throttle - 1));
+      return true;
+    }
+    if (this.now() - lastYield <= YIELD_EVERY_MS) return false;
+    await yieldToEventLoop();
+    return true;
   }
 
   /** The global weights as tensors, in the order of the model's trainable variables. */

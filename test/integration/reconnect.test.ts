@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { FederatedClient, type ClientEvents } from '../../client/federated-client.ts';
 import { cryptoReady } from '../../shared/crypto/sodium.ts';
-import { inProcessClient, startHarness, type Harness } from '../support/harness.ts';
+import { handDrivenClient, inProcessClient, sealedUpdate, startHarness, type Harness } from '../support/harness.ts';
 
 const client = (h: Harness, taskId: number, shard: number) => inProcessClient(h, taskId, shard);
 
@@ -91,17 +91,22 @@ describe('reconnects: sessions, resumed uploads and catch-up', () => {
     expect(rounds.map((r) => [r.round, r.participants])).toEqual([[1, 1], [2, 1], [3, 1], [4, 1]]);
   });
 
-  it('closes a sync round at its deadline without the straggler, and counts it late', async () => {
-    // Uniform work: the straggler must train its whole shard, not a share sized to fit the deadline.
-    const task = await h.createTask({ name: 'late', shards: 2, clientsPerRound: 2, rounds: 1, trainLimit: 2_400, testLimit: 500, roundDeadlineMs: 2_000, scheduling: 'uniform' });
+  it('closes a sync round at its deadline without the straggler, counts it late, and refuses what it sends after', async () => {
+    // Uniform work, no over-selection: the round waits for both participants until the deadline.
+    const task = await h.createTask({ name: 'late', shards: 2, clientsPerRound: 2, rounds: 1, trainLimit: 2_400, testLimit: 500, roundDeadlineMs: 8_000, scheduling: 'uniform' });
     const fast = client(h, task.id, 0);
-    const slow = inProcessClient(h, task.id, 1, { throttle: 0.05 }); // 20× slower: its ~19 steps take seconds
-    clients.push(fast, slow);
-    await Promise.all([fast.start(), slow.start()]);
+    clients.push(fast);
+    await fast.start();
+    // A participant that is handed the round and does not deliver by the deadline.
+    const straggler = await handDrivenClient(h, task.id, { shard: 1 });
     await h.app.coordinator.start(task.id);
+    const start = await straggler.nextRoundStart();
     await h.waitForStatus(task.id, 'completed');
     const [round] = await h.app.store.listRounds(task.id);
-    // Only the fast client's 1,200 samples count; whatever the slow one sends later is refused.
+    // Only the fast client's 1,200 samples count …
     expect(round).toMatchObject({ participants: 1, late: 1, dropped: 0, samples: 1_200 });
+    // … and an update sent after the round closed is refused.
+    expect(await straggler.upload(start, sealedUpdate(start, 1e-3))).toMatchObject({ ok: false });
+    straggler.socket.disconnect();
   });
 });

@@ -7,17 +7,19 @@ import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import { io, type Socket } from 'socket.io-client';
 import { edgeClientArgs } from '../../cli/processes.ts';
-import { cryptoReady, generateSigningKeyPair, sign, type KeyPair } from '../../shared/crypto/sodium.ts';
-import { joinProofMessage, type ClientKind, type ClientToServerEvents, type JoinReply, type Reply, type ServerToClientEvents } from '../../shared/protocol/events.ts';
+import { cryptoReady, generateSigningKeyPair, seal, sign, type KeyPair } from '../../shared/crypto/sodium.ts';
+import { joinProofMessage, type ChunkAck, type ClientKind, type ClientToServerEvents, type JoinReply, type Reply, type RoundStart, type ServerToClientEvents } from '../../shared/protocol/events.ts';
+import { encodeUpdate } from '../../shared/codec/update-codec.ts';
+import { createRng } from '../../shared/random.ts';
 import { FederatedClient, type FederatedClientOptions } from '../../client/federated-client.ts';
 import { loadDemoShard } from '../../client/node/fashion-mnist.ts';
 import { activateNodeBackend } from '../../client/node/tf.ts';
 import { buildApp, type App, type AppOptions } from '../../server/app.ts';
 import { withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../shared/protocol/task.ts';
+import { FASHION_MNIST_DIR } from '../../shared/data/fashion-mnist.ts';
 
 /** A real server on a loopback port, real client processes, and clean-up for both. */
 
-export const FASHION_MNIST = '/usr/share/datasets/fashion-mnist';
 const bin = fileURLToPath(new URL('../../bin/tributary.js', import.meta.url));
 
 /** An in-process client (real socket on loopback) on a demo shard, for tests that act at exact moments. */
@@ -30,7 +32,7 @@ export function inProcessClient(h: Harness, taskId: number, shard: number, optio
     kind: 'edge',
     seed: shard,
     activateBackend: (task) => activateNodeBackend(task.spec.model),
-    data: ({ task }) => loadDemoShard(FASHION_MNIST, task.spec, shard),
+    data: ({ task }) => loadDemoShard(FASHION_MNIST_DIR, task.spec, shard),
     ...options,
   });
 }
@@ -52,6 +54,58 @@ export async function joinRaw(url: string, taskId: number, enroll: (identityKey:
   const proof = sign(joinProofMessage(new Uint8Array(challenge.value.nonce), taskId, kind), identity.secretKey);
   const reply = await socket.emitWithAck('task:join', { taskId, kind, proof, identityKey: identity.publicKey, ...(extra.shard === undefined ? {} : { shard: extra.shard }) });
   return { socket, reply, identity };
+}
+
+/** A hand-driven client: joined and ready, it sees each round config and uploads only what and when the test says. */
+export interface HandDrivenClient {
+  socket: RawSocket;
+  serverKey: Uint8Array;
+  /** The next round config sent to this client (already-sent ones are queued). */
+  nextRoundStart(): Promise<RoundStart>;
+  /** Uploads a sealed payload for `start`'s round in chunks of the round's size; resolves with the last chunk's reply. */
+  upload(start: RoundStart, payload: Uint8Array): Promise<Reply<ChunkAck>>;
+}
+
+/** The MLP preset's tensor lengths (shared/ml/models.ts fmnist-mlp). */
+export const MLP_LENGTHS = [156_800, 200, 40_000, 200, 2_000, 10];
+
+/** A well-formed plain update for `start`: every value `value`, quantized as the round says and sealed to its aggregator. */
+export function sealedUpdate(start: RoundStart, value: number, lengths: readonly number[] = MLP_LENGTHS, seed = 7): Uint8Array {
+  const delta = lengths.map((n) => new Float32Array(n).fill(value));
+  return seal(encodeUpdate(delta, { bits: start.bits, clipSigma: start.clipSigma, rng: createRng(seed) }), start.aggregatorKey);
+}
+
+export async function handDrivenClient(h: Harness, taskId: number, options: { shard?: number; samples?: number } = {}): Promise<HandDrivenClient> {
+  const samples = options.samples ?? 500;
+  const { socket, reply } = await joinRaw(h.url, taskId, (key) => h.enroll(taskId, key), options.shard === undefined ? {} : { shard: options.shard });
+  if (!reply.ok) throw new Error(reply.error.message);
+  const starts: RoundStart[] = [];
+  let waiting: ((start: RoundStart) => void) | undefined;
+  socket.on('round:start', (start) => {
+    if (waiting) waiting(start);
+    else starts.push(start);
+    waiting = undefined;
+  });
+  const ready = await socket.emitWithAck('client:ready', { taskId, samples, backend: 'cpu', cachedVersion: -1 });
+  if (!ready.ok) throw new Error(ready.error.message);
+  return {
+    socket,
+    serverKey: new Uint8Array(reply.value.serverKey),
+    nextRoundStart: () => {
+      const queued = starts.shift();
+      return queued ? Promise.resolve(queued) : new Promise((resolve) => (waiting = resolve));
+    },
+    async upload(start, payload) {
+      const count = Math.max(1, Math.ceil(payload.byteLength / start.chunkBytes));
+      let reply: Reply<ChunkAck> | undefined;
+      for (let index = 0; index < count; index++) {
+        const meta = { taskId: start.taskId, round: start.round, index, count, totalBytes: payload.byteLength, samples };
+        reply = await socket.emitWithAck('update:chunk', meta, payload.subarray(index * start.chunkBytes, (index + 1) * start.chunkBytes));
+        if (!reply.ok) break;
+      }
+      return reply!;
+    },
+  };
 }
 
 export interface Harness {
@@ -76,7 +130,7 @@ export interface Harness {
 
 export async function startHarness(options: Partial<AppOptions> = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tributary-test-'));
-  const app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST, logger: pino({ level: 'silent' }), ...options });
+  const app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST_DIR, logger: pino({ level: 'silent' }), ...options });
   const url = await app.http.listen({ port: 0, host: '127.0.0.1' });
   const children: ChildProcess[] = [];
   const tokens = new Map<number, string>();
@@ -106,7 +160,7 @@ export async function startHarness(options: Partial<AppOptions> = {}): Promise<H
       await app.enrollments.enrollWithToken(token, identityKey, '127.0.0.1');
     },
     spawnClient(taskId, shard, extra = []) {
-      const args = edgeClientArgs(url, taskId, shard, FASHION_MNIST, dataDir, ['--seed', String(shard), '--token', tokens.get(taskId)!, ...extra]);
+      const args = edgeClientArgs(url, taskId, shard, FASHION_MNIST_DIR, dataDir, ['--seed', String(shard), '--token', tokens.get(taskId)!, ...extra]);
       const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
       children.push(child);
       return child;
