@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launchChromium, startWebServer, WEBGPU_FLAGS } from '../test/support/browser-harness.ts';
 import type { BenchResults } from '../shared/protocol/device-bench.ts';
-import type { BenchOptions } from './index.ts';
+import type { BenchOptions } from './options.ts';
 import { table } from './report.ts';
 
 /**

@@ -1,8 +1,4 @@
-export interface BenchOptions {
-  rounds: number;
-  clients: number;
-  out: string;
-}
+import type { BenchOptions } from './options.ts';
 
 const benches: Record<string, () => Promise<{ run(options: BenchOptions): Promise<void> }>> = {
   quantization: () => import('./quantization.ts'),

@@ -2,10 +2,11 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DemoDoneLine, DemoRoundLine } from '../cli/demo.ts';
 import { runDemoJson } from './demo-run.ts';
-import type { BenchOptions } from './index.ts';
+import type { BenchOptions } from './options.ts';
 import { table, writeLinePlot } from './report.ts';
+import { choicesOf, StrategyName } from '../shared/protocol/task.ts';
 
-const STRATEGIES = ['fedavg', 'fedavgm', 'fedadam', 'fedyogi'] as const;
+const STRATEGIES = choicesOf(StrategyName);
 
 /**
  * FedAvg vs FedAvgM vs FedAdam vs FedYogi on strongly non-IID data (Dirichlet 0.1): the

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DemoDoneLine, DemoRoundLine } from '../cli/demo.ts';
 import { runDemoJson } from './demo-run.ts';
-import type { BenchOptions } from './index.ts';
+import type { BenchOptions } from './options.ts';
 import { table, writeLinePlot } from './report.ts';
 
 const WIDTHS = [32, 8, 4] as const;

@@ -13,7 +13,7 @@ import { defaultNeighbourCount } from '../shared/secagg/neighbours.ts';
 import { addInto, encodeRing, ringWireBytes, type RingVector } from '../shared/secagg/ring.ts';
 import { sumLevels } from '../shared/secagg/math.ts';
 import { MAX_SHARES, splitSecret } from '../shared/secagg/shamir.ts';
-import type { BenchOptions } from './index.ts';
+import type { BenchOptions } from './options.ts';
 import { table } from './report.ts';
 import {
   createRound,

@@ -6,21 +6,20 @@ import { io } from 'socket.io-client';
 import { parsePartition } from '../shared/data/partition.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import type { AdminClientToServerEvents, AdminServerToClientEvents } from '../shared/protocol/events.ts';
-import type { RoundRecord, TaskRecord, TaskSpecInput } from '../shared/protocol/task.ts';
-import type { UpdateBits } from '../shared/codec/update-codec.ts';
+import type { LocalOptimizer, ModelPreset, RoundRecord, Scheduling, StrategyName, TaskRecord, TaskSpecInput, TrainingMode, UpdateBits } from '../shared/protocol/task.ts';
 import type { Socket } from 'socket.io-client';
 import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth } from './processes.ts';
 
 export interface DemoOptions {
   clients: number;
   rounds: number;
-  model: 'fmnist-mlp' | 'fmnist-cnn';
+  model: ModelPreset;
   partition: string;
   bits: UpdateBits;
   localEpochs: number;
   batchSize: number;
   lr: number;
-  optimizer: 'sgd' | 'momentum' | 'adam';
+  optimizer: LocalOptimizer;
   proximalMu: number;
   seed: number;
   trainLimit: number;
@@ -29,10 +28,10 @@ export interface DemoOptions {
   dataDir?: string;
   port: number;
   backend: string;
-  strategy: 'fedavg' | 'fedavgm' | 'fedadam' | 'fedyogi';
-  mode: 'sync' | 'async';
+  strategy: StrategyName;
+  mode: TrainingMode;
   /** uniform (reproducible: every client trains its epochs) or capability (work sized by measured speed). */
-  scheduling: 'uniform' | 'capability';
+  scheduling: Scheduling;
   /** Async: updates per server step (0 = half the clients). */
   bufferSize: number;
   secure: boolean;
@@ -59,6 +58,49 @@ export interface DemoDoneLine {
   rounds: number;
   accuracy: number;
   wallMs: number;
+  /** Client processes that died unexpectedly and were started again. */
+  clientRestarts: number;
+  /** Client processes that died and could not be brought back: the demo then fails. */
+  clientsLost: number;
+}
+
+/** Restarts a client this many times before counting it lost. */
+const MAX_CLIENT_RESTARTS = 3;
+
+/**
+ * Keeps the demo's client processes running: one that dies unexpectedly (not a planned
+ * --drop crash, not the demo's own shutdown) is reported and started again, up to
+ * MAX_CLIENT_RESTARTS times; after that it is lost, and the demo fails.
+ */
+function superviseClients(
+  count: number,
+  spawn: (index: number, restarted: boolean) => ChildProcess,
+  policy: { expected: (index: number, signal: NodeJS.Signals | null) => boolean; report: (line: string) => void },
+): { finish(): { restarts: number; lost: number } } {
+  let finishing = false;
+  let restarts = 0;
+  let lost = 0;
+  const watch = (index: number, child: ChildProcess, tries: number) => {
+    child.once('exit', (code, signal) => {
+      if (finishing || code === 0 || policy.expected(index, signal)) return;
+      const how = signal ? `signal ${signal}` : `exit code ${code}`;
+      if (tries >= MAX_CLIENT_RESTARTS) {
+        lost++;
+        policy.report(`client ${index} died (${how}) ${tries + 1} times; not restarting it`);
+        return;
+      }
+      restarts++;
+      policy.report(`client ${index} died (${how}); restarting it`);
+      watch(index, spawn(index, true), tries + 1);
+    });
+  };
+  for (let i = 0; i < count; i++) watch(i, spawn(i, false), 0);
+  return {
+    finish() {
+      finishing = true;
+      return { restarts, lost };
+    },
+  };
 }
 
 /** round(fraction · n) client numbers, seeded, at least one. */
@@ -186,22 +228,28 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
 
     const crashing = new Set(options.drop ? pickCrashing(options.clients, options.drop.fraction, options.seed) : []);
     if (options.drop) info(`clients ${[...crashing].join(', ')} will crash ${options.drop.phase.replace('ed', '')} in round ${options.drop.round}`);
-    for (let i = 0; i < options.clients; i++) {
-      const crash = crashing.has(i) && options.drop ? ['--crash-at', `${options.drop.phase}:${options.drop.round}`] : [];
+    const supervisor = superviseClients(options.clients, (i, restarted) => {
+      // A restarted client keeps its identity (still enrolled) and crashes on purpose only once.
+      const crash = !restarted && crashing.has(i) && options.drop ? ['--crash-at', `${options.drop.phase}:${options.drop.round}`] : [];
       const args = edgeClientArgs(url, task.id, i, options.data, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i), '--token', token, ...crash]);
-      const child = spawnTributary(args, join(dataDir, `client-${i}.log`));
-      child.once('exit', (code) => {
-        if (code !== 0 && code !== null) info(`client ${i} exited with code ${code} (see ${dataDir}/client-${i}.log)`);
-      });
+      const child = spawnTributary(args, join(dataDir, `client-${i}.log`), undefined, restarted);
       children.push(child);
-    }
+      return child;
+    }, {
+      expected: (i, signal) => crashing.has(i) && signal === 'SIGKILL',
+      report: (line) => process.stderr.write(`${line} (see ${dataDir}/client-*.log)\n`),
+    });
 
     const status = await finished;
+    const { restarts, lost } = supervisor.finish();
     const last = records.at(-1);
-    const done: DemoDoneLine = { done: true, rounds: records.length, accuracy: last?.accuracy ?? 0, wallMs: Date.now() - started };
+    const done: DemoDoneLine = { done: true, rounds: records.length, accuracy: last?.accuracy ?? 0, wallMs: Date.now() - started, clientRestarts: restarts, clientsLost: lost };
     if (options.json) out(JSON.stringify(done));
-    else info(`${status}: ${done.rounds} rounds, final accuracy ${(done.accuracy * 100).toFixed(2)} %, wall time ${(done.wallMs / 1000).toFixed(1)} s`);
-    return status === 'completed';
+    else {
+      info(`${status}: ${done.rounds} rounds, final accuracy ${(done.accuracy * 100).toFixed(2)} %, wall time ${(done.wallMs / 1000).toFixed(1)} s`);
+      if (restarts > 0 || lost > 0) info(`clients: ${restarts} restarted after dying, ${lost} never came back`);
+    }
+    return status === 'completed' && lost === 0;
   } catch (error) {
     process.stderr.write(`demo failed: ${(error as Error).message}\n`);
     return false;

@@ -1,4 +1,6 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { choicesOf, LocalOptimizer, ModelPreset, Scheduling, StrategyName, TASK_DEFAULTS, TrainingMode, UpdateBits } from '../shared/protocol/task.ts';
+import { FASHION_MNIST_DIR } from '../shared/data/fashion-mnist.ts';
 
 /** `tributary serve | client | gpu-node | demo | bench`: each subcommand loads only what it needs. */
 
@@ -37,7 +39,6 @@ function dropSpec(value: string): { fraction: number; phase: (typeof DROP_PHASES
   return { fraction, phase, round: match[3] ? int('round', 1)(match[3]) : 1 };
 }
 
-const DATA = '/usr/share/datasets/fashion-mnist';
 const program = new Command('tributary')
   .description('Federated learning for browsers and edge devices')
   .showHelpAfterError();
@@ -48,9 +49,10 @@ program
   .option('--port <n>', 'port to listen on', int('port'), 8080)
   .option('--host <host>', 'address to bind', '127.0.0.1')
   .option('--data-dir <dir>', 'where the SQLite database and model checkpoints live', './data')
-  .option('--data <dir>', 'Fashion-MNIST folder (held-out test set)', DATA)
+  .option('--data <dir>', 'Fashion-MNIST folder (held-out test set)', FASHION_MNIST_DIR)
   .option('--chunk-kb <n>', 'largest upload chunk clients may send, KiB', int('chunk-kb', 1), 256)
   .option('--log-level <level>', 'pino log level', 'info')
+  .addOption(new Option('--log-format <format>', 'auto: readable lines on a terminal, JSON when piped').choices(['auto', 'pretty', 'json']).default('auto'))
   .option('--metrics-public', 'let any address scrape /metrics (default: loopback only)', false)
   .option('--cors-origins <origin...>', 'web app origins allowed to use the API and sockets (pages embedding the SDK)', [])
   .option('--demo-task', 'create (if none) and start a Fashion-MNIST demo task', false)
@@ -76,7 +78,7 @@ program
   .option('--server <url>', 'server URL', 'http://127.0.0.1:8080')
   .option('--shard <n>', 'demo data shard to train on (default: the server assigns one)', int('shard'))
   .addOption(new Option('--backend <name>', 'TF.js backend').choices(['auto', 'wasm', 'cpu']).default('auto'))
-  .option('--data <dir>', 'Fashion-MNIST folder', DATA)
+  .option('--data <dir>', 'Fashion-MNIST folder', FASHION_MNIST_DIR)
   .option('--seed <n>', 'seed for stochastic rounding', int('seed'))
   .option('--json', 'one JSON object per event', false)
   .option('--pin-file <file>', 'where server keys are pinned at first contact (default ~/.tributary/known-servers.json)')
@@ -99,7 +101,7 @@ program
   .option('--server <url>', 'server URL', 'http://127.0.0.1:8080')
   .option('--shard <n>', 'demo data shard to train on (default: the server assigns one)', int('shard'))
   .addOption(new Option('--backend <name>', 'TF.js backend (auto: webgpu if Dawn finds an adapter, else wasm or cpu)').choices(['auto', 'webgpu', 'wasm', 'cpu']).default('auto'))
-  .option('--data <dir>', 'Fashion-MNIST folder', DATA)
+  .option('--data <dir>', 'Fashion-MNIST folder', FASHION_MNIST_DIR)
   .option('--seed <n>', 'seed for stochastic rounding', int('seed'))
   .option('--json', 'one JSON object per event', false)
   .option('--pin-file <file>', 'where server keys are pinned at first contact (default ~/.tributary/known-servers.json)')
@@ -120,27 +122,27 @@ program
   .description('start a server and N edge clients as separate processes and train R rounds')
   .option('--clients <n>', 'edge client processes', int('clients', 1), 10)
   .option('--rounds <n>', 'rounds to run', int('rounds', 1), 20)
-  .addOption(new Option('--model <preset>', 'model preset').choices(['fmnist-mlp', 'fmnist-cnn']).default('fmnist-mlp'))
+  .addOption(new Option('--model <preset>', 'model preset').choices(choicesOf(ModelPreset)).default(TASK_DEFAULTS.model))
   .option('--partition <spec>', 'iid or dirichlet:<alpha>', 'dirichlet:0.5')
-  .addOption(new Option('--bits <b>', 'update quantization bits (32 = float32)').choices(['2', '4', '8', '16', '32']).default('8'))
+  .addOption(new Option('--bits <b>', 'update quantization bits (32 = float32)').choices(choicesOf(UpdateBits).map(String)).default(String(TASK_DEFAULTS.bits)))
   .option('--local-epochs <n>', 'local epochs per round', int('local-epochs', 1), 1)
   .option('--batch-size <n>', 'local batch size', int('batch-size', 1), 64)
   .option('--lr <rate>', 'local learning rate', Number, 0.02)
-  .addOption(new Option('--optimizer <name>', 'local optimizer').choices(['sgd', 'momentum', 'adam']).default('momentum'))
+  .addOption(new Option('--optimizer <name>', 'local optimizer').choices(choicesOf(LocalOptimizer)).default(TASK_DEFAULTS.hyper.optimizer))
   .option('--proximal-mu <mu>', 'FedProx: weight of the proximal term μ/2·‖w − w_global‖² in local training (0 = off)', Number, 0)
   .option('--seed <n>', 'seed for partition, initial model and rounding', int('seed'), 1)
   .option('--train-limit <n>', 'use only the first N training images (0: all)', int('train-limit'), 0)
   .option('--test-limit <n>', 'evaluate on the first N test images (0: all 10,000)', int('test-limit'), 0)
-  .option('--data <dir>', 'Fashion-MNIST folder', DATA)
+  .option('--data <dir>', 'Fashion-MNIST folder', FASHION_MNIST_DIR)
   .option('--data-dir <dir>', 'server state folder (default: a fresh temporary folder)')
   .option('--port <n>', 'server port (default: a free one)', int('port'), 0)
   .addOption(new Option('--backend <name>', 'TF.js backend for clients').choices(['auto', 'wasm', 'cpu']).default('auto'))
-  .addOption(new Option('--strategy <name>', 'server optimizer').choices(['fedavg', 'fedavgm', 'fedadam', 'fedyogi']).default('fedavg'))
-  .addOption(new Option('--mode <mode>', 'sync rounds, or async FedBuff (no waiting for the slowest)').choices(['sync', 'async']).default('sync'))
-  .addOption(new Option('--scheduling <how>', 'uniform: every client trains its epochs (reproducible runs); capability: work sized by measured speed').choices(['uniform', 'capability']).default('uniform'))
+  .addOption(new Option('--strategy <name>', 'server optimizer').choices(choicesOf(StrategyName)).default(TASK_DEFAULTS.strategy))
+  .addOption(new Option('--mode <mode>', 'sync rounds, or async FedBuff (no waiting for the slowest)').choices(choicesOf(TrainingMode)).default(TASK_DEFAULTS.mode))
+  .addOption(new Option('--scheduling <how>', 'uniform: every client trains its epochs (reproducible runs); capability: work sized by measured speed').choices(choicesOf(Scheduling)).default('uniform'))
   .option('--buffer-size <k>', 'with --mode async: updates per server step (default: half the clients)', int('buffer-size', 1), 0)
   .option('--secure', 'secure aggregation (SecAgg+): the server learns only the sum of the updates', false)
-  .option('--threshold <t>', 'with --secure: shares needed to unmask (default: two thirds of each secret\'s holders)', int('threshold', 2))
+  .option('--threshold <t>', 'with --secure: shares needed to unmask (default: a majority of each secret\'s holders)', int('threshold', 2))
   .option('--neighbours <k>', 'with --secure: neighbours per client (default ≈ 2·log2 n; n − 1 = classic SecAgg)', int('neighbours', 1))
   .option('--drop <fraction@phase>', 'with --secure: that fraction of clients crash at after-advertise|after-share|after-upload (in round 1, or :<round>)', dropSpec)
   .option('--json', 'one JSON object per completed round, then a summary', false)

@@ -1,7 +1,8 @@
 import { packBitsInto, packedByteLength, unpackBits } from './bitpack.ts';
 import { TributaryError } from '../errors.ts';
-import { chooseClip, dequantize, quantize, quantizeWithFeedback, type QuantBits } from './quantize.ts';
+import { chooseClip, dequantize, quantize, quantizeWithFeedback } from './quantize.ts';
 import type { Rng } from '../random.ts';
+import type { UpdateBits } from '../protocol/task.ts';
 
 /**
  * Wire format of one client update, all little-endian:
@@ -13,8 +14,6 @@ import type { Rng } from '../random.ts';
  * ending on a byte boundary. Header cost is 4 + 8 bytes per tensor, so an 8-bit update
  * is ~1 byte per parameter.
  */
-
-export type UpdateBits = QuantBits | 32;
 
 export interface EncodeOptions {
   bits: UpdateBits;

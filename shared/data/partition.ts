@@ -1,12 +1,9 @@
 import { TributaryError } from '../errors.ts';
 import { createRng, deriveSeed, sampleDirichlet, shuffleInPlace, type Rng } from '../random.ts';
 
-/**
- * How a training set is split among clients: evenly at random, with Dirichlet label skew,
- * or at random into shards of given relative sizes (heavy shards for GPU nodes, light ones
- * for browsers).
- */
-export type PartitionSpec = { kind: 'iid' } | { kind: 'dirichlet'; alpha: number } | { kind: 'sizes'; sizes: number[] };
+import type { PartitionSpec } from '../protocol/task.ts';
+
+/** Cutting a training set into shards as a task's partition says (heavy shards for GPU nodes, light ones for browsers). */
 
 /** A plain decimal number (no hex, Infinity or whitespace, which Number() would accept). */
 const DECIMAL = /^(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;

@@ -11,8 +11,7 @@ import {
   type RelayedShares,
   type SecureRoundConfig,
 } from '../secagg/protocol.ts';
-import type { Hyper, ParticipantRecord, RoundRecord, TaskRecord, TaskStatus } from './task.ts';
-import type { UpdateBits } from '../codec/update-codec.ts';
+import type { Hyper, ParticipantRecord, RoundRecord, TaskRecord, TaskStatus, UpdateBits } from './task.ts';
 
 /**
  * The socket protocol, defined once: schemas for what clients send (the server validates

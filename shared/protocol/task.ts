@@ -1,7 +1,12 @@
-import { Type, type Static } from 'typebox';
+import { Type, type Static, type TLiteral, type TUnion } from 'typebox';
 import { TributaryError } from '../errors.ts';
 
 /** What a task trains, on what data, and how its rounds run. One schema for REST and storage. */
+
+/** The values a union of literals allows, read from the schema: CLI choices and form options follow it. */
+export function choicesOf<T extends string | number>(schema: TUnion<TLiteral<T>[]>): T[] {
+  return schema.anyOf.map((literal) => literal.const);
+}
 
 export const ModelPreset = Type.Union([Type.Literal('fmnist-mlp'), Type.Literal('fmnist-cnn')]);
 export type ModelPreset = Static<typeof ModelPreset>;
@@ -9,6 +14,10 @@ export type ModelPreset = Static<typeof ModelPreset>;
 export const StrategyName = Type.Union([Type.Literal('fedavg'), Type.Literal('fedavgm'), Type.Literal('fedadam'), Type.Literal('fedyogi')]);
 export type StrategyName = Static<typeof StrategyName>;
 
+/**
+ * How the demo training set is split among clients: evenly at random, with Dirichlet label
+ * skew, or at random into shards of given relative sizes.
+ */
 export const Partition = Type.Union([
   Type.Object({ kind: Type.Literal('iid') }, { additionalProperties: false }),
   Type.Object(
@@ -22,20 +31,27 @@ export const Partition = Type.Union([
   ),
 ]);
 
-export const UpdateBitsSchema = Type.Union([
-  Type.Literal(2),
-  Type.Literal(4),
-  Type.Literal(8),
-  Type.Literal(16),
-  Type.Literal(32),
-]);
+export type PartitionSpec = Static<typeof Partition>;
+
+/** Bits per value of an update: quantized levels, or 32 for plain float32. */
+export const UpdateBits = Type.Union([Type.Literal(2), Type.Literal(4), Type.Literal(8), Type.Literal(16), Type.Literal(32)]);
+export type UpdateBits = Static<typeof UpdateBits>;
+
+export const LocalOptimizer = Type.Union([Type.Literal('sgd'), Type.Literal('momentum'), Type.Literal('adam')]);
+export type LocalOptimizer = Static<typeof LocalOptimizer>;
+
+export const TrainingMode = Type.Union([Type.Literal('sync'), Type.Literal('async')]);
+export type TrainingMode = Static<typeof TrainingMode>;
+
+export const Scheduling = Type.Union([Type.Literal('capability'), Type.Literal('uniform')]);
+export type Scheduling = Static<typeof Scheduling>;
 
 export const Hyper = Type.Object(
   {
     localEpochs: Type.Integer({ minimum: 1, maximum: 100 }),
     batchSize: Type.Integer({ minimum: 1, maximum: 4096 }),
     learningRate: Type.Number({ exclusiveMinimum: 0, maximum: 10 }),
-    optimizer: Type.Union([Type.Literal('sgd'), Type.Literal('momentum'), Type.Literal('adam')]),
+    optimizer: LocalOptimizer,
     /** FedProx (Li et al. 2020): μ of the proximal term μ/2·‖w − w_global‖² added to the local loss; 0 = off. */
     proximalMu: Type.Number({ minimum: 0, maximum: 100 }),
   },
@@ -55,7 +71,7 @@ export const TaskSpec = Type.Object(
     clientsPerRound: Type.Integer({ minimum: 1, maximum: 10_000 }),
     /** Fewest accepted updates for a round to count; fewer and the round is retried. */
     minUpdates: Type.Integer({ minimum: 1, maximum: 10_000 }),
-    bits: UpdateBitsSchema,
+    bits: UpdateBits,
     /** Per-tensor clip at this many RMS; the rest goes to the client's error-feedback residual. */
     clipSigma: Type.Number({ exclusiveMinimum: 0 }),
     strategy: StrategyName,
@@ -64,22 +80,24 @@ export const TaskSpec = Type.Object(
      * (Nguyen et al. 2022): clientsPerRound clients train at once, every bufferSize updates
      * make one server step ("round"), stale updates count with weight 1/√(1 + staleness).
      */
-    mode: Type.Union([Type.Literal('sync'), Type.Literal('async')]),
+    mode: TrainingMode,
     /** Async: updates per server step (K); 0 = half of clientsPerRound, at least 1. */
     bufferSize: Type.Integer({ minimum: 0, maximum: 10_000 }),
     /** Async: updates more model versions behind than this are discarded. */
     maxStaleness: Type.Integer({ minimum: 0, maximum: 1_000 }),
     /**
-     * capability: the scheduler sizes each participant's work (sample visits) from its
-     * measured speed so a round lasts about as long as its median participant needs, and
-     * over-selects to absorb drop-outs; uniform: every participant trains localEpochs.
+     * capability: the scheduler over-selects 30 % to absorb drop-outs and moves work from
+     * slow to fast devices: the sample visits uniform work would train, in the least time
+     * their measured speeds allow (each up to twice its share, in whole batches, never
+     * longer than uniform work nor past 80 % of the deadline). uniform: every participant
+     * trains localEpochs over its data (reproducible).
      */
-    scheduling: Type.Union([Type.Literal('capability'), Type.Literal('uniform')]),
+    scheduling: Scheduling,
     /** When tasks share devices, a higher priority gets them first. */
     priority: Type.Integer({ minimum: 0, maximum: 100 }),
     /** Secure aggregation (SecAgg+): the server learns only the sum of the updates. */
     secure: Type.Boolean(),
-    /** Secure rounds: shares needed to rebuild a client's secrets, of its neighbours + 1 holders; 0 = two thirds. */
+    /** Secure rounds: shares needed to rebuild a client's secrets, of its neighbours + 1 holders; 0 = a majority of them. */
     threshold: Type.Integer({ minimum: 0, maximum: 255 }),
     /** Secure rounds: neighbours each client masks with; 0 = ≈ 2·log2 n, ≥ n − 1 = every other client (classic SecAgg). */
     neighbours: Type.Integer({ minimum: 0, maximum: 254 }),

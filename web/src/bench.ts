@@ -5,7 +5,7 @@ import { PROBE_HYPER, probeBatch, probeWeights } from '../../client/probe.ts';
 import { Trainer } from '../../client/trainer.ts';
 import { PRESETS } from '../../shared/ml/models.ts';
 import { BENCH_BACKENDS, type BenchBackend, type BenchResults, type Measurement } from '../../shared/protocol/device-bench.ts';
-import type { ModelPreset } from '../../shared/protocol/task.ts';
+import { choicesOf, ModelPreset } from '../../shared/protocol/task.ts';
 
 /**
  * The device benchmark: how fast this browser trains each model preset on every TF.js
@@ -18,7 +18,7 @@ import type { ModelPreset } from '../../shared/protocol/task.ts';
  * `npm run bench -- browser` reads.
  */
 
-const PRESET_NAMES: ModelPreset[] = ['fmnist-mlp', 'fmnist-cnn'];
+const PRESET_NAMES = choicesOf(ModelPreset);
 
 const STEPS_PER_PASS = 4;
 const MIN_PASSES = 3;

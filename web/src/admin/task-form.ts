@@ -1,4 +1,16 @@
 import { api, h } from './api.ts';
+import { choicesOf, ModelPreset, StrategyName, TASK_DEFAULTS, TrainingMode, UpdateBits, type TaskSpecInput } from '../../../shared/protocol/task.ts';
+
+/** How the form names each choice the schema allows: a new value without a label fails the type check. */
+const MODEL_LABELS: Record<ModelPreset, string> = { 'fmnist-mlp': 'MLP (784-200-200-10)', 'fmnist-cnn': 'CNN (2 conv layers)' };
+const STRATEGY_LABELS: Record<StrategyName, string> = { fedavg: 'FedAvg', fedavgm: 'FedAvgM', fedadam: 'FedAdam', fedyogi: 'FedYogi' };
+const MODE_LABELS: Record<TrainingMode, string> = { sync: 'Sync rounds', async: 'Async (FedBuff)' };
+const bitsLabel = (bits: UpdateBits) => (bits === 32 ? '32 (float)' : String(bits));
+
+/** The options of a select, in the schema's order. */
+function choices<T extends string | number>(values: T[], label: (value: T) => string): Array<[string, string]> {
+  return values.map((v) => [String(v), label(v)]);
+}
 
 interface TaskRecord {
   id: number;
@@ -25,13 +37,13 @@ export function taskForm(created: (task: TaskRecord) => void): HTMLElement {
     h('h2', {}, 'New task'),
     h('div', { class: 'row' },
       input('Name', 'name', { value: 'Fashion-MNIST demo', required: true, maxlength: '120' }),
-      select('Model', 'model', [['fmnist-mlp', 'MLP (784-200-200-10)'], ['fmnist-cnn', 'CNN (2 conv layers)']], 'fmnist-mlp'),
+      select('Model', 'model', choices(choicesOf(ModelPreset), (m) => MODEL_LABELS[m]), TASK_DEFAULTS.model),
       select('Demo data partition', 'partition', [['iid', 'IID'], ['dirichlet:0.5', 'Dirichlet 0.5 (label skew)'], ['dirichlet:0.1', 'Dirichlet 0.1 (strong skew)']], 'iid'),
       input('Rounds', 'rounds', { type: 'number', min: '1', value: '10', required: true }),
       input('Clients per round', 'clientsPerRound', { type: 'number', min: '1', value: '3', required: true }),
       input('Round deadline (s)', 'deadline', { type: 'number', min: '1', value: '120', required: true }),
-      select('Update bits', 'bits', [['2', '2'], ['4', '4'], ['8', '8'], ['16', '16'], ['32', '32 (float)']], '8'),
-      select('Strategy', 'strategy', [['fedavg', 'FedAvg'], ['fedavgm', 'FedAvgM'], ['fedadam', 'FedAdam'], ['fedyogi', 'FedYogi']], 'fedavg'),
+      select('Update bits', 'bits', choices(choicesOf(UpdateBits), bitsLabel), String(TASK_DEFAULTS.bits)),
+      select('Strategy', 'strategy', choices(choicesOf(StrategyName), (v) => STRATEGY_LABELS[v]), TASK_DEFAULTS.strategy),
     ),
     h('div', { class: 'row' },
       checkbox('Secure aggregation (the server learns only the sum)', 'secure'),
@@ -42,7 +54,7 @@ export function taskForm(created: (task: TaskRecord) => void): HTMLElement {
       h('div', { class: 'row' },
         input('Demo data shards', 'shards', { type: 'number', min: '1', value: '3' }),
         input('Fewest updates a round may close with', 'minUpdates', { type: 'number', min: '1', value: '1' }),
-        select('Mode', 'mode', [['sync', 'Sync rounds'], ['async', 'Async (FedBuff)']], 'sync'),
+        select('Mode', 'mode', choices(choicesOf(TrainingMode), (v) => MODE_LABELS[v]), TASK_DEFAULTS.mode),
         input('Async buffer size (0: auto)', 'bufferSize', { type: 'number', min: '0', value: '0' }),
         input('Secure threshold (0: auto)', 'threshold', { type: 'number', min: '0', value: '0' }),
         input('Secure neighbours (0: auto)', 'neighbours', { type: 'number', min: '0', value: '0' }),
@@ -61,18 +73,18 @@ export function taskForm(created: (task: TaskRecord) => void): HTMLElement {
     const num = (key: string) => Number(f.get(key));
     const [kind, alpha] = String(f.get('partition')).split(':');
     try {
-      const task = await api<TaskRecord>('POST', '/api/tasks', {
+      const spec: TaskSpecInput = {
         name: String(f.get('name')),
-        model: String(f.get('model')),
+        model: String(f.get('model')) as ModelPreset,
         partition: kind === 'dirichlet' ? { kind, alpha: Number(alpha) } : { kind: 'iid' },
         shards: num('shards'),
         rounds: num('rounds'),
         clientsPerRound: num('clientsPerRound'),
         minUpdates: Math.min(num('minUpdates'), num('clientsPerRound')),
         roundDeadlineMs: num('deadline') * 1000,
-        bits: num('bits'),
-        strategy: String(f.get('strategy')),
-        mode: String(f.get('mode')),
+        bits: num('bits') as UpdateBits,
+        strategy: String(f.get('strategy')) as StrategyName,
+        mode: String(f.get('mode')) as TrainingMode,
         bufferSize: num('bufferSize'),
         secure: f.get('secure') === 'on',
         threshold: num('threshold'),
@@ -82,8 +94,8 @@ export function taskForm(created: (task: TaskRecord) => void): HTMLElement {
         trainLimit: num('trainLimit'),
         testLimit: num('testLimit'),
         seed: num('seed'),
-      });
-      created(task);
+      };
+      created(await api<TaskRecord>('POST', '/api/tasks', spec));
     } catch (e) {
       error.textContent = (e as Error).message;
     }
