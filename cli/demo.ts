@@ -9,6 +9,7 @@ import type { AdminClientToServerEvents, AdminServerToClientEvents } from '../sh
 import type { LocalOptimizer, ModelPreset, RoundRecord, Scheduling, StrategyName, TaskRecord, TaskSpecInput, TrainingMode, UpdateBits } from '../shared/protocol/task.ts';
 import type { Socket } from 'socket.io-client';
 import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth } from './processes.ts';
+import { superviseClients } from './supervise.ts';
 
 export interface DemoOptions {
   clients: number;
@@ -64,45 +65,6 @@ export interface DemoDoneLine {
   clientsLost: number;
 }
 
-/** Restarts a client this many times before counting it lost. */
-const MAX_CLIENT_RESTARTS = 3;
-
-/**
- * Keeps the demo's client processes running: one that dies unexpectedly (not a planned
- * --drop crash, not the demo's own shutdown) is reported and started again, up to
- * MAX_CLIENT_RESTARTS times; after that it is lost, and the demo fails.
- */
-function superviseClients(
-  count: number,
-  spawn: (index: number, restarted: boolean) => ChildProcess,
-  policy: { expected: (index: number, signal: NodeJS.Signals | null) => boolean; report: (line: string) => void },
-): { finish(): { restarts: number; lost: number } } {
-  let finishing = false;
-  let restarts = 0;
-  let lost = 0;
-  const watch = (index: number, child: ChildProcess, tries: number) => {
-    child.once('exit', (code, signal) => {
-      if (finishing || code === 0 || policy.expected(index, signal)) return;
-      const how = signal ? `signal ${signal}` : `exit code ${code}`;
-      if (tries >= MAX_CLIENT_RESTARTS) {
-        lost++;
-        policy.report(`client ${index} died (${how}) ${tries + 1} times; not restarting it`);
-        return;
-      }
-      restarts++;
-      policy.report(`client ${index} died (${how}); restarting it`);
-      watch(index, spawn(index, true), tries + 1);
-    });
-  };
-  for (let i = 0; i < count; i++) watch(i, spawn(i, false), 0);
-  return {
-    finish() {
-      finishing = true;
-      return { restarts, lost };
-    },
-  };
-}
-
 /** round(fraction · n) client numbers, seeded, at least one. */
 function pickCrashing(n: number, fraction: number, seed: number): number[] {
   const order = shuffleInPlace(Array.from({ length: n }, (_, i) => i), createRng(deriveSeed('demo-crash', seed)));
@@ -136,6 +98,60 @@ export function demoTaskSpec(options: Omit<DemoOptions, 'data' | 'port' | 'backe
     testLimit: options.testLimit,
     seed: options.seed,
   };
+}
+
+/**
+ * Watches the task on the /admin namespace: upload progress, each completed round (a line,
+ * or a JSON object, and its participants), until the task completes or stops.
+ */
+function watchTask(adminUrl: string, token: string, taskId: number, options: DemoOptions, records: RoundRecord[]) {
+  const out = (line: string) => process.stdout.write(`${line}\n`);
+  const socket: Socket<AdminServerToClientEvents, AdminClientToServerEvents> = io(adminUrl, { transports: ['websocket'], auth: { token } });
+  let fail!: (error: Error) => void;
+  const finished = new Promise<'completed' | 'stopped'>((resolve, reject) => {
+    fail = reject;
+    socket.on('connect_error', reject);
+    socket.on('task:status', (e) => {
+      if (e.taskId === taskId && (e.status === 'completed' || e.status === 'stopped')) resolve(e.status);
+    });
+  });
+  socket.on('round:upload', (e) => {
+    if (!options.json && process.stdout.isTTY && e.taskId === taskId) {
+      process.stdout.write(`\r  round ${e.round}/${options.rounds} ${progressBar(e.received / e.expected)} ${e.received}/${e.expected} updates`);
+    }
+  });
+  socket.on('round:complete', (record) => {
+    if (record.taskId !== taskId) return;
+    records.push(record);
+    if (options.json) {
+      const line: DemoRoundLine = {
+        round: record.round,
+        accuracy: record.accuracy,
+        loss: record.loss,
+        participants: record.participants,
+        dropped: record.dropped,
+        uploadBytesPerParam: record.uploadBytesPerParam,
+        durationMs: record.durationMs,
+      };
+      out(JSON.stringify(line));
+      return;
+    }
+    if (process.stdout.isTTY) process.stdout.write('\r\x1b[K');
+    out(
+      `round ${String(record.round).padStart(3)}/${options.rounds}  accuracy ${(record.accuracy * 100).toFixed(2)} %` +
+        `  loss ${record.loss.toFixed(4)}  ${record.participants} clients${record.dropped ? ` (${record.dropped} dropped)` : ''}  ` +
+        `${record.uploadBytesPerParam.toFixed(3)} B/param  ${(record.durationMs / 1000).toFixed(1)} s`,
+    );
+  });
+  socket.on('round:participants', (e) => {
+    if (options.json || e.taskId !== taskId) return;
+    for (const p of e.participants) {
+      const work = p.budget === null ? 'full epochs' : `${p.budget} samples`;
+      const time = p.elapsedMs === null ? p.outcome : `${(p.elapsedMs / 1000).toFixed(1)} s of ${(e.deadlineMs / 1000).toFixed(0)} s`;
+      out(`    ${p.clientId.slice(0, 8)} ${p.kind.padEnd(4)} ${p.backend.padEnd(6)} ${String(Math.round(p.speed)).padStart(6)} samples/s  work: ${work.padEnd(14)} ${time}`);
+    }
+  });
+  return { socket, finished, fail };
 }
 
 /**
@@ -179,51 +195,14 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     info(`task ${task.id}: ${task.spec.name}, ${options.clients} clients, ${options.rounds} rounds`);
 
     const records: RoundRecord[] = [];
-    const finished = new Promise<'completed' | 'stopped'>((resolve, reject) => {
-      admin = io(`${url}/admin`, { transports: ['websocket'], auth: { token: operator } });
-      admin.on('connect_error', reject);
-      admin.on('round:upload', (e) => {
-        if (!options.json && process.stdout.isTTY && e.taskId === task.id) {
-          process.stdout.write(`\r  round ${e.round}/${options.rounds} ${progressBar(e.received / e.expected)} ${e.received}/${e.expected} updates`);
-        }
-      });
-      admin.on('round:complete', (record) => {
-        if (record.taskId !== task.id) return;
-        records.push(record);
-        const line: DemoRoundLine = {
-          round: record.round,
-          accuracy: record.accuracy,
-          loss: record.loss,
-          participants: record.participants,
-          dropped: record.dropped,
-          uploadBytesPerParam: record.uploadBytesPerParam,
-          durationMs: record.durationMs,
-        };
-        if (options.json) out(JSON.stringify(line));
-        else {
-          if (process.stdout.isTTY) process.stdout.write('\r\x1b[K');
-          out(
-            `round ${String(record.round).padStart(3)}/${options.rounds}  accuracy ${(record.accuracy * 100).toFixed(2)} %` +
-              `  loss ${record.loss.toFixed(4)}  ${record.participants} clients${record.dropped ? ` (${record.dropped} dropped)` : ''}  ` +
-              `${record.uploadBytesPerParam.toFixed(3)} B/param  ${(record.durationMs / 1000).toFixed(1)} s`,
-          );
-        }
-      });
-      admin.on('round:participants', (e) => {
-        if (options.json || e.taskId !== task.id) return;
-        for (const p of e.participants) {
-          const work = p.budget === null ? 'full epochs' : `${p.budget} samples`;
-          const time = p.elapsedMs === null ? p.outcome : `${(p.elapsedMs / 1000).toFixed(1)} s of ${(e.deadlineMs / 1000).toFixed(0)} s`;
-          out(`    ${p.clientId.slice(0, 8)} ${p.kind.padEnd(4)} ${p.backend.padEnd(6)} ${String(Math.round(p.speed)).padStart(6)} samples/s  work: ${work.padEnd(14)} ${time}`);
-        }
-      });
-      admin.on('task:status', (e) => {
-        if (e.taskId === task.id && (e.status === 'completed' || e.status === 'stopped')) resolve(e.status);
-      });
-      server.once('exit', (code) => reject(new Error(`server exited with code ${code} (see ${dataDir}/server.log)`)));
-      admin.once('connect', () => {
-        void api(`${url}/api/tasks/${task.id}/start`, 'POST', undefined, operator).catch(reject);
-      });
+    const watching = watchTask(`${url}/admin`, operator, task.id, options, records);
+    admin = watching.socket;
+    const finished = Promise.race([
+      watching.finished,
+      new Promise<never>((_, reject) => server.once('exit', (code) => reject(new Error(`server exited with code ${code} (see ${dataDir}/server.log)`)))),
+    ]);
+    watching.socket.once('connect', () => {
+      void api(`${url}/api/tasks/${task.id}/start`, 'POST', undefined, operator).catch(watching.fail);
     });
 
     const crashing = new Set(options.drop ? pickCrashing(options.clients, options.drop.fraction, options.seed) : []);
