@@ -1,4 +1,4 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCors from '@fastify/cors';
 import fastifyHelmet from '@fastify/helmet';
@@ -72,20 +72,26 @@ export interface App {
   close(): Promise<void>;
 }
 
+/** Two info lines per request drown what a person reads: access lines go to debug, failures stay errors. */
+class QuietRequestLogs extends LogController {
+  override incomingRequest(): void {}
+
+  override requestCompleted(error: Error | null, request: { log: FastifyBaseLogger; method: string; url: string }, reply: { statusCode: number; elapsedTime: number }): void {
+    if (error) request.log.error({ err: error, url: request.url }, 'request errored');
+    else request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  }
+}
+
 /** The HTTP server, and the socket.io server that shares it. */
 function createServers(log: Logger, chunkBytes: number, corsOrigins: string[]): { http: FastifyInstance; io: ClientServer } {
   const http = Fastify({
     loggerInstance: log as FastifyBaseLogger,
-    // Two lines per request drown what a person reads; access lines are kept at debug (below).
-    disableRequestLogging: true,
+    logController: new QuietRequestLogs(),
     bodyLimit: 1024 * 1024,
     // Reject unknown fields instead of silently dropping them (which also breaks unions).
     ajv: { customOptions: { removeAdditional: false } },
   });
   installErrorHandler(http);
-  http.addHook('onResponse', async (request, reply) => {
-    request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
-  });
   // A chunk plus its metadata; a whole model never has to fit in one message.
   const io: ClientServer = new Server(http.server, {
     maxHttpBufferSize: chunkBytes + 16 * 1024,
