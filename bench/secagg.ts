@@ -90,26 +90,10 @@ async function timeSharing(round: SimRound, u: number, holderKeys: readonly Uint
   return performance.now() - t0;
 }
 
-async function benchConfig(n: number, complete: boolean, helper: TsWorker<MaskTask, RingVector[]>, pool: UnmaskPool): Promise<Row[]> {
-  const k = complete ? n - 1 : defaultNeighbourCount(n);
-  const graph = complete ? 'complete' : 'k-regular';
-  log(`n = ${n}, ${graph} (k = ${k}): keys and shares…`);
-  const round = await createRound({
-    n,
-    m: M,
-    bits: BITS,
-    k,
-    seed: SEED + n,
-    threshold: (h) => robustThreshold(n, h, 0.3),
-    encryptShares: false, // measured separately below; boxing 127,000 shares would only slow the setup
-  });
-  const all = round.clients.map((c) => c.index);
-  const shared = new Set(all);
-  await shareKeys(round, all);
-  const keys = maskPublicKeys(round);
+/** Client side: a sample of clients, one at a time, in a fresh thread holding only their inputs (as a device would). */
+async function timeClientSide(round: SimRound, keys: Uint8Array[], shared: Set<number>): Promise<{ clientMs: number; sharesMs: number; uploadBytes: number }> {
   const { w, context } = round;
-
-  // Client side: a sample of clients, one at a time, in a fresh thread holding only their inputs (the helper idle).
+  const n = round.config.n;
   const sample = Array.from({ length: SAMPLE_CLIENTS }, (_, i) => Math.floor((i * n) / SAMPLE_CLIENTS));
   const timer = startTsWorker<TimeTask, number[]>(new URL('./secagg-worker.ts', import.meta.url));
   const clientTimes = await timer
@@ -129,7 +113,13 @@ async function benchConfig(n: number, complete: boolean, helper: TsWorker<MaskTa
   const uploadBytes = upload.length;
   if (uploadBytes !== ringWireBytes(M, w) + SEAL_OVERHEAD_BYTES) throw new Error(`unexpected upload size ${uploadBytes}`);
 
-  // Every client's real masked upload, summed per nested drop-out group, on both threads.
+  return { clientMs: median(clientTimes), sharesMs, uploadBytes };
+}
+
+/** Every client's real masked upload, summed per nested drop-out group (30 % ⊃ 10 %), dealt over this thread and the helper. */
+async function maskedSums(round: SimRound, keys: Uint8Array[], all: number[], helper: TsWorker<MaskTask, RingVector[]>) {
+  const { w, context } = round;
+  const n = round.config.n;
   log(`  masking all ${n} clients…`);
   const d10 = new Set(pickDropped(n, 0.1, SEED));
   const d30 = new Set(pickDropped(n, 0.3, SEED));
@@ -157,6 +147,31 @@ async function benchConfig(n: number, complete: boolean, helper: TsWorker<MaskTa
   const s0 = s10.slice();
   addInto(s0, groups[2]!, w);
 
+  return { d10, d30, s0, s10, s30 };
+}
+
+async function benchConfig(n: number, complete: boolean, helper: TsWorker<MaskTask, RingVector[]>, pool: UnmaskPool): Promise<Row[]> {
+  const k = complete ? n - 1 : defaultNeighbourCount(n);
+  const graph = complete ? 'complete' : 'k-regular';
+  log(`n = ${n}, ${graph} (k = ${k}): keys and shares…`);
+  const round = await createRound({
+    n,
+    m: M,
+    bits: BITS,
+    k,
+    seed: SEED + n,
+    threshold: (h) => robustThreshold(n, h, 0.3),
+    encryptShares: false, // measured separately below; boxing 127,000 shares would only slow the setup
+  });
+  const all = round.clients.map((c) => c.index);
+  const shared = new Set(all);
+  await shareKeys(round, all);
+  const keys = maskPublicKeys(round);
+  const { w } = round;
+
+  const { clientMs, sharesMs, uploadBytes } = await timeClientSide(round, keys, shared);
+  const { d10, d30, s0, s10, s30 } = await maskedSums(round, keys, all, helper);
+
   const rows: Row[] = [];
   for (const drop of DROP_RATES) {
     const dropped = drop === 0 ? new Set<number>() : drop === 0.1 ? d10 : d30;
@@ -177,7 +192,7 @@ async function benchConfig(n: number, complete: boolean, helper: TsWorker<MaskTa
     const expected = sumLevels([...uploaded].map((u) => levelsOf(round, u)), w);
     const exact = sameWords(single, expected) && sameWords(dual, expected);
     if (!exact) throw new Error(`n = ${n} ${graph} ${drop * 100} %: unmasked sum differs from the plain sum`);
-    rows.push({ n, graph, k, holders: round.clients[0]!.holders.length, t: round.threshold, drop, w, clientMs: median(clientTimes), sharesMs, server1, server2, uploadBytes, exact });
+    rows.push({ n, graph, k, holders: round.clients[0]!.holders.length, t: round.threshold, drop, w, clientMs, sharesMs, server1, server2, uploadBytes, exact });
   }
   return rows;
 }

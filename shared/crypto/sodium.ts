@@ -8,6 +8,9 @@ import { nodeCrypto, type NodeCrypto, type NodeKey } from './node-crypto.ts';
  * in mask-stream.ts have node:crypto fast paths, each checked against libsodium before it
  * is used.) Await `cryptoReady()` once (libsodium instantiates its WebAssembly
  * asynchronously); everything else is synchronous.
+ *
+ * (Over 300 lines on purpose: keeping every primitive in this one module is what lets
+ * nothing else import libsodium.)
  */
 
 export interface KeyPair {

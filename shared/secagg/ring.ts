@@ -6,6 +6,10 @@ import { TributaryError } from '../errors.ts';
  * words when w ≤ 16 and in 32-bit words otherwise: 2^w divides the word modulus, so
  * typed-array wrap-around followed by a mask is exact reduction mod 2^w. On the wire a
  * vector is bit-packed at w bits per value.
+ *
+ * (Over 300 lines on purpose: the add and subtract kernels are written out once per word
+ * width — 16, 24 and 32 bits — so that each of these inner loops of masking and unmasking
+ * runs over one typed-array type only, which keeps it monomorphic and fast.)
  */
 
 export type RingVector = Uint16Array | Uint32Array;
