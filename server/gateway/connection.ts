@@ -84,7 +84,13 @@ export class ClientConnection implements Caller {
     const { store, enrollments, clients, grace, serverKey, log } = this.context;
     const task = await requireTask(store, request.taskId);
     await enrollments.check(task.id, request.identityKey, request.kind);
-    if (this.joined) grace.end(this.joined); // joining again on one connection starts over
+    // Closed while the lookups ran: a session made now would sit on a dead link, never released.
+    if (this.socket.disconnected) throw new TributaryError('NOT_JOINED', 'the connection closed during the join');
+    if (this.joined) {
+      // Joining again on one connection starts over, out of the old task's room too.
+      void this.socket.leave(taskRoom(this.joined.taskId));
+      grace.end(this.joined);
+    }
     this.joined = undefined;
     const previous = this.resumable(request, task.id);
     let session: ClientSession;
