@@ -29,6 +29,8 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
   private task: TaskRecord | undefined;
   private readonly seed: number;
   private paused = false;
+  /** Rejects a `start()` still waiting to join: `stop()` came first. */
+  private cancelStart: ((error: Error) => void) | undefined;
   /** What this device reports it can do; throughput follows its latest round. */
   private capabilities: Capabilities = { throughput: 0 };
 
@@ -100,9 +102,14 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
       };
       this.once('joined', onJoined);
       this.once('error', onError);
+      this.cancelStart = onError;
     });
     this.connection.open(identity);
-    await joined;
+    try {
+      await joined;
+    } finally {
+      this.cancelStart = undefined;
+    }
   }
 
   /** Fault injection: drops the connection as a network failure would; the client reconnects by itself. */
@@ -133,6 +140,7 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
   }
 
   stop(): void {
+    this.cancelStart?.(new TributaryError('NOT_JOINED', 'the client stopped before it joined'));
     this.rounds?.abandon('the client stopped');
     this.connection.close();
     // A set-up still under way is disposed of once it is done.

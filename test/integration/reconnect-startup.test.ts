@@ -71,6 +71,21 @@ describe('a client that loses its connection while it sets up', () => {
     });
   }
 
+  it('ends a start() still setting up when the client is stopped, instead of leaving it pending', async () => {
+    const task = await h.createTask({ name: 'stopped during set-up' });
+    const setUpStarted = latch();
+    const client = inProcessClient(h, task.id, 0, {
+      activateBackend: () => {
+        setUpStarted.open();
+        return new Promise<never>(() => {}); // never finishes
+      },
+    });
+    const started = client.start();
+    await setUpStarted.promise;
+    client.stop();
+    await expect(started).rejects.toMatchObject({ code: 'NOT_JOINED' });
+  });
+
   it('still fails start() on a join the server refuses', async () => {
     const task = await h.createTask({ name: 'not enrolled' });
     const client = inProcessClient(h, task.id, 0, { enrollment: undefined }); // a fresh identity, never enrolled
