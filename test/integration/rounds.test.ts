@@ -34,6 +34,9 @@ describe('federated rounds with real client processes', () => {
       expect(r.uploadBytesPerParam).toBeLessThanOrEqual(1.05);
     }
     expect(rounds[2]!.accuracy).toBeGreaterThan(rounds[0]!.accuracy);
+    // Seeded end to end (partition, initial model, shuffles, rounding): round 3 measured
+    // 0.7805 in each of three runs (rounds 1-3: 0.693, 0.7605, 0.7805). The bound leaves
+    // 18 pp for what may differ on another machine (float summation order, a slower backend).
     expect(rounds[2]!.accuracy).toBeGreaterThan(0.6);
 
     const model = await h.asAdmin({ url: `/api/tasks/${task.id}/model/model.json` });

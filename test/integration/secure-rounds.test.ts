@@ -39,6 +39,8 @@ describe('secure aggregation with real client processes over socket.io', () => {
       expect(r.uploadBytesPerParam).toBeGreaterThan(10 / 8);
       expect(r.uploadBytesPerParam).toBeLessThanOrEqual(10 / 8 + 0.02);
     }
+    // Seeded end to end: round 2 measured 0.76 in each of three runs (round 1: 0.646); the
+    // bound leaves 16 pp for what may differ on another machine.
     expect(rounds[1]!.accuracy).toBeGreaterThan(0.6);
   });
 
