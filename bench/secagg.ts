@@ -9,7 +9,7 @@ import {
   SEAL_OVERHEAD_BYTES,
 } from '../shared/crypto/sodium.ts';
 import { expandSeed } from '../shared/secagg/mask-stream.ts';
-import { defaultNeighbourCount } from '../shared/secagg/neighbours.ts';
+import { safeThreshold } from '../shared/secagg/protocol.ts';
 import { addInto, encodeRing, ringWireBytes, type RingVector } from '../shared/secagg/ring.ts';
 import { sumLevels } from '../shared/secagg/math.ts';
 import { MAX_SHARES, splitSecret } from '../shared/secagg/shamir.ts';
@@ -23,9 +23,8 @@ import {
   maskSpec,
   pickDropped,
   unmaskJob,
-  reconstructionFailure,
+  neighboursForDropouts,
   revealShares,
-  robustThreshold,
   shareKeys,
   type SimRound,
 } from '../test/support/secagg-sim.ts';
@@ -151,7 +150,8 @@ async function maskedSums(round: SimRound, keys: Uint8Array[], all: number[], he
 }
 
 async function benchConfig(n: number, complete: boolean, helper: TsWorker<MaskTask, RingVector[]>, pool: UnmaskPool): Promise<Row[]> {
-  const k = complete ? n - 1 : defaultNeighbourCount(n);
+  // k-regular: the fewest neighbours whose safe threshold survives the 30 % drop-out measured below.
+  const k = complete ? n - 1 : neighboursForDropouts(n, 0.3);
   const graph = complete ? 'complete' : 'k-regular';
   log(`n = ${n}, ${graph} (k = ${k}): keys and shares…`);
   const round = await createRound({
@@ -160,7 +160,7 @@ async function benchConfig(n: number, complete: boolean, helper: TsWorker<MaskTa
     bits: BITS,
     k,
     seed: SEED + n,
-    threshold: (h) => robustThreshold(n, h, 0.3),
+    threshold: safeThreshold,
     encryptShares: false, // measured separately below; boxing 127,000 shares would only slow the setup
   });
   const all = round.clients.map((c) => c.index);
@@ -181,12 +181,12 @@ async function benchConfig(n: number, complete: boolean, helper: TsWorker<MaskTa
     log(`  unmasking with ${dropped.size} dropped…`);
 
     let t0 = performance.now();
-    const single = await runUnmaskJob(unmaskJob(round, shared, uploaded, revealed), maskedSum, expandSeed);
+    const { vector: single } = await runUnmaskJob(unmaskJob(round, shared, uploaded, revealed), maskedSum, expandSeed);
     const server1 = (performance.now() - t0) / 1000;
 
     // The live server's path: the job dealt to one worker thread per core.
     t0 = performance.now();
-    const dual = await pool.unmask(unmaskJob(round, shared, uploaded, revealed), maskedSum);
+    const { vector: dual } = await pool.unmask(unmaskJob(round, shared, uploaded, revealed), maskedSum);
     const server2 = (performance.now() - t0) / 1000;
 
     const expected = sumLevels([...uploaded].map((u) => levelsOf(round, u)), w);
@@ -195,15 +195,6 @@ async function benchConfig(n: number, complete: boolean, helper: TsWorker<MaskTa
     rows.push({ n, graph, k, holders: round.clients[0]!.holders.length, t: round.threshold, drop, w, clientMs, sharesMs, server1, server2, uploadBytes, exact });
   }
   return rows;
-}
-
-/** The smallest even k whose majority threshold keeps the failure bound at 30 % drop-out ≤ 10⁻³. */
-function kForMajority(n: number): number {
-  for (let k = defaultNeighbourCount(n); k < n - 1; k += 2) {
-    const h = Math.min(k + 1, MAX_SHARES);
-    if (reconstructionFailure(n, h, 0.3, Math.floor(h / 2) + 1) <= 1e-3) return k;
-  }
-  return n - 1;
 }
 
 export async function run(options: BenchOptions): Promise<void> {
@@ -223,7 +214,7 @@ export async function run(options: BenchOptions): Promise<void> {
       r.n,
       r.graph,
       r.k,
-      `${r.t} / ${r.holders}${r.t * 2 <= r.holders ? ' †' : ''}${r.holders < r.k + 1 ? ' ‡' : ''}`,
+      `${r.t} / ${r.holders}${r.holders < r.k + 1 ? ' ‡' : ''}`,
       `${r.drop * 100} %`,
       r.w,
       r.clientMs.toFixed(1),
@@ -265,11 +256,10 @@ export async function run(options: BenchOptions): Promise<void> {
     `‡ shamir-secret-sharing works over GF(256), so at most ${MAX_SHARES} shares: with the complete graph at n = 500 each client`,
     `  still masks with all ${499} others, but shares its secrets with a committee of itself and ${MAX_SHARES - 1} neighbours`,
     '  (a seeded order), any t of whom can rebuild them.',
-    't: the largest threshold ≤ ⌈2h/3⌉ (h = holders) for which a round losing 30 % of its clients after sharing keys',
-    '  fails to rebuild some secret with probability ≤ 10⁻³ (hypergeometric tail, union bound over the n secrets).',
-    '† t ≤ h/2: with the default k = 2⌈log2 n⌉ no majority threshold survives 30 % drop-out, so these rows protect',
-    '  against an honest-but-curious server only (a server lying about who dropped could collect both shares).',
-    `  A majority threshold needs k ≥ ${kForMajority(100)} at n = 100 and k ≥ ${kForMajority(500)} at n = 500 under the same rule.`,
+    't: the smallest safe threshold, a majority of the h holders (2t > h: a server lying about who dropped cannot',
+    '  rebuild both of a client\'s secrets). k-regular rows take the fewest neighbours (from the default 2⌈log2 n⌉ up) for which',
+    '  that threshold survives a round losing 30 % of its clients after sharing keys with probability ≥ 1 − 10⁻³',
+    '  (hypergeometric tail, union bound over the n secrets); the server and clients refuse any lower threshold.',
   ];
 
   const report = `Secure aggregation (SecAgg / SecAgg+)\n\n${main}\n\nTargets\n${targets}\n\n${notes.join('\n')}\n`;

@@ -11,7 +11,7 @@ import { verifyRoundStart } from '../shared/protocol/round-signature.ts';
 import { createRng, deriveSeed, type Rng } from '../shared/random.ts';
 import { SecAggClient } from '../shared/secagg/client.ts';
 import { expandSeed } from '../shared/secagg/mask-stream.ts';
-import { roundContext, unpackAdvertised, unpackConfirmations, type SecureRoundConfig } from '../shared/secagg/protocol.ts';
+import { encodeMaskedUpload, roundContext, unpackAdvertised, unpackConfirmations, type SecureRoundConfig } from '../shared/secagg/protocol.ts';
 import { encodeRing } from '../shared/secagg/ring.ts';
 import { bytes, unlessAborted, type Connection, type SecureEvent } from './connection.ts';
 import type { Trainer, TrainResult } from './trainer.ts';
@@ -179,13 +179,14 @@ export class RoundRunner {
       residual: this.residual!,
       rng: this.rng,
     });
-    await this.upload(start, seal(encodeRing(protocol.mask(levels, expandSeed), secure.ringBits), start.aggregatorKey), trained, me.samples, signal);
+    const masked = encodeRing(protocol.mask(levels, expandSeed), secure.ringBits);
+    await this.upload(start, seal(encodeMaskedUpload(protocol.partnersSignature(), masked), start.aggregatorKey), trained, me.samples, signal);
     phase('uploaded');
 
     const { survivors } = await request('secagg:survivors', ref);
     const signature = protocol.confirm(survivors);
-    const { confirmations } = await request('secagg:confirm', { ...ref, signature });
-    const shares = protocol.reveal(unpackConfirmations(bytes(confirmations)));
+    const { confirmations, partners } = await request('secagg:confirm', { ...ref, signature });
+    const shares = protocol.reveal(unpackConfirmations(bytes(confirmations)), unpackConfirmations(bytes(partners)));
     await request('secagg:reveal', { ...ref, shares });
     phase('revealed');
   }

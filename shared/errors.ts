@@ -44,6 +44,8 @@ export const errorCatalog = {
   SECAGG_TOO_FEW_SHARES: { status: 409, message: 'Too few shares survive to unmask the sum' },
   SECAGG_RECONSTRUCTION_FAILED: { status: 409, message: 'Revealed shares do not rebuild the secret their owner published' },
   SECAGG_OUT_OF_PHASE: { status: 409, message: 'The secure round is not in the phase this message belongs to' },
+  SECAGG_THRESHOLD_UNSAFE: { status: 400, message: 'The secure-aggregation threshold is below the safe bound 2t > k + 1' },
+  SECAGG_UNSAFE_VIEW: { status: 409, message: 'What the server showed this client would let it unmask the client alone; refused' },
   BACKEND_UNAVAILABLE: { status: 500, message: 'The requested TensorFlow.js backend cannot start here' },
   INTERNAL: { status: 500, message: 'Internal error' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -81,7 +81,7 @@ function clientEventHandlers({ coordinator, scheduler }: GatewayOptions): EventH
     'secagg:advertise': async (request, { session }) => ({ advertised: await secureRound(request).advertise(session.id, request) }),
     'secagg:share': (request, { session }) => secureRound(request).share(session.id, request.boxes),
     'secagg:survivors': async (request, { session }) => ({ survivors: await secureRound(request).survivorsFor(session.id) }),
-    'secagg:confirm': async (request, { session }) => ({ confirmations: await secureRound(request).confirm(session.id, request.signature) }),
+    'secagg:confirm': (request, { session }) => secureRound(request).confirm(session.id, request.signature),
     'secagg:reveal': (request, { session }) => {
       secureRound(request).reveal(session.id, request.shares);
       return { accepted: true as const };

@@ -1,15 +1,15 @@
 import { decodeSecureSum, nextClips, secureInputLength } from '../../shared/codec/secure-codec.ts';
 import { SEAL_OVERHEAD_BYTES, concatBytes, generateBoxKeyPair, openSealed, randomBytes } from '../../shared/crypto/sodium.ts';
 import type { TaskSpec } from '../../shared/protocol/task.ts';
-import { roundContext, secureParameters, type SecureRoundConfig } from '../../shared/secagg/protocol.ts';
-import { decodeRing, ringBits, ringWireBytes, type RingVector } from '../../shared/secagg/ring.ts';
+import { decodeMaskedUpload, PARTNERS_SIGNATURE_BYTES, roundContext, secureParameters, type SecureRoundConfig } from '../../shared/secagg/protocol.ts';
+import { decodeRing, ringBits, ringWireBytes } from '../../shared/secagg/ring.ts';
 import type { ParticipantRecord } from '../../shared/protocol/task.ts';
 import type { ClientSession } from '../gateway/clients.ts';
 import { roundBase } from '../rounds/dispatch.ts';
 import type { Contribution } from '../rounds/global-model.ts';
 import type { RoundRun } from '../rounds/round-run.ts';
 import type { RoundPlan } from '../rounds/scheduler.ts';
-import { SecureRound } from './secure-round.ts';
+import { SecureRound, type MaskedUpload } from './secure-round.ts';
 
 /** Longest wait for one phase of a secure round. */
 const SECURE_PHASE_MS = 30_000;
@@ -61,17 +61,24 @@ export async function runMaskedRound(run: RoundRun): Promise<Contribution> {
   run.runProtocol(protocol);
   try {
     run.announce(roundBase(task, options.chunkBytes, round, deadline, aggregator, config));
-    const { sum, survivors, unmaskMs } = await protocol.run(async (sharers) => {
-      const collected = await run.collect<RingVector>({
+    const { sum, survivors, unmaskMs, forgers, excluded } = await protocol.run(async (sharers) => {
+      const collected = await run.collect<MaskedUpload>({
         uploaders: sharers.map((i) => participants[i]!),
         deadline,
-        maxBytes: SEAL_OVERHEAD_BYTES + ringWireBytes(inputLength, config.ringBits),
-        decode: (bytes) => decodeRing(openSealed(bytes, aggregator), config.ringBits, inputLength),
+        maxBytes: SEAL_OVERHEAD_BYTES + PARTNERS_SIGNATURE_BYTES + ringWireBytes(inputLength, config.ringBits),
+        decode: (bytes) => {
+          const { partnersSignature, ring } = decodeMaskedUpload(openSealed(bytes, aggregator));
+          return { partnersSignature, masked: decodeRing(ring, config.ringBits, inputLength) };
+        },
       });
       rejected = collected.rejected.length;
       participantsDetail = run.account(collected);
       return new Map(collected.accepted.map((u) => [protocol.indexFor(u.clientId), u.value]));
     });
+    if (forgers.length > 0 || excluded.length > 0) {
+      const ids = (list: number[]) => list.map((i) => participants[i]!.id);
+      options.log.warn({ taskId: id, round, forgers: ids(forgers), excluded: ids(excluded) }, 'participants misbehaved: forged shares left out of the reconstruction, uploads signed for other partners left out of the sum');
+    }
     const decodeStarted = performance.now();
     const meanSamples = config.participants.reduce((a, p) => a + p.samples, 0) / participants.length;
     const samples = survivors.reduce((a, u) => a + config.participants[u]!.samples, 0);
@@ -84,9 +91,9 @@ export async function runMaskedRound(run: RoundRun): Promise<Contribution> {
       clips,
       aggregationMs: unmaskMs + performance.now() - decodeStarted,
       participants: survivors.length,
-      dropped: participants.length - survivors.length - rejected,
+      dropped: participants.length - survivors.length - rejected - excluded.length,
       late: 0,
-      rejected,
+      rejected: rejected + excluded.length,
       samples,
       uploadBytes: survivors.reduce((a, u) => a + participants[u]!.wireBytes() - startBytes[u]!, 0),
       staleness: 0,

@@ -10,6 +10,11 @@ import {
   SHARE_BOX_BYTES,
   SHARE_BYTES,
   unpackIndexed,
+  consistencyQuorum,
+  partnersOf,
+  partnersSigned,
+  PARTNERS_SIGNATURE_BYTES,
+  type RelayedConfirmations,
   survivorsSigned,
   verifyAdvertisement,
   type AdvertiseRequest,
@@ -18,7 +23,7 @@ import {
   type RevealedShare,
   type SecureRoundConfig,
 } from '../../shared/secagg/protocol.ts';
-import { groupReveals, planUnmask, type Unmasker } from '../../shared/secagg/unmask.ts';
+import { groupReveals, planUnmask, type Unmasked, type Unmasker } from '../../shared/secagg/unmask.ts';
 import { Announcement, Phase } from './phase.ts';
 
 export interface SecureRoundOptions {
@@ -38,6 +43,16 @@ export interface SecureSum {
   survivors: number[];
   /** Time spent rebuilding secrets and removing masks. */
   unmaskMs: number;
+  /** Participants whose revealed share was forged: left out of the reconstruction (the round goes on). */
+  forgers: number[];
+  /** Uploaders whose partner signature did not match the sharers: their input left out, as if they had dropped. */
+  excluded: number[];
+}
+
+/** One participant's masked input, with its signature over the partners it masked with. */
+export interface MaskedUpload {
+  masked: RingVector;
+  partnersSignature: Uint8Array;
 }
 
 /**
@@ -59,7 +74,9 @@ export class SecureRound {
   private readonly advertised = new Announcement<Uint8Array>();
   private readonly relayed = new Announcement<(index: number) => RelayedShares>();
   private readonly survivorList = new Announcement<number[]>();
-  private readonly confirmations = new Announcement<Uint8Array>();
+  private readonly confirmations = new Announcement<(index: number) => RelayedConfirmations>();
+  /** Each survivor's signature over its partners, relayed to its neighbours with the confirmations. */
+  private readonly partnerSignatures = new Map<number, Uint8Array>();
   private ads = new Map<number, AdvertisedKeys>();
   private sharers = new Set<number>();
   private survivors: number[] = [];
@@ -118,14 +135,14 @@ export class SecureRound {
     return this.survivorList.value;
   }
 
-  confirm(clientId: string, signature: Uint8Array): Promise<Uint8Array> {
+  async confirm(clientId: string, signature: Uint8Array): Promise<RelayedConfirmations> {
     const index = this.indexFor(clientId);
     if (!this.confirms) throw new TributaryError('SECAGG_OUT_OF_PHASE', 'survivors are not announced yet');
     if (!survivorsSigned(this.options.context, this.survivors, signature, this.identityKey(index))) {
       throw new TributaryError('SIGNATURE_INVALID', 'confirmation does not sign the announced survivors');
     }
     this.confirms.submit(index, signature);
-    return this.confirmations.value;
+    return (await this.confirmations.value)(index);
   }
 
   reveal(clientId: string, packedShares: Uint8Array): void {
@@ -170,7 +187,7 @@ export class SecureRound {
    * Runs the phases. `collectUploads` runs the masked-input upload for the given sharers'
    * indices and returns each uploader's masked vector.
    */
-  async run(collectUploads: (sharers: number[]) => Promise<Map<number, RingVector>>): Promise<SecureSum> {
+  async run(collectUploads: (sharers: number[]) => Promise<Map<number, MaskedUpload>>): Promise<SecureSum> {
     const { config, phaseMs } = this.options;
     try {
       this.ads = await this.settled(this.keys.done);
@@ -192,25 +209,51 @@ export class SecureRound {
       // A holder only gets boxes from owners that finished sharing.
       this.relayed.publish((index) => ({ boxes: packIndexed(inbox.get(index) ?? [], SHARE_BOX_BYTES), sharers }));
 
-      const masked = await this.settled(collectUploads(sharers));
+      const { masked, excluded } = this.checkPartners(await this.settled(collectUploads(sharers)));
       this.survivors = [...masked.keys()].sort((a, b) => a - b);
-      this.atLeastThreshold(this.survivors.length, 'clients uploaded');
+      const quorum = consistencyQuorum(config.participants.length, this.threshold);
+      // Clients confirm no list that fewer than a quorum survived.
+      if (this.survivors.length < quorum) throw new TributaryError('SECAGG_TOO_FEW_SHARES', `${this.survivors.length} clients uploaded, need ${quorum}`);
       this.confirms = new Phase('confirm', this.present(this.survivors), Date.now() + phaseMs);
       this.survivorList.publish(this.survivors);
 
       const confirmed = await this.settled(this.confirms.done);
-      this.atLeastThreshold(confirmed.size, 'clients confirmed the survivors');
+      if (confirmed.size < quorum) throw new TributaryError('SECAGG_TOO_FEW_SHARES', `${confirmed.size} clients confirmed the survivors, need ${quorum}`);
       this.reveals = new Phase('reveal', this.present(confirmed.keys()), Date.now() + phaseMs);
-      this.confirmations.publish(packConfirmations([...confirmed].map(([index, signature]) => ({ index, signature }))));
+      const packed = packConfirmations([...confirmed].map(([index, signature]) => ({ index, signature })));
+      const survived = new Set(this.survivors);
+      this.confirmations.publish((index) => ({
+        confirmations: packed,
+        partners: packIndexed(this.graph[index]!.filter((o) => survived.has(o)).map((o) => ({ index: o, bytes: this.partnerSignatures.get(o)! })), PARTNERS_SIGNATURE_BYTES),
+      }));
 
       const revealed = await this.settled(this.reveals.done);
       const started = performance.now();
-      const sum = await this.unmask(masked, revealed);
-      return { sum, survivors: this.survivors, unmaskMs: performance.now() - started };
+      const { vector: sum, forgers } = await this.unmask(masked, revealed);
+      return { sum, survivors: this.survivors, unmaskMs: performance.now() - started, forgers, excluded };
     } catch (error) {
       this.abort(error instanceof Error ? error : new Error(String(error)));
       throw error;
     }
+  }
+
+  /**
+   * Keeps the uploads whose partner signature covers exactly the uploader's neighbours among
+   * the sharers: any other was masked with partners its holders do not know of, and they
+   * would refuse to reveal its self seed; it is left out as a drop-out.
+   */
+  private checkPartners(uploads: Map<number, MaskedUpload>): { masked: Map<number, RingVector>; excluded: number[] } {
+    const masked = new Map<number, RingVector>();
+    const excluded: number[] = [];
+    for (const [u, upload] of uploads) {
+      if (partnersSigned(this.options.context, partnersOf(u, this.graph, this.sharers), upload.partnersSignature, this.identityKey(u))) {
+        masked.set(u, upload.masked);
+        this.partnerSignatures.set(u, upload.partnersSignature);
+      } else {
+        excluded.push(u);
+      }
+    }
+    return { masked, excluded };
   }
 
   /** Fails every waiting client (task stopped, or the round could not finish). */
@@ -220,7 +263,7 @@ export class SecureRound {
     for (const phase of [this.keys, this.shares, this.confirms, this.reveals]) phase?.close();
   }
 
-  private async unmask(masked: Map<number, RingVector>, revealed: Map<number, RevealedShare[]>): Promise<RingVector> {
+  private async unmask(masked: Map<number, RingVector>, revealed: Map<number, RevealedShare[]>): Promise<Unmasked> {
     const { config, context, inputLength } = this.options;
     const uploaded = new Set(this.survivors);
     const job = planUnmask({
@@ -232,7 +275,7 @@ export class SecureRound {
       sharers: this.sharers,
       uploaded,
       published: (index) => this.ads.get(index)!,
-      revealed: groupReveals(revealed.values(), uploaded),
+      revealed: groupReveals(revealed.entries(), uploaded),
     });
     const sum = newRingVector(config.ringBits, inputLength);
     for (const y of masked.values()) addInto(sum, y, config.ringBits);

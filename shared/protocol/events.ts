@@ -8,6 +8,7 @@ import {
   RevealRequest,
   RoundRef,
   ShareRequest,
+  type RelayedConfirmations,
   type RelayedShares,
   type SecureRoundConfig,
 } from '../secagg/protocol.ts';
@@ -167,7 +168,7 @@ export interface ClientToServerEvents {
   'secagg:advertise': (request: AdvertiseRequest, ack: Ack<{ advertised: Uint8Array }>) => void;
   'secagg:share': (request: ShareRequest, ack: Ack<RelayedShares>) => void;
   'secagg:survivors': (request: RoundRef, ack: Ack<{ survivors: number[] }>) => void;
-  'secagg:confirm': (request: ConfirmRequest, ack: Ack<{ confirmations: Uint8Array }>) => void;
+  'secagg:confirm': (request: ConfirmRequest, ack: Ack<RelayedConfirmations>) => void;
   'secagg:reveal': (request: RevealRequest, ack: Ack<{ accepted: true }>) => void;
 }
 

@@ -1,5 +1,6 @@
 import { Type, type Static, type TLiteral, type TUnion } from 'typebox';
 import { TributaryError } from '../errors.ts';
+import { secureParameters } from '../secagg/protocol.ts';
 
 /** What a task trains, on what data, and how its rounds run. One schema for REST and storage. */
 
@@ -157,6 +158,8 @@ export function withTaskDefaults(input: TaskSpecInput): TaskSpec {
   if (spec.secure && spec.bits === 32) throw new TributaryError('BAD_REQUEST', 'secure aggregation needs quantized updates (bits 2, 4, 8 or 16)');
   // A masked sum needs one cohort that masks together; FedBuff's buffer fills with whoever finishes first.
   if (spec.secure && spec.mode === 'async') throw new TributaryError('BAD_REQUEST', 'secure aggregation needs sync rounds (see the README on async mode)');
+  // The round's own participants decide k; a full round's k is the one to check an explicit threshold against.
+  if (spec.secure && spec.threshold > 0) secureParameters(Math.max(3, spec.clientsPerRound), spec.neighbours, spec.threshold);
   if (spec.partition.kind === 'sizes' && spec.partition.sizes.length !== spec.shards) {
     throw new TributaryError('BAD_REQUEST', `${spec.partition.sizes.length} shard sizes for ${spec.shards} shards`);
   }

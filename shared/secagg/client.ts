@@ -22,7 +22,12 @@ import {
   SHARE_BOX_BYTES,
   SHARE_BYTES,
   unpackIndexed,
+  checkThreshold,
+  consistencyQuorum,
+  partnersOf,
+  partnersSigned,
   signAdvertisement,
+  signPartners,
   signSurvivors,
   survivorsSigned,
   verifyAdvertisement,
@@ -40,7 +45,9 @@ type Stage = 'created' | 'advertised' | 'shared' | 'received' | 'masked' | 'conf
  * takes what the server relayed, checks it, and returns the next message. It trusts the
  * server with nothing it could abuse: every peer key must carry its owner's identity
  * signature, every share must authenticate, and it reveals a peer's self-seed share or
- * its mask-key share but never both, only after t participants signed the same survivor list.
+ * its mask-key share but never both, and only after a quorum of the participants signed
+ * the same survivor list; it masks only when the server's view of who shared leaves the
+ * server no way to unmask it alone.
  */
 export class SecAggClient {
   private stage: Stage = 'created';
@@ -67,6 +74,8 @@ export class SecAggClient {
     if (!me || !equalBytes(me, identity.publicKey)) {
       throw new TributaryError('SIGNATURE_INVALID', 'the round config does not list this client under its identity key');
     }
+    // A server asking for a threshold below the safe bound could rebuild both of our secrets.
+    checkThreshold(config.threshold, config.neighbours);
     this.graph = roundGraph(config);
   }
 
@@ -125,7 +134,7 @@ export class SecAggClient {
     for (const v of sharers) {
       if (!this.peers.has(v)) throw new TributaryError('BAD_REQUEST', `participant ${v} shared without advertising`);
     }
-    const expected = this.graph[this.index]!.filter((v) => sharers.has(v));
+    const expected = partnersOf(this.index, this.graph, sharers);
     const boxes = new Map<number, Uint8Array>();
     for (const { index: from, bytes: box } of unpackIndexed(relayed.boxes, SHARE_BOX_BYTES)) {
       if (boxes.has(from) || !expected.includes(from)) throw new TributaryError('BAD_REQUEST', `unexpected share from participant ${from}`);
@@ -140,8 +149,20 @@ export class SecAggClient {
       }
       this.held.set(from, { selfSeed: plain.selfSeedShare, maskKey: plain.maskKeyShare });
     }
+    this.refuseUnsafeSharers(sharers, expected);
     this.sharers = sharers;
     this.partners = expected;
+  }
+
+  /**
+   * Enough sharers, and enough of its own neighbours among them, that t holders of its self
+   * seed that it masked with can ever reveal it: otherwise its input could never be
+   * unmasked in a sum of t, and masking would only hand the server its upload.
+   */
+  private refuseUnsafeSharers(sharers: ReadonlySet<number>, partners: readonly number[]): void {
+    const t = this.config.threshold;
+    if (sharers.size < t) throw new TributaryError('SECAGG_UNSAFE_VIEW', `${sharers.size} sharers, threshold ${t}`);
+    if (partners.length + 1 < t) throw new TributaryError('SECAGG_UNSAFE_VIEW', `${partners.length} of this client's neighbours shared: with it, fewer than the threshold ${t}`);
   }
 
   /** Phase 3: y = x + PRG(b) + Σ ± PRG(s_uv) over the neighbours that shared. */
@@ -154,6 +175,12 @@ export class SecAggClient {
     return maskInput(levels, this.config.ringBits, this.selfSeed, pairs, expand);
   }
 
+  /** Phase 3, with the upload: this client's identity signature over the partners it masked with. */
+  partnersSignature(): Uint8Array {
+    if (this.stage !== 'masked') throw new TributaryError('SECAGG_OUT_OF_PHASE', `expected masked, at ${this.stage}`);
+    return signPartners(this.context, this.partners, this.identity.secretKey);
+  }
+
   /** Phase 4: signs the survivor list the server announced, after checking it could be true. */
   confirm(survivors: readonly number[]): Uint8Array {
     this.advance('masked', 'confirmed');
@@ -161,18 +188,22 @@ export class SecAggClient {
     if (sorted.length !== survivors.length || !sorted.includes(this.index) || sorted.some((v) => !this.sharers.has(v))) {
       throw new TributaryError('BAD_REQUEST', 'survivors must be distinct sharers including this client');
     }
-    if (sorted.length < this.config.threshold) {
-      throw new TributaryError('SECAGG_TOO_FEW_SHARES', `${sorted.length} survivors, threshold ${this.config.threshold}`);
+    const quorum = consistencyQuorum(this.config.participants.length, this.config.threshold);
+    if (sorted.length < quorum) {
+      throw new TributaryError('SECAGG_TOO_FEW_SHARES', `${sorted.length} survivors, need ${quorum} to confirm them`);
     }
     this.survivors = sorted;
     return signSurvivors(this.context, sorted, this.identity.secretKey);
   }
 
   /**
-   * Phase 5: once t survivors signed the same list, reveals for each owner whose shares
-   * this client holds its self-seed share if it survived, else its mask-key share.
+   * Phase 5: once a quorum signed the same list, reveals for each owner whose shares this
+   * client holds its self-seed share if it survived, else its mask-key share. A survivor's
+   * self-seed share only if the owner signed, as its partners, exactly its neighbours among
+   * the sharers this client was shown: so this client is among them, and the owner's upload
+   * still carries the pair mask they share.
    */
-  reveal(confirmations: readonly Confirmation[]): Uint8Array {
+  reveal(confirmations: readonly Confirmation[], partnerSignatures: readonly Confirmation[]): Uint8Array {
     this.advance('confirmed', 'revealed');
     const signers = new Set<number>();
     for (const c of confirmations) {
@@ -181,10 +212,19 @@ export class SecAggClient {
         signers.add(c.index);
       }
     }
-    if (signers.size < this.config.threshold) {
-      throw new TributaryError('SIGNATURE_INVALID', `${signers.size} valid confirmations of the survivor list, threshold ${this.config.threshold}`);
+    // A quorum of the participants: no other list can have one too, so every revealing client acts on this list.
+    const quorum = consistencyQuorum(this.config.participants.length, this.config.threshold);
+    if (signers.size < quorum) {
+      throw new TributaryError('SECAGG_UNSAFE_VIEW', `${signers.size} valid confirmations of the survivor list, need ${quorum}`);
     }
     const survived = new Set(this.survivors);
+    for (const owner of this.held.keys()) {
+      if (owner === this.index || !survived.has(owner)) continue;
+      const proof = partnerSignatures.find((p) => p.index === owner);
+      if (!proof || !partnersSigned(this.context, partnersOf(owner, this.graph, this.sharers), proof.signature, identityKeyOf(this.config, owner)!)) {
+        throw new TributaryError('SECAGG_UNSAFE_VIEW', `participant ${owner} did not mask with the sharers this client was shown`);
+      }
+    }
     return packIndexed([...this.held].map(([of, shares]) => ({ index: of, bytes: survived.has(of) ? shares.selfSeed : shares.maskKey })), SHARE_BYTES);
   }
 }

@@ -63,8 +63,38 @@ export function identityKeyOf(config: SecureRoundConfig, index: number): Uint8Ar
 }
 
 /**
- * k and t for n participants: the task's choice, or ≈ 2·log2 n neighbours and a majority
- * of each secret's k + 1 holders (tolerates just under half of a neighbourhood vanishing).
+ * The smallest safe threshold for a secret held by `holders` clients: 2t > holders. Every
+ * honest holder reveals a given owner's self-seed share or its mask-key share, never both;
+ * a server showing two groups of holders different survivor lists can rebuild both secrets
+ * (and so the owner's input) only if two disjoint groups of t holders exist. (docs/design.md,
+ * "Threat model".)
+ */
+export function safeThreshold(holders: number): number {
+  return Math.max(2, Math.floor(holders / 2) + 1);
+}
+
+/** Refuses a threshold below the safe bound, naming it. */
+export function checkThreshold(threshold: number, neighbours: number): void {
+  const holders = neighbours + 1;
+  const least = safeThreshold(holders);
+  if (threshold < least) {
+    throw new TributaryError('SECAGG_THRESHOLD_UNSAFE', `threshold ${threshold} with ${neighbours} neighbours (${holders} holders per secret): 2t > k + 1 needs t ≥ ${least}`);
+  }
+}
+
+/**
+ * Signatures on one survivor list a client needs before it reveals anything: more than half
+ * of the round's participants (and at least t). Each honest client signs one list, so no two
+ * lists can both reach this quorum: every revealing client acts on the same list.
+ */
+export function consistencyQuorum(participants: number, threshold: number): number {
+  return Math.max(threshold, Math.floor(participants / 2) + 1);
+}
+
+/**
+ * k and t for n participants: the task's choice, or ≈ 2·log2 n neighbours and the smallest
+ * safe threshold, a majority of each secret's k + 1 holders (tolerates just under half of a
+ * neighbourhood vanishing). A threshold below the safe bound is refused.
  */
 export function secureParameters(n: number, neighbours: number, threshold: number): { neighbours: number; threshold: number } {
   if (n < 3) throw new TributaryError('SECAGG_TOO_FEW_SHARES', `secure aggregation needs at least 3 participants, got ${n}`);
@@ -73,9 +103,9 @@ export function secureParameters(n: number, neighbours: number, threshold: numbe
   if (holders > MAX_SHARES) {
     throw new TributaryError('BAD_REQUEST', `${k} neighbours: GF(256) Shamir allows ${MAX_SHARES} holders per secret, so at most ${MAX_SHARES - 1} neighbours`);
   }
-  const t = threshold > 0 ? threshold : Math.max(2, Math.floor(holders / 2) + 1);
+  const t = threshold > 0 ? threshold : safeThreshold(holders);
   if (t > holders) throw new TributaryError('SECAGG_TOO_FEW_SHARES', `threshold ${t} exceeds the ${holders} holders of each secret`);
-  if (t < 2) throw new TributaryError('BAD_REQUEST', `threshold must be at least 2, got ${t}`);
+  checkThreshold(t, k);
   return { neighbours: k, threshold: t };
 }
 
@@ -263,6 +293,16 @@ export function unpackConfirmations(packed: Uint8Array): Confirmation[] {
   return unpackIndexed(packed, SIGNATURE).map(({ index, bytes }) => ({ index, signature: bytes }));
 }
 
+/**
+ * The confirm phase's answer to one client: a quorum's signatures on the survivor list, and
+ * the partner-set signatures of its neighbours among the survivors, by owner (its reveal checks
+ * each against its own view before it reveals that owner's self-seed share).
+ */
+export interface RelayedConfirmations {
+  confirmations: Uint8Array;
+  partners: Uint8Array;
+}
+
 function survivorsBytes(context: Uint8Array, survivors: readonly number[]): Uint8Array {
   return concatBytes(utf8('survivors'), context, u32s(survivors));
 }
@@ -273,6 +313,44 @@ export function signSurvivors(context: Uint8Array, survivors: readonly number[],
 
 export function survivorsSigned(context: Uint8Array, survivors: readonly number[], signature: Uint8Array, identityKey: Uint8Array): boolean {
   return verify(signature, survivorsBytes(context, survivors), identityKey);
+}
+
+// --- Phase 3's proof: whom a client masked with --------------------------------------------
+
+/**
+ * A client's masked upload starts with its identity signature over the partners it masked
+ * with (its neighbours among the sharers it was shown). A holder reveals an owner's
+ * self-seed share only if that signature covers the owner's partners as the holder itself
+ * sees them, so a server that told the owner fewer sharers than it told the holder cannot
+ * use the holder to unmask the owner (docs/design.md, "Threat model").
+ */
+export const PARTNERS_SIGNATURE_BYTES = SIGNATURE;
+
+function partnersBytes(context: Uint8Array, partners: readonly number[]): Uint8Array {
+  return concatBytes(utf8('partners'), context, u32s([...partners].sort((a, b) => a - b)));
+}
+
+export function signPartners(context: Uint8Array, partners: readonly number[], identitySecretKey: Uint8Array): Uint8Array {
+  return sign(partnersBytes(context, partners), identitySecretKey);
+}
+
+export function partnersSigned(context: Uint8Array, partners: readonly number[], signature: Uint8Array, identityKey: Uint8Array): boolean {
+  return verify(signature, partnersBytes(context, partners), identityKey);
+}
+
+/** The plaintext a secure upload seals: the partner signature, then the ring-encoded masked input. */
+export function encodeMaskedUpload(partnersSignature: Uint8Array, ring: Uint8Array): Uint8Array {
+  return concatBytes(partnersSignature, ring);
+}
+
+export function decodeMaskedUpload(plain: Uint8Array): { partnersSignature: Uint8Array; ring: Uint8Array } {
+  if (plain.length < PARTNERS_SIGNATURE_BYTES) throw new TributaryError('UPDATE_MALFORMED', 'a secure upload starts with its partner signature');
+  return { partnersSignature: plain.subarray(0, PARTNERS_SIGNATURE_BYTES), ring: plain.subarray(PARTNERS_SIGNATURE_BYTES) };
+}
+
+/** The neighbours of `owner` that shared: whom it masks with. */
+export function partnersOf(owner: number, graph: readonly number[][], sharers: ReadonlySet<number>): number[] {
+  return graph[owner]!.filter((v) => sharers.has(v));
 }
 
 // --- Phase 5: reveal shares --------------------------------------------------------------

@@ -3,7 +3,7 @@ import { TributaryError } from '../errors.ts';
 import type { SeedExpander } from './mask-stream.ts';
 import { newRingVector, type RingVector } from './ring.ts';
 import { pairSign, unmaskSum, type PairMask } from './math.ts';
-import { combineShares } from './shamir.ts';
+import { recoverSecret, type HeldShare } from './recover.ts';
 
 /**
  * The server's unmasking work for one SecAgg+ round, as data: which secrets to rebuild
@@ -15,43 +15,48 @@ export interface UnmaskJob {
   m: number;
   /** Binds the pair seeds to the round (shared/secagg-protocol.ts roundContext). */
   context: Uint8Array;
-  /** One entry per uploader: `threshold` shares of its self-mask seed, and the seed's hash it published. */
-  survivors: Array<{ index: number; shares: Uint8Array[]; commitment: Uint8Array }>;
+  /** Shares needed to rebuild a secret. */
+  threshold: number;
+  /** One entry per uploader: every revealed share of its self-mask seed, and the seed's hash it published. */
+  survivors: Array<{ index: number; shares: HeldShare[]; commitment: Uint8Array }>;
   /** One entry per client that shared keys but did not upload, with the uploaders among its neighbours. */
   dropped: Array<{
     index: number;
     publicKey: Uint8Array;
-    skShares: Uint8Array[];
+    skShares: HeldShare[];
     partners: Array<{ index: number; publicKey: Uint8Array }>;
   }>;
 }
 
-/** Runs an unmask job against a masked sum and returns the plain sum: in one thread, or dealt to several. */
-export type Unmasker = (job: UnmaskJob, maskedSum: RingVector) => Promise<RingVector>;
+/** What unmasking yields: the vector, and the participants caught revealing a forged share (left out). */
+export interface Unmasked {
+  vector: RingVector;
+  forgers: number[];
+}
 
-/** Exactly `t` of the shares, or SECAGG_TOO_FEW_SHARES: combining costs O(count²), so never more. */
-function enoughShares(shares: readonly Uint8Array[] | undefined, t: number, what: string): Uint8Array[] {
-  if (!shares || shares.length < t) {
-    throw new TributaryError('SECAGG_TOO_FEW_SHARES', `${shares?.length ?? 0} of ${t} shares for ${what}`);
-  }
-  return shares.slice(0, t);
+/** Runs an unmask job against a masked sum and returns the plain sum: in one thread, or dealt to several. */
+export type Unmasker = (job: UnmaskJob, maskedSum: RingVector) => Promise<Unmasked>;
+
+function atLeast(shares: readonly HeldShare[] | undefined, t: number, what: string): HeldShare[] {
+  if (!shares || shares.length < t) throw new TributaryError('SECAGG_TOO_FEW_SHARES', `${shares?.length ?? 0} of ${t} shares for ${what}`);
+  return [...shares];
 }
 
 /** Revealed shares by whose secret they rebuild: the uploaders' self-mask seeds, the other sharers' mask keys. */
 export interface RevealedSecrets {
-  selfSeed: Map<number, Uint8Array[]>;
-  maskKey: Map<number, Uint8Array[]>;
+  selfSeed: Map<number, HeldShare[]>;
+  maskKey: Map<number, HeldShare[]>;
 }
 
-/** Sorts each holder's reveal (owner index and share) into the secret it rebuilds. */
-export function groupReveals(reveals: Iterable<readonly { of: number; share: Uint8Array }[]>, uploaded: ReadonlySet<number>): RevealedSecrets {
+/** Sorts each holder's reveal (owner index and share), by holder, into the secret it rebuilds. */
+export function groupReveals(reveals: Iterable<readonly [number, readonly { of: number; share: Uint8Array }[]]>, uploaded: ReadonlySet<number>): RevealedSecrets {
   const grouped: RevealedSecrets = { selfSeed: new Map(), maskKey: new Map() };
-  for (const shares of reveals) {
+  for (const [from, shares] of reveals) {
     for (const { of, share } of shares) {
       const target = uploaded.has(of) ? grouped.selfSeed : grouped.maskKey;
       let list = target.get(of);
       if (!list) target.set(of, (list = []));
-      list.push(share);
+      list.push({ from, share });
     }
   }
   return grouped;
@@ -81,9 +86,9 @@ export interface UnmaskInputs {
  */
 export function planUnmask(inputs: UnmaskInputs): UnmaskJob {
   const { threshold: t, graph, uploaded, published, revealed } = inputs;
-  const job: UnmaskJob = { w: inputs.w, m: inputs.m, context: inputs.context, survivors: [], dropped: [] };
+  const job: UnmaskJob = { w: inputs.w, m: inputs.m, context: inputs.context, threshold: t, survivors: [], dropped: [] };
   for (const u of [...uploaded].sort((a, b) => a - b)) {
-    job.survivors.push({ index: u, shares: enoughShares(revealed.selfSeed.get(u), t, `participant ${u}'s self-mask seed`), commitment: published(u).commitment });
+    job.survivors.push({ index: u, shares: atLeast(revealed.selfSeed.get(u), t, `participant ${u}'s self-mask seed`), commitment: published(u).commitment });
   }
   for (const v of [...inputs.sharers].sort((a, b) => a - b)) {
     if (uploaded.has(v)) continue;
@@ -92,7 +97,7 @@ export function planUnmask(inputs: UnmaskInputs): UnmaskJob {
     job.dropped.push({
       index: v,
       publicKey: published(v).maskKey,
-      skShares: enoughShares(revealed.maskKey.get(v), t, `participant ${v}'s mask key`),
+      skShares: atLeast(revealed.maskKey.get(v), t, `participant ${v}'s mask key`),
       partners: partners.map((u) => ({ index: u, publicKey: published(u).maskKey })),
     });
   }
@@ -108,29 +113,28 @@ export function splitJob(job: UnmaskJob, parts: number): UnmaskJob[] {
 }
 
 /**
- * Reconstructs each secret, checks it against what its owner published (the self seed's
- * hash, the mask key's public key) so a forged share cannot silently corrupt the sum,
- * re-derives the dropped clients' pair seeds and removes every mask. With `maskedSum`
- * null it returns this job's part of the correction, to be added to the others.
+ * Reconstructs each secret, checked against what its owner published (the self seed's
+ * hash, the mask key's public key): a forged share is found and its revealer left out
+ * rather than corrupting the sum or aborting the round (recover.ts). Then re-derives the
+ * dropped clients' pair seeds and removes every mask. With `maskedSum` null it returns this
+ * job's part of the correction, to be added to the others.
  */
-export async function runUnmaskJob(job: UnmaskJob, maskedSum: RingVector | null, expand: SeedExpander): Promise<RingVector> {
+export async function runUnmaskJob(job: UnmaskJob, maskedSum: RingVector | null, expand: SeedExpander): Promise<Unmasked> {
+  const forgers = new Set<number>();
   const selfSeeds: Uint8Array[] = [];
   for (const s of job.survivors) {
-    const seed = await combineShares(s.shares);
-    if (!equalBytes(hash(seed), s.commitment)) {
-      throw new TributaryError('SECAGG_RECONSTRUCTION_FAILED', `client ${s.index}'s self-mask seed`);
-    }
-    selfSeeds.push(seed);
+    const { secret, forgers: bad } = await recoverSecret(s.shares, job.threshold, (seed) => equalBytes(hash(seed), s.commitment), `participant ${s.index}'s self-mask seed`);
+    bad.forEach((f) => forgers.add(f));
+    selfSeeds.push(secret);
   }
   const pairs: PairMask[] = [];
   for (const d of job.dropped) {
-    const secretKey = await combineShares(d.skShares);
-    if (!equalBytes(boxPublicKey(secretKey), d.publicKey)) {
-      throw new TributaryError('SECAGG_RECONSTRUCTION_FAILED', `client ${d.index}'s mask key`);
-    }
+    const { secret: secretKey, forgers: bad } = await recoverSecret(d.skShares, job.threshold, (sk) => equalBytes(boxPublicKey(sk), d.publicKey), `participant ${d.index}'s mask key`);
+    bad.forEach((f) => forgers.add(f));
     for (const p of d.partners) {
       pairs.push({ seed: agreeSeed(secretKey, d.publicKey, p.publicKey, job.context), sign: pairSign(p.index, d.index) });
     }
   }
-  return unmaskSum(maskedSum ?? newRingVector(job.w, job.m), job.w, selfSeeds, pairs, expand);
+  const vector = unmaskSum(maskedSum ?? newRingVector(job.w, job.m), job.w, selfSeeds, pairs, expand);
+  return { vector, forgers: [...forgers].sort((a, b) => a - b) };
 }

@@ -27,22 +27,35 @@ describe('unmasking on worker threads', () => {
   it('gives the same plain sum as one thread, bit for bit', async () => {
     const { job, maskedSum } = await scenario();
     const single = await runUnmaskJob(job, maskedSum, expandSeed);
+    expect(single.forgers).toEqual([]);
     expect(await pool.unmask(job, maskedSum)).toEqual(single);
     // Twice: the workers stay up between rounds.
     expect(await pool.unmask(job, maskedSum)).toEqual(single);
   });
 
-  it('rejects with the coded error a worker raised, e.g. for a forged share', async () => {
+  it('finds a forged mask-key share, leaves its revealer out and still gives the exact sum', async () => {
     const { job, maskedSum } = await scenario();
+    const honest = await runUnmaskJob(job, maskedSum, expandSeed);
     const forged = structuredClone(job);
-    forged.dropped[0]!.skShares[0]![0]! ^= 1;
-    await expect(pool.unmask(forged, maskedSum)).rejects.toMatchObject({ code: 'SECAGG_RECONSTRUCTION_FAILED' });
+    const victim = forged.dropped[0]!.skShares[0]!;
+    victim.share[0]! ^= 1;
+    expect(await pool.unmask(forged, maskedSum)).toEqual({ vector: honest.vector, forgers: [victim.from] });
   });
 
-  it('checks every rebuilt self-mask seed against the commitment its owner published', async () => {
+  it('finds a forged self-seed share by the commitment its owner published', async () => {
+    const { job, maskedSum } = await scenario();
+    const honest = await runUnmaskJob(job, maskedSum, expandSeed);
+    const forged = structuredClone(job);
+    const victim = forged.survivors[2]!.shares[1]!;
+    victim.share[5]! ^= 0x40;
+    expect(await runUnmaskJob(forged, maskedSum, expandSeed)).toEqual({ vector: honest.vector, forgers: [victim.from] });
+  });
+
+  it('rejects with the coded error a worker raised when fewer than t genuine shares are left', async () => {
     const { job, maskedSum } = await scenario();
     const forged = structuredClone(job);
-    forged.survivors[0]!.shares[0]![1]! ^= 1;
-    await expect(runUnmaskJob(forged, maskedSum, expandSeed)).rejects.toMatchObject({ code: 'SECAGG_RECONSTRUCTION_FAILED' });
+    const shares = forged.dropped[0]!.skShares;
+    for (const s of shares.slice(0, shares.length - job.threshold + 1)) s.share[0]! ^= 1;
+    await expect(pool.unmask(forged, maskedSum)).rejects.toMatchObject({ code: 'SECAGG_RECONSTRUCTION_FAILED' });
   });
 });

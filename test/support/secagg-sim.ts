@@ -18,6 +18,7 @@ import { newRingVector, ringBits, addInto, type RingVector } from '../../shared/
 import { maskInput, pairSign, sumLevels, type PairMask } from '../../shared/secagg/math.ts';
 import { groupReveals, planUnmask, runUnmaskJob, type RevealedSecrets, type UnmaskJob } from '../../shared/secagg/unmask.ts';
 import { MAX_SHARES, splitSecret } from '../../shared/secagg/shamir.ts';
+import { safeThreshold } from '../../shared/secagg/protocol.ts';
 
 /**
  * An in-process simulation of one SecAgg+ round, end to end: key advertisement, Shamir
@@ -209,15 +210,15 @@ export function maskPublicKeys(round: SimRound): Uint8Array[] {
  */
 export function revealShares(round: SimRound, uploaded: ReadonlySet<number>, answering: Iterable<number>): RevealedSecrets {
   const encrypt = round.config.encryptShares ?? true;
-  const reveals: Array<Array<{ of: number; share: Uint8Array }>> = [];
+  const reveals: Array<[number, Array<{ of: number; share: Uint8Array }>]> = [];
   for (const h of answering) {
     const holder = round.clients[h]!;
-    reveals.push(round.inbox[h]!.map(({ from, payload }) => {
+    reveals.push([h, round.inbox[h]!.map(({ from, payload }) => {
       const plain = encrypt && from !== h ? boxDecrypt(payload, round.clients[from]!.shareKeys.publicKey, holder.shareKeys.secretKey) : payload;
       if (!equalBytes(plain.subarray(0, 8), ids(from, h))) throw new TributaryError('INTERNAL', `share for ${h} from ${from} is misaddressed`);
       const offset = uploaded.has(from) ? 8 : 8 + SHARE_BYTES;
       return { of: from, share: plain.slice(offset, offset + SHARE_BYTES) };
-    }));
+    })]);
   }
   return groupReveals(reveals, uploaded);
 }
@@ -262,7 +263,7 @@ export async function simulateDrops(round: SimRound, drops: Drops): Promise<SimR
 
   const revealed = revealShares(round, uploaded, answering);
   const job = unmaskJob(round, shared, uploaded, revealed);
-  const sum = await runUnmaskJob(job, maskedSum, round.expand);
+  const { vector: sum } = await runUnmaskJob(job, maskedSum, round.expand);
   const uploadedList = [...uploaded].sort((a, b) => a - b);
   return { sum, expected: sumLevels(uploadedList.map((u) => levelsOf(round, u)), round.w), uploaded: uploadedList };
 }
@@ -305,9 +306,15 @@ export function reconstructionFailure(n: number, holders: number, dropFraction: 
   );
 }
 
-/** The largest threshold, at most ⌈2h/3⌉ and at least 2, whose reconstructionFailure is ≤ `failure`. */
-export function robustThreshold(n: number, holders: number, dropFraction: number, failure = 1e-3): number {
-  let t = Math.max(2, Math.ceil((2 * holders) / 3));
-  while (t > 2 && reconstructionFailure(n, holders, dropFraction, t) > failure) t--;
-  return t;
+/**
+ * The fewest neighbours (an even k from the default up, at most n − 1) whose safe threshold,
+ * a majority of the k + 1 holders, still rebuilds every needed secret when `dropFraction`
+ * of the clients vanish after sharing keys, but for a chance of at most `failure`.
+ */
+export function neighboursForDropouts(n: number, dropFraction: number, failure = 1e-3): number {
+  for (let k = defaultNeighbourCount(n); k < n - 1; k += 2) {
+    const holders = Math.min(k + 1, MAX_SHARES);
+    if (reconstructionFailure(n, holders, dropFraction, safeThreshold(holders)) <= failure) return k;
+  }
+  return n - 1;
 }

@@ -2,14 +2,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   createRound,
   pickDropped,
-  robustThreshold,
+  neighboursForDropouts,
   simulateDrops,
   type Drops,
   type SimRound,
 } from '../support/secagg-sim.ts';
 import { cryptoReady, expandSeedSodium } from '../../shared/crypto/sodium.ts';
 import { expandSeed, type SeedExpander } from '../../shared/secagg/mask-stream.ts';
-import { defaultNeighbourCount } from '../../shared/secagg/neighbours.ts';
+import { safeThreshold } from '../../shared/secagg/protocol.ts';
 import { createRng } from '../../shared/random.ts';
 import { addInto, fromLevels, newRingVector, ringBits, type RingVector } from '../../shared/secagg/ring.ts';
 import { maskInput, pairSign, sumLevels, unmaskSum, type PairMask } from '../../shared/secagg/math.ts';
@@ -108,14 +108,14 @@ describe('SecAgg+ end to end (bench/secagg-sim.ts)', () => {
     const key = `${n}/${complete}`;
     let r = rounds.get(key);
     if (!r) {
-      const k = complete ? n - 1 : defaultNeighbourCount(n);
+      const k = complete ? n - 1 : neighboursForDropouts(n, 0.3);
       r = await createRound({
         n,
         m: M,
         bits: 8,
         k,
         seed: n * 7 + (complete ? 1 : 0),
-        threshold: (h) => (n === 3 ? 2 : robustThreshold(n, h, 0.3)),
+        threshold: safeThreshold,
       });
       rounds.set(key, r);
     }
