@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { Accounts } from '../server/auth/accounts.ts';
 import type { Role } from '../server/auth/model.ts';
+import { stateSeedBox } from '../server/auth/secrets-key.ts';
 import { newSecret } from '../server/auth/secrets.ts';
 import { openDatabase } from '../server/store/database.ts';
 import { SqliteAccounts } from '../server/store/sqlite-accounts.ts';
@@ -14,11 +15,18 @@ import { cryptoReady } from '../shared/crypto/sodium.ts';
  * read it is trusted), also while the server runs: SQLite takes both.
  */
 
-async function open(dataDir: string): Promise<{ accounts: Accounts; close(): void }> {
+async function open(dataDir: string, secretsKeyFile: string | undefined): Promise<{ accounts: Accounts; close(): void }> {
   await cryptoReady();
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const db = openDatabase(join(dataDir, 'tributary.db'));
-  return { accounts: new Accounts(new SqliteAccounts(db), new SqliteAudit(db)), close: () => db.close() };
+  const accounts = new Accounts(new SqliteAccounts(db), new SqliteAudit(db), stateSeedBox(dataDir, secretsKeyFile));
+  try {
+    await accounts.sealStoredSeeds();
+  } catch (error) {
+    db.close();
+    throw error;
+  }
+  return { accounts, close: () => db.close() };
 }
 
 async function readPassword(file: string | undefined): Promise<string> {
@@ -29,8 +37,8 @@ async function readPassword(file: string | undefined): Promise<string> {
   return password;
 }
 
-export async function createUser(options: { dataDir: string; username: string; role: Role; passwordFile?: string; json: boolean }): Promise<void> {
-  const { accounts, close } = await open(options.dataDir);
+export async function createUser(options: { dataDir: string; username: string; role: Role; passwordFile?: string; secretsKeyFile?: string; json: boolean }): Promise<void> {
+  const { accounts, close } = await open(options.dataDir, options.secretsKeyFile);
   try {
     const created = await accounts.createUser(options.username, await readPassword(options.passwordFile), options.role, { actor: 'cli', ip: '' });
     if (options.json) {
@@ -48,8 +56,8 @@ export async function createUser(options: { dataDir: string; username: string; r
 }
 
 /** An API token for scripts; with `create`, makes the user first (a random password nobody knows: tokens only). */
-export async function createApiToken(options: { dataDir: string; username: string; name: string; create: boolean; role: Role; json: boolean }): Promise<void> {
-  const { accounts, close } = await open(options.dataDir);
+export async function createApiToken(options: { dataDir: string; username: string; name: string; create: boolean; role: Role; secretsKeyFile?: string; json: boolean }): Promise<void> {
+  const { accounts, close } = await open(options.dataDir, options.secretsKeyFile);
   try {
     let user = await accounts.userByName(options.username);
     if (!user && options.create) user = (await accounts.createUser(options.username, newSecret('pw'), options.role, { actor: 'cli', ip: '' })).user;

@@ -1,6 +1,7 @@
 import pino, { type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { buildApp, type App } from './app.ts';
+import type { TrustProxy } from './auth/client-address.ts';
 import { withTaskDefaults } from '../shared/protocol/task.ts';
 
 export interface ServeOptions {
@@ -18,6 +19,10 @@ export interface ServeOptions {
   metricsPublic: boolean;
   /** Origins of web apps that embed the SDK (CORS for the API and sockets). */
   corsOrigins: string[];
+  /** Reverse proxies whose X-Forwarded-* headers are believed (default: none). */
+  trustProxy?: TrustProxy;
+  /** Where the key sealing TOTP seeds lives (default `totp.key` in dataDir). */
+  secretsKeyFile?: string;
 }
 
 export async function serve(options: ServeOptions): Promise<{ app: App; url: string; demo?: { taskId: number; token: string } }> {
@@ -29,6 +34,8 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
     logger,
     metricsPublic: options.metricsPublic,
     corsOrigins: options.corsOrigins,
+    trustProxy: options.trustProxy,
+    secretsKeyFile: options.secretsKeyFile,
   });
   const url = await app.http.listen({ port: options.port, host: options.host });
   logger.info({ url, dataDir: options.dataDir }, 'tributary server listening');
@@ -53,7 +60,8 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
     })));
     const { token } = await app.enrollments.createToken(task.id, { kind: 'client', label: 'demo edge clients', maxUses: 0, expiresInHours: 0 }, { actor: 'system', ip: '' });
     if (!app.coordinator.runner(task.id) && task.completedRounds < task.spec.rounds) await app.coordinator.start(task.id);
-    console.log(`demo task ${task.id} (${task.spec.name}) is running: contribute at ${url}/contribute, or join with\n  npx tributary client --server ${url} --task ${task.id} --token ${token}`);
+    // The token goes in the environment, not argv: other users of the machine can read argv (ps).
+    console.log(`demo task ${task.id} (${task.spec.name}) is running: contribute at ${url}/contribute, or join with\n  TRIBUTARY_TOKEN=${token} npx tributary client --server ${url} --task ${task.id}`);
     demo = { taskId: task.id, token };
   }
   const shutdown = async () => {

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { equalBytes, utf8 } from '../../shared/crypto/sodium.ts';
 import { TributaryError } from '../../shared/errors.ts';
 import type { Accounts, Principal } from './accounts.ts';
 import { ROLE_RANK, type Role } from './model.ts';
@@ -34,6 +35,11 @@ export async function authenticate(accounts: Accounts, credentials: { sessionId?
   return undefined;
 }
 
+/** In constant time, so response times do not reveal the token byte by byte (a header sent twice never matches). */
+function csrfMatches(header: string | string[] | undefined, expected: string): boolean {
+  return typeof header === 'string' && equalBytes(utf8(header), utf8(expected));
+}
+
 function bearerOf(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   return header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
@@ -66,7 +72,7 @@ export function installAccessControl(app: FastifyInstance, accounts: Accounts): 
     const principal = request.principal;
     if (!principal) throw new TributaryError('UNAUTHORIZED');
     if (ROLE_RANK[principal.user.role] < ROLE_RANK[access]) throw new TributaryError('FORBIDDEN', `needs the ${access} role`);
-    if (principal.via === 'session' && !SAFE_METHODS.has(request.method) && request.headers[CSRF_HEADER] !== principal.session!.csrfToken) {
+    if (principal.via === 'session' && !SAFE_METHODS.has(request.method) && !csrfMatches(request.headers[CSRF_HEADER], principal.session!.csrfToken)) {
       throw new TributaryError('CSRF_INVALID');
     }
   });

@@ -22,7 +22,7 @@ export const newAccount = (a: NewAccount) => ({ user: publicUser(a.user), totpSe
 /** The signed-in user of a request that passed its route's access rule. */
 export const me = (request: { principal?: { user: User } }) => request.principal!.user;
 
-/** Logins are throttled per address: ten tries a minute, then RATE_LIMITED. */
+/** Logins are throttled per address: ten tries a minute, then RATE_LIMITED (and per account, by Accounts). */
 const LOGIN_LIMIT = { max: 10, timeWindow: 60_000 };
 
 /** First-run setup, login and logout, the signed-in user. */

@@ -1,4 +1,5 @@
 import Database from 'better-sqlite3';
+import { chmodSync, closeSync, existsSync, openSync } from 'node:fs';
 
 /**
  * The embedded default: one SQLite file holds tasks, rounds, accounts, enrollments and
@@ -110,7 +111,21 @@ function migrate(db: Database.Database): void {
   if (!columns.has('staleness')) db.exec('ALTER TABLE rounds ADD COLUMN staleness REAL NOT NULL DEFAULT 0');
 }
 
+/**
+ * The database holds password hashes and sealed seeds: it and its -wal and -shm files are
+ * the owner's alone. SQLite makes -wal and -shm with the database file's mode, so the file
+ * is made 0600 before SQLite opens it; files an older version made 0644 are tightened.
+ */
+function ownerOnly(file: string): void {
+  if (file === ':memory:' || file === '') return;
+  closeSync(openSync(file, 'a', 0o600));
+  for (const f of [file, `${file}-wal`, `${file}-shm`]) {
+    if (existsSync(f)) chmodSync(f, 0o600);
+  }
+}
+
 export function openDatabase(file: string): Database.Database {
+  ownerOnly(file);
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
@@ -119,5 +134,6 @@ export function openDatabase(file: string): Database.Database {
   db.pragma('busy_timeout = 5000');
   db.exec(SCHEMA);
   migrate(db);
+  ownerOnly(file); // -wal and -shm exist now
   return db;
 }

@@ -52,7 +52,7 @@ const toApiToken = (r: ApiTokenRow): ApiToken => ({
   revokedAt: r.revoked_at,
 });
 
-const USER_COLUMNS = { role: 'role', disabled: 'disabled', totpLastStep: 'totp_last_step', recoveryHashes: 'recovery_hashes', passwordHash: 'password_hash' } as const;
+const USER_COLUMNS = { role: 'role', disabled: 'disabled', totpLastStep: 'totp_last_step', recoveryHashes: 'recovery_hashes', passwordHash: 'password_hash', totpSecret: 'totp_secret' } as const;
 
 export class SqliteAccounts implements AccountStore {
   constructor(private readonly db: Database.Database) {}
@@ -82,12 +82,26 @@ export class SqliteAccounts implements AccountStore {
     return (this.db.prepare('SELECT * FROM users ORDER BY id').all() as UserRow[]).map(toUser);
   }
 
-  async updateUser(id: number, patch: Partial<Pick<User, 'role' | 'disabled' | 'totpLastStep' | 'recoveryHashes' | 'passwordHash'>>): Promise<void> {
+  async updateUser(id: number, patch: Parameters<AccountStore['updateUser']>[1]): Promise<void> {
     for (const [key, value] of Object.entries(patch)) {
       const column = USER_COLUMNS[key as keyof typeof USER_COLUMNS];
       const stored = key === 'recoveryHashes' ? JSON.stringify(value) : key === 'disabled' ? (value ? 1 : 0) : value;
       this.db.prepare(`UPDATE users SET ${column} = ? WHERE id = ?`).run(stored, id);
     }
+  }
+
+  async consumeTotpStep(userId: number, step: number): Promise<boolean> {
+    return this.db.prepare('UPDATE users SET totp_last_step = ? WHERE id = ? AND totp_last_step < ?').run(step, userId, step).changes > 0;
+  }
+
+  async consumeRecoveryHash(userId: number, hash: string): Promise<number | undefined> {
+    // One statement: the check that the hash is there and its removal cannot be split by another login.
+    const row = this.db
+      .prepare(`UPDATE users SET recovery_hashes = (SELECT json_group_array(value ORDER BY key) FROM json_each(users.recovery_hashes) WHERE value <> @hash)
+        WHERE id = @userId AND EXISTS (SELECT 1 FROM json_each(users.recovery_hashes) WHERE value = @hash)
+        RETURNING json_array_length(recovery_hashes) AS remaining`)
+      .get({ userId, hash }) as { remaining: number } | undefined;
+    return row?.remaining;
   }
 
   async createSession(s: Session): Promise<void> {
@@ -111,6 +125,11 @@ export class SqliteAccounts implements AccountStore {
 
   async deleteSessionsOf(userId: number): Promise<void> {
     this.db.prepare('DELETE FROM sessions WHERE user_id = ?').run(userId);
+  }
+
+  async deleteExpiredSessions(expiresBefore: number, seenBefore: number): Promise<string[]> {
+    const rows = this.db.prepare('DELETE FROM sessions WHERE expires_at < ? OR last_seen_at < ? RETURNING id_hash').all(expiresBefore, seenBefore) as Array<{ id_hash: string }>;
+    return rows.map((r) => r.id_hash);
   }
 
   async createApiToken(t: Omit<ApiToken, 'id' | 'createdAt' | 'revokedAt'>): Promise<ApiToken> {

@@ -235,6 +235,30 @@ export function openSealed(cipher: Uint8Array, recipient: KeyPair): Uint8Array {
   }
 }
 
+/** crypto_secretbox (XSalsa20-Poly1305) keys: secrets the server keeps for itself, e.g. TOTP seeds at rest. */
+export const SECRETBOX_KEY_BYTES = 32;
+
+/** crypto_secretbox with a random nonce prepended (random 24-byte nonces never repeat in practice). */
+export function secretboxEncrypt(plain: Uint8Array, key: Uint8Array): Uint8Array {
+  const s = lib();
+  checkKey(key, SECRETBOX_KEY_BYTES, 'secretbox key');
+  const nonce = s.randombytes_buf(BOX_NONCE_BYTES);
+  return concatBytes(nonce, s.crypto_secretbox_easy(plain, nonce, key));
+}
+
+export function secretboxDecrypt(cipher: Uint8Array, key: Uint8Array): Uint8Array {
+  const s = lib();
+  checkKey(key, SECRETBOX_KEY_BYTES, 'secretbox key');
+  if (!(cipher instanceof Uint8Array) || cipher.length < BOX_NONCE_BYTES + BOX_MAC_BYTES) {
+    throw new TributaryError('DECRYPTION_FAILED', 'secretbox is too short');
+  }
+  try {
+    return s.crypto_secretbox_open_easy(cipher.subarray(BOX_NONCE_BYTES), cipher.subarray(0, BOX_NONCE_BYTES), key);
+  } catch {
+    throw new TributaryError('DECRYPTION_FAILED', 'secretbox does not authenticate');
+  }
+}
+
 export function randomBytes(n: number): Uint8Array {
   if (!Number.isInteger(n) || n < 0) throw new TributaryError('INTERNAL', `cannot draw ${n} random bytes`);
   return lib().randombytes_buf(n);

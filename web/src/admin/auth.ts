@@ -85,7 +85,7 @@ export function loginView(done: (user: User) => void): HTMLElement {
       setCsrfToken(reply.csrfToken);
       done(reply.user);
     } catch (e) {
-      error.textContent = e instanceof TributaryError && e.code === 'RATE_LIMITED' ? 'Too many attempts: wait a minute.' : (e as Error).message;
+      error.textContent = e instanceof TributaryError && e.code === 'RATE_LIMITED' ? 'Too many attempts: wait a few minutes (failed sign-ins are limited per address and per account).' : (e as Error).message;
     }
   });
   return h('main', { class: 'narrow' }, form);

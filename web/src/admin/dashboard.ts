@@ -1,6 +1,7 @@
 import { io, type Socket } from 'socket.io-client';
 import type { AdminClientToServerEvents, AdminServerToClientEvents, ClientView } from '../../../shared/protocol/events.ts';
 import type { RoundRecord, TaskRecord } from '../../../shared/protocol/task.ts';
+import { inviteLink } from '../invite.ts';
 import { api, h } from './api.ts';
 import type { User } from './auth.ts';
 import { RoundChart } from './charts.ts';
@@ -57,6 +58,10 @@ export class TasksView {
       if (e.taskId === this.selected) this.live.textContent = `Round ${e.round} aborted (${e.error.code}): model unchanged, retrying`;
     });
     this.socket.on('task:status', () => void this.refreshTasks());
+    // The server ends the socket when this sign-in ends (logout elsewhere, expiry, a role change): start over.
+    this.socket.on('disconnect', (reason) => {
+      if (reason === 'io server disconnect') location.reload();
+    });
     this.socket.on('clients:update', (e) => {
       if (e.taskId !== this.selected) return;
       this.clients = e.clients;
@@ -230,9 +235,11 @@ export class TasksView {
       event.preventDefault();
       const f = new FormData(form);
       const { token } = await api<{ token: string }>('POST', `/api/tasks/${task.id}/enrollment-tokens`, { label: String(f.get('label')), kind: String(f.get('kind')) });
-      const invite = `${location.origin}/contribute/?task=${task.id}&token=${encodeURIComponent(token)}`;
+      const invite = inviteLink(location.origin, task.id, token);
+      // Through the environment, not --token: another user of the device could read the argument list.
+      const command = f.get('kind') === 'gpu' ? 'gpu-node' : 'client';
       minted.replaceChildren(h('div', { class: 'panel' },
-        h('p', {}, 'Shown once. Edge devices: ', h('code', {}, `npx tributary client --server ${location.origin} --task ${task.id} --token ${token}`)),
+        h('p', {}, 'Shown once. One device, within 7 days. Edge devices: ', h('code', {}, `TRIBUTARY_TOKEN=${token} npx tributary ${command} --server ${location.origin} --task ${task.id}`)),
         f.get('kind') === 'client' ? h('p', {}, 'Browsers: ', h('a', { href: invite }, invite)) : ''));
       await refresh();
     });
