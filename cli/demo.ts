@@ -8,7 +8,7 @@ import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import type { AdminClientToServerEvents, AdminServerToClientEvents } from '../shared/protocol/events.ts';
 import type { LocalOptimizer, ModelPreset, RoundRecord, Scheduling, StrategyName, TaskRecord, TaskSpecInput, TrainingMode, UpdateBits } from '../shared/protocol/task.ts';
 import type { Socket } from 'socket.io-client';
-import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth } from './processes.ts';
+import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, tokenEnv, waitForHealth } from './processes.ts';
 import { superviseClients } from './supervise.ts';
 
 export interface DemoOptions {
@@ -191,7 +191,8 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
 
     const spec = demoTaskSpec(options);
     const task = await api<TaskRecord>(`${url}/api/tasks`, 'POST', spec, operator);
-    const token = await enrollmentToken(url, task.id, operator, 'demo clients');
+    // One use per client: a restarted client presents it again, which costs no second use.
+    const token = await enrollmentToken(url, task.id, operator, 'demo clients', 'client', { maxUses: options.clients, expiresInHours: 24 });
     info(`task ${task.id}: ${task.spec.name}, ${options.clients} clients, ${options.rounds} rounds`);
 
     const records: RoundRecord[] = [];
@@ -210,8 +211,8 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     const supervisor = superviseClients(options.clients, (i, restarted) => {
       // A restarted client keeps its identity (still enrolled) and crashes on purpose only once.
       const crash = !restarted && crashing.has(i) && options.drop ? ['--crash-at', `${options.drop.phase}:${options.drop.round}`] : [];
-      const args = edgeClientArgs(url, task.id, i, options.data, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i), '--token', token, ...crash]);
-      const child = spawnTributary(args, join(dataDir, `client-${i}.log`), undefined, restarted);
+      const args = edgeClientArgs(url, task.id, i, options.data, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i), ...crash]);
+      const child = spawnTributary(args, join(dataDir, `client-${i}.log`), tokenEnv(token), restarted);
       children.push(child);
       return child;
     }, {

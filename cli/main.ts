@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { choicesOf, LocalOptimizer, ModelPreset, Scheduling, StrategyName, TASK_DEFAULTS, TrainingMode, UpdateBits } from '../shared/protocol/task.ts';
 import { FASHION_MNIST_DIR } from '../shared/data/fashion-mnist.ts';
+import { parseTrustProxy } from '../server/auth/client-address.ts';
 
 /** `tributary serve | client | gpu-node | demo | bench`: each subcommand loads only what it needs. */
 
@@ -15,6 +16,18 @@ const fraction = (name: string) => (value: string) => {
   if (!(f > 0 && f <= 1)) throw new InvalidArgumentError(`${name} must be a number in (0, 1]`);
   return f;
 };
+
+function trustProxy(value: string) {
+  try {
+    return parseTrustProxy(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`${(error as Error).message}: expected true, or addresses, CIDRs, loopback, linklocal, uniquelocal separated by commas`);
+  }
+}
+
+/** The same key for the server and `admin` (which write seeds into the same database). */
+const secretsKeyOption = () =>
+  new Option('--secrets-key-file <file>', 'the key TOTP seeds are sealed with, made if missing (default: totp.key in --data-dir)').env('TRIBUTARY_SECRETS_KEY_FILE');
 
 const CRASH_PHASES = ['advertised', 'shared', 'uploaded', 'revealed'] as const;
 
@@ -55,16 +68,18 @@ program
   .addOption(new Option('--log-format <format>', 'auto: readable lines on a terminal, JSON when piped').choices(['auto', 'pretty', 'json']).default('auto'))
   .option('--metrics-public', 'let any address scrape /metrics (default: loopback only)', false)
   .option('--cors-origins <origin...>', 'web app origins allowed to use the API and sockets (pages embedding the SDK)', [])
+  .option('--trust-proxy <proxies>', 'reverse proxies (addresses, CIDRs, loopback…, comma-separated, or true) whose X-Forwarded-For/-Proto/-Host to believe', trustProxy)
+  .addOption(secretsKeyOption())
   .option('--demo-task', 'create (if none) and start a Fashion-MNIST demo task', false)
   .option('--demo-clients <n>', 'with --demo-task: also run N edge client processes', int('demo-clients'), 0)
   .action(async (opts) => {
     const { serve } = await import('../server/serve.ts');
     const { url, demo } = await serve(opts);
     if (demo && opts.demoClients > 0) {
-      const { edgeClientArgs, spawnTributary } = await import('./processes.ts');
+      const { edgeClientArgs, spawnTributary, tokenEnv } = await import('./processes.ts');
       const { join } = await import('node:path');
       for (let shard = 0; shard < opts.demoClients; shard++) {
-        const child = spawnTributary(edgeClientArgs(url, demo.taskId, shard, opts.data, opts.dataDir, ['--token', demo.token]), join(opts.dataDir, `client-${shard}.log`));
+        const child = spawnTributary(edgeClientArgs(url, demo.taskId, shard, opts.data, opts.dataDir), join(opts.dataDir, `client-${shard}.log`), tokenEnv(demo.token));
         process.once('exit', () => child.kill());
       }
       console.log(`${opts.demoClients} edge clients training (logs: ${opts.dataDir}/client-*.log)`);
@@ -83,7 +98,8 @@ program
   .option('--json', 'one JSON object per event', false)
   .option('--pin-file <file>', 'where server keys are pinned at first contact (default ~/.tributary/known-servers.json)')
   .option('--identity-file <file>', "this device's Ed25519 identity, created at first run (default ~/.tributary/identity.json)")
-  .option('--token <token>', 'enrollment token from the task\'s operator (needed once: the identity stays enrolled)')
+  .option('--token <token>', 'enrollment token from the task\'s operator (needed once: the identity stays enrolled); visible to other users in ps, prefer --token-file or TRIBUTARY_TOKEN')
+  .addOption(new Option('--token-file <file>', 'read the enrollment token from this file (default: TRIBUTARY_TOKEN from the environment)').conflicts('token'))
   .option('--open-enrollment', 'enroll through the task\'s open enrollment instead of a token', false)
   .option('--throttle <fraction>', 'train at this fraction of full speed (0 < f ≤ 1), idling between steps', fraction('throttle'), 1)
   .option('--crash-at <phase[:round]>', 'fault injection: die (SIGKILL) when a secure round reaches advertised|shared|uploaded|revealed', crashPoint)
@@ -106,11 +122,12 @@ program
   .option('--json', 'one JSON object per event', false)
   .option('--pin-file <file>', 'where server keys are pinned at first contact (default ~/.tributary/known-servers.json)')
   .option('--identity-file <file>', "this node's Ed25519 identity, created at first run (default ~/.tributary/gpu-identity.json)")
-  .option('--token <token>', 'gpu enrollment token from the task\'s operator (needed once: the identity stays enrolled)')
+  .option('--token <token>', 'gpu enrollment token from the task\'s operator (needed once: the identity stays enrolled); visible to other users in ps, prefer --token-file or TRIBUTARY_TOKEN')
+  .addOption(new Option('--token-file <file>', 'read the gpu enrollment token from this file (default: TRIBUTARY_TOKEN from the environment)').conflicts('token'))
   .option('--throttle <fraction>', 'train at this fraction of full speed (0 < f ≤ 1), idling between steps', fraction('throttle'), 1)
   .addHelpText('after', `
 Without a GPU, Dawn finds an adapter through SwiftShader (Debian packages chromium and libvulkan1):
-  VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json tributary gpu-node --task 1 --token trb_gpu_…`)
+  VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json TRIBUTARY_TOKEN=trb_gpu_… tributary gpu-node --task 1`)
   .action(async (opts) => {
     const { runGpuNode } = await import('../client/node/gpu-node.ts');
     const status = await runGpuNode({ ...opts, taskId: opts.task });
@@ -164,6 +181,7 @@ admin
   .addOption(new Option('--role <role>', 'role').choices(ROLES).default('admin'))
   .option('--data-dir <dir>', "the server's state folder", './data')
   .option('--password-file <file>', 'read the password from a file (default: prompt)')
+  .addOption(secretsKeyOption())
   .option('--json', 'machine-readable output', false)
   .action(async (opts) => {
     const { createUser } = await import('./admin.ts');
@@ -178,6 +196,7 @@ admin
   .option('--create', 'create the user if missing (token-only: a random password)', false)
   .addOption(new Option('--role <role>', 'with --create: the role').choices(ROLES).default('operator'))
   .option('--data-dir <dir>', "the server's state folder", './data')
+  .addOption(secretsKeyOption())
   .option('--json', 'machine-readable output', false)
   .action(async (opts) => {
     const { createApiToken } = await import('./admin.ts');

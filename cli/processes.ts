@@ -17,6 +17,11 @@ export function spawnTributary(args: string[], logFile: string, env?: NodeJS.Pro
   return child;
 }
 
+/** The environment a spawned client reads its enrollment token from: kept out of its argv, which `ps` shows every user. */
+export function tokenEnv(token: string): NodeJS.ProcessEnv {
+  return { ...process.env, TRIBUTARY_TOKEN: token };
+}
+
 /** Args for an edge client of a local run; it keeps its pinned server key and identity in the run's own state folder. */
 export function edgeClientArgs(url: string, taskId: number, shard: number, data: string, stateDir: string, extra: string[] = []): string[] {
   return ['client', '--server', url, '--task', String(taskId), '--shard', String(shard), '--data', data,
@@ -68,7 +73,11 @@ export function operatorToken(dataDir: string): string {
   return (JSON.parse(result.stdout) as { token: string }).token;
 }
 
-/** An enrollment token for a task (for browsers and edge devices, or GPU nodes), minted over REST by an operator. */
-export async function enrollmentToken(url: string, taskId: number, operator: string, label: string, kind: 'client' | 'gpu' = 'client'): Promise<string> {
-  return (await api<{ token: string }>(`${url}/api/tasks/${taskId}/enrollment-tokens`, 'POST', { kind, label }, operator)).token;
+/**
+ * An enrollment token for a task (for browsers and edge devices, or GPU nodes), minted over
+ * REST by an operator. A local run's clients share it, so it says how many it enrolls
+ * (default any number, never expiring) rather than take the server's one-use default.
+ */
+export async function enrollmentToken(url: string, taskId: number, operator: string, label: string, kind: 'client' | 'gpu' = 'client', limits = { maxUses: 0, expiresInHours: 0 }): Promise<string> {
+  return (await api<{ token: string }>(`${url}/api/tasks/${taskId}/enrollment-tokens`, 'POST', { kind, label, ...limits }, operator)).token;
 }

@@ -55,9 +55,9 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
         this.emit('disconnected', { reason });
       },
       failed: (error) => {
+        this.fail(error); // first: a start() still waiting fails with this error, not with the stop's
         // A server showing another key is never talked to again.
         if (error instanceof TributaryError && error.code === 'SERVER_KEY_MISMATCH') this.stop();
-        this.fail(error);
       },
       events: {
         'round:start': (start) => this.rounds?.started(start),

@@ -14,13 +14,17 @@ import { idxFolder } from '../node/idx-folder.ts';
 import { TributaryError } from '../shared/errors.ts';
 import { installAccessControl, SESSION_COOKIE, type RouteRule } from './auth/access.ts';
 import { Accounts } from './auth/accounts.ts';
+import { clientAddress, type TrustProxy } from './auth/client-address.ts';
 import { Enrollments } from './auth/enrollment.ts';
 import type { AuditLog } from './auth/model.ts';
+import { stateSeedBox } from './auth/secrets-key.ts';
 import { loadOrCreateServerKey } from './auth/server-key.ts';
 import { heldOutTestSets } from './data/test-sets.ts';
 import { adminNamespace, socketRoundEvents } from './gateway/admin-namespace.ts';
+import type { AddressLimitOptions } from './gateway/address-limits.ts';
 import { ClientRegistry } from './gateway/clients.ts';
 import { attachGateway, type ClientServer } from './gateway/gateway.ts';
+import { redactUrl } from './log-redaction.ts';
 import { createMetrics } from './metrics.ts';
 import { Checkpoints } from './rounds/checkpoints.ts';
 import { Coordinator } from './rounds/coordinator.ts';
@@ -55,8 +59,14 @@ export interface AppOptions {
   corsOrigins?: string[];
   /** Per-connection socket message budget (default 50 a second, bursts of 200). */
   messageRate?: { perSecond: number; burst: number };
+  /** Per-address socket connections and shared message budget (default 64; 200 a second, bursts of 800). */
+  addressLimits?: AddressLimitOptions;
   /** The built web app to serve (default dist/web); when it is missing, the pages say to build it. */
   webRoot?: string;
+  /** Proxies whose X-Forwarded-For/-Proto/-Host are believed (Fastify's trustProxy; see client-address.ts). Default: none. */
+  trustProxy?: TrustProxy;
+  /** The key TOTP seeds are sealed with (default `totp.key` in dataDir). */
+  secretsKeyFile?: string;
 }
 
 export interface App {
@@ -77,14 +87,15 @@ class QuietRequestLogs extends LogController {
   override incomingRequest(): void {}
 
   override requestCompleted(error: Error | null, request: { log: FastifyBaseLogger; method: string; url: string }, reply: { statusCode: number; elapsedTime: number }): void {
-    if (error) request.log.error({ err: error, url: request.url }, 'request errored');
-    else request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    if (error) request.log.error({ err: error, url: redactUrl(request.url) }, 'request errored');
+    else request.log.debug({ method: request.method, url: redactUrl(request.url), statusCode: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
   }
 }
 
 /** The HTTP server, and the socket.io server that shares it. */
-function createServers(log: Logger, chunkBytes: number, corsOrigins: string[]): { http: FastifyInstance; io: ClientServer } {
+function createServers(log: Logger, chunkBytes: number, corsOrigins: string[], trustProxy: TrustProxy): { http: FastifyInstance; io: ClientServer } {
   const http = Fastify({
+    trustProxy,
     loggerInstance: log as FastifyBaseLogger,
     logController: new QuietRequestLogs(),
     bodyLimit: 1024 * 1024,
@@ -102,14 +113,14 @@ function createServers(log: Logger, chunkBytes: number, corsOrigins: string[]): 
 }
 
 /** What the server keeps under its data folder: the SQLite database and the model checkpoints. */
-function openState(dataDir: string) {
+function openState(dataDir: string, secretsKeyFile: string | undefined) {
   const db = openDatabase(join(dataDir, 'tributary.db'));
   const store = new SqliteStore(db);
   const audit = new SqliteAudit(db);
   return {
     store,
     audit,
-    accounts: new Accounts(new SqliteAccounts(db), audit),
+    accounts: new Accounts(new SqliteAccounts(db), audit, stateSeedBox(dataDir, secretsKeyFile)),
     enrollments: new Enrollments(new SqliteEnrollments(db), store, audit),
     checkpoints: new Checkpoints(join(dataDir, 'checkpoints')),
   };
@@ -154,12 +165,16 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const log = options.logger ?? pino({ level: 'info' });
   const chunkBytes = options.chunkBytes ?? 256 * 1024;
   const corsOrigins = options.corsOrigins ?? [];
-  mkdirSync(options.dataDir, { recursive: true });
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   await Promise.all([initServerBackend(), cryptoReady()]);
   const serverKey = loadOrCreateServerKey(options.dataDir);
 
-  const { http, io } = createServers(log, chunkBytes, corsOrigins);
-  const { store, audit, accounts, enrollments, checkpoints } = openState(options.dataDir);
+  const { http, io } = createServers(log, chunkBytes, corsOrigins, options.trustProxy ?? false);
+  const { store, audit, accounts, enrollments, checkpoints } = openState(options.dataDir, options.secretsKeyFile);
+  await accounts.sealStoredSeeds().catch(async (error: unknown) => {
+    await store.close();
+    throw error;
+  });
   const clients = new ClientRegistry();
   const metrics = createMetrics(clients);
   const unmaskPool = new UnmaskPool();
@@ -187,11 +202,13 @@ export async function buildApp(options: AppOptions): Promise<App> {
     log,
     sessionGraceMs: options.sessionGraceMs,
     messageRate: options.messageRate,
+    addressLimits: options.addressLimits,
+    addressOf: (peer) => clientAddress(peer, options.trustProxy),
   });
 
   await installHttpBasics(http, corsOrigins);
   const routes = installAccessControl(http, accounts);
-  await http.register(adminNamespace, { io, accounts, clients });
+  await http.register(adminNamespace, { io, accounts, clients, corsOrigins, trustProxy: options.trustProxy });
   await http.register(apiRoutes, { prefix: '/api', store, accounts, enrollments, audit, coordinator, checkpoints, clients, fashionMnist, serverKey: serverKey.publicKey });
   let closing = false;
   await http.register(healthRoutes, { store, metrics: metrics.registry, metricsPublic: options.metricsPublic ?? false, closing: () => closing });

@@ -25,6 +25,7 @@ export const errorCatalog = {
   LAST_ADMIN: { status: 409, message: 'The last active admin cannot be demoted or disabled' },
   RATE_LIMITED: { status: 429, message: 'Too many requests; slow down' },
   NOT_JOINED: { status: 403, message: 'Join the task before sending this' },
+  SESSION_REPLACED: { status: 409, message: 'Another connection joined with this identity and took the session over' },
   NOT_A_PARTICIPANT: { status: 403, message: 'This client was not selected for the round' },
   ROUND_NOT_ACTIVE: { status: 409, message: 'That round is not collecting updates' },
   UPLOAD_OUT_OF_ORDER: { status: 409, message: 'Chunk index is not the next expected one' },
@@ -48,6 +49,7 @@ export const errorCatalog = {
   SECAGG_UNSAFE_VIEW: { status: 409, message: 'What the server showed this client would let it unmask the client alone; refused' },
   BACKEND_UNAVAILABLE: { status: 500, message: 'The requested TensorFlow.js backend cannot start here' },
   INTERNAL: { status: 500, message: 'Internal error' },
+  SECRETS_KEY_INVALID: { status: 500, message: 'The secrets key is malformed, or does not open the TOTP seeds stored in the database' },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof errorCatalog;

@@ -3,6 +3,7 @@ import { homedir, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { loadOrCreateKeyFile } from '../../node/key-file.ts';
 import { cryptoReady, fromBase64, toBase64 } from '../../shared/crypto/sodium.ts';
+import { TributaryError } from '../../shared/errors.ts';
 import type { TaskRecord } from '../../shared/protocol/task.ts';
 import { FederatedClient, type ActivatedBackend, type SecurePhase } from '../federated-client.ts';
 import { loadDemoShard } from './fashion-mnist.ts';
@@ -27,8 +28,13 @@ export interface EdgeClientOptions {
   crashAt?: { phase: SecurePhase; round?: number };
   /** Train at this fraction of full speed. */
   throttle?: number;
-  /** Enroll this device's identity with an operator's token (needed once per task), or by open enrollment. */
+  /**
+   * Enroll this device's identity with an operator's token (needed once per task), or by
+   * open enrollment. The token is `token`, else the content of `tokenFile`, else
+   * TRIBUTARY_TOKEN from the environment (see `enrollmentTokenOf`).
+   */
   token?: string;
+  tokenFile?: string;
   openEnrollment?: boolean;
   /** Fault injection: drop the connection at random times, this many ms apart on average. */
   disconnectEvery?: number;
@@ -53,8 +59,24 @@ function readPins(file: string): Record<string, string> {
 }
 
 /**
+ * The enrollment token a device was given: `--token` (visible to every user of the
+ * machine in `ps`), else the file `--token-file` names, else TRIBUTARY_TOKEN; the last two
+ * stay out of the process's argument list.
+ */
+export function enrollmentTokenOf(options: Pick<EdgeClientOptions, 'token' | 'tokenFile'>, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  if (options.token) return options.token;
+  if (options.tokenFile) {
+    const token = readFileSync(options.tokenFile, 'utf8').trim();
+    if (!token) throw new TributaryError('ENROLLMENT_TOKEN_INVALID', `${options.tokenFile} is empty`);
+    return token;
+  }
+  return env.TRIBUTARY_TOKEN || undefined;
+}
+
+/**
  * An edge device: a Node process that trains on its local shard whenever the server
- * selects it. Resolves when the task completes or is stopped.
+ * selects it. Resolves when the task completes or is stopped, and fails when the server
+ * ends its session (its enrollment revoked, or another process took its identity's session).
  */
 export async function runEdgeClient(options: EdgeClientOptions): Promise<'completed' | 'stopped'> {
   const pinFile = options.pinFile ?? DEFAULT_PIN_FILE;
@@ -62,6 +84,7 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
   await cryptoReady();
   // Kept across runs, so the server recognises the device its enrollment named.
   const identity = loadOrCreateKeyFile(options.identityFile ?? DEFAULT_IDENTITY_FILE);
+  const token = enrollmentTokenOf(options);
   // Kept for the join message: the adapter, throughput and any fall-back warning.
   let activated: (ActivatedBackend & { warning?: string }) | undefined;
   const client = new FederatedClient({
@@ -72,7 +95,7 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
     kind: options.kind ?? 'edge',
     seed: options.seed,
     throttle: options.throttle ?? 1,
-    ...(options.token ? { enrollment: { token: options.token } } : options.openEnrollment ? { enrollment: 'open' as const } : {}),
+    ...(token ? { enrollment: { token } } : options.openEnrollment ? { enrollment: 'open' as const } : {}),
     ...(options.shard === undefined ? {} : { shard: options.shard }),
     activateBackend: async (task) => {
       // Measured here, reported to the scheduler, which sizes this device's work by it.
@@ -117,13 +140,28 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
     }
   });
   client.on('error', (e) => console.error(`error: ${e.message}`));
-  const finished = new Promise<'completed' | 'stopped'>((resolve) => client.once('finished', (e) => resolve(e.status)));
+  const finished = untilFinished(client);
   await client.start();
   const chaos = options.disconnectEvery ? dropConnectionsAtRandom(client, options.disconnectEvery) : undefined;
   const status = await finished;
   clearTimeout(chaos?.());
   client.stop();
   return status;
+}
+
+/**
+ * Resolves when the task ends; fails, with what the server said, when the server ends the
+ * session instead: socket.io does not reconnect after that, so waiting would be forever.
+ */
+function untilFinished(client: FederatedClient): Promise<'completed' | 'stopped'> {
+  let lastError: Error | undefined;
+  client.on('error', (e) => (lastError = e));
+  const finished = new Promise<'completed' | 'stopped'>((resolve, reject) => {
+    client.once('finished', (e) => resolve(e.status));
+    client.on('disconnected', (e) => e.reason === 'io server disconnect' && reject(lastError ?? new Error('the server ended this session')));
+  });
+  finished.catch(() => undefined); // awaited after start(); a start() that fails first must not leave it unhandled
+  return finished;
 }
 
 /** Drops the connection after exponentially distributed pauses (a memoryless flaky network); returns the pending timer. */

@@ -17,7 +17,7 @@ export interface User {
   role: Role;
   /** argon2id, PHC string. */
   passwordHash: string;
-  /** Base32 TOTP secret (RFC 6238, SHA-1, 6 digits, 30 s). */
+  /** TOTP secret (RFC 6238, SHA-1, 6 digits, 30 s) as stored: sealed with the secrets key (see secrets-key.ts), which Accounts holds. */
   totpSecret: string;
   /** The last TOTP time step accepted: a code is good once. */
   totpLastStep: number;
@@ -52,12 +52,25 @@ export interface AccountStore {
   userById(id: number): Promise<User | undefined>;
   userByName(username: string): Promise<User | undefined>;
   listUsers(): Promise<User[]>;
-  updateUser(id: number, patch: Partial<Pick<User, 'role' | 'disabled' | 'totpLastStep' | 'recoveryHashes' | 'passwordHash'>>): Promise<void>;
+  updateUser(id: number, patch: Partial<Pick<User, 'role' | 'disabled' | 'totpLastStep' | 'recoveryHashes' | 'passwordHash' | 'totpSecret'>>): Promise<void>;
+  /**
+   * Spends a TOTP time step: sets totpLastStep to `step` only if it is below it, in one
+   * atomic step, so of concurrent logins with one code only one gets true.
+   */
+  consumeTotpStep(userId: number, step: number): Promise<boolean>;
+  /**
+   * Spends a recovery code: removes its hash only if the user still has it, in one atomic
+   * step. Answers how many codes are left, or undefined when it was not there (spent, or
+   * never issued), so of concurrent logins with one code only one gets a number.
+   */
+  consumeRecoveryHash(userId: number, hash: string): Promise<number | undefined>;
   createSession(session: Session): Promise<void>;
   sessionByHash(idHash: string): Promise<Session | undefined>;
   touchSession(idHash: string, lastSeenAt: number): Promise<void>;
   deleteSession(idHash: string): Promise<void>;
   deleteSessionsOf(userId: number): Promise<void>;
+  /** Deletes the sessions that expire before `expiresBefore` or were last seen before `seenBefore`; answers their id hashes. */
+  deleteExpiredSessions(expiresBefore: number, seenBefore: number): Promise<string[]>;
   createApiToken(token: Omit<ApiToken, 'id' | 'createdAt' | 'revokedAt'>): Promise<ApiToken>;
   apiTokenByHash(tokenHash: string): Promise<ApiToken | undefined>;
   listApiTokens(userId: number): Promise<ApiToken[]>;
@@ -100,17 +113,20 @@ export interface EnrollmentStore {
   tokenByHash(tokenHash: string): Promise<EnrollmentToken | undefined>;
   tokenById(id: number): Promise<EnrollmentToken | undefined>;
   listTokens(taskId: number): Promise<EnrollmentToken[]>;
-  /** Revokes the token and every enrollment made with it. */
-  revokeToken(id: number): Promise<void>;
+  /** Revokes the token and every enrollment made with it; returns the identity keys of those it revoked now. */
+  revokeToken(id: number): Promise<string[]>;
   /**
-   * Binds an identity key to a task, unless it is bound already. With a token, counts its
-   * use in the same atomic step that checks it is unrevoked, unexpired and not used up
-   * (ENROLLMENT_TOKEN_INVALID otherwise), so concurrent enrollments cannot overdraw it.
+   * Binds an identity key to a task, unless it is bound already (then returns that binding).
+   * A revoked binding stays revoked: NOT_ENROLLED, until restoreEnrollment. With a token,
+   * counts its use in the same atomic step that checks it is unrevoked, unexpired and not
+   * used up (ENROLLMENT_TOKEN_INVALID otherwise), so concurrent enrollments cannot overdraw it.
    */
   enroll(enrollment: Omit<Enrollment, 'createdAt' | 'revokedAt'>): Promise<Enrollment>;
   enrollment(taskId: number, identityKey: string): Promise<Enrollment | undefined>;
   listEnrollments(taskId: number): Promise<Enrollment[]>;
   revokeEnrollment(taskId: number, identityKey: string): Promise<boolean>;
+  /** Lifts a revocation, the binding otherwise as it was; false if the key is not bound or not revoked. */
+  restoreEnrollment(taskId: number, identityKey: string): Promise<boolean>;
 }
 
 export interface AuditLog {

@@ -1,3 +1,5 @@
+import { equalBytes } from '../../shared/crypto/sodium.ts';
+import type { ErrorBody } from '../../shared/errors.ts';
 import type { Capabilities, ClientKind, ClientView, RoundStart } from '../../shared/protocol/events.ts';
 
 /** The live connection a session talks through; it changes when the client reconnects. */
@@ -5,6 +7,8 @@ export interface ClientLink {
   /** Bytes read from this connection so far, framing included. */
   bytesRead(): number;
   sendRoundStart(start: RoundStart): void;
+  /** Tells the client why, and closes the connection so that it does not reconnect by itself. */
+  drop(error: ErrorBody): void;
 }
 
 export interface SessionInit {
@@ -79,6 +83,15 @@ export class ClientSession {
     if (!this.link || (link && link !== this.link)) return;
     this.bytesOfEarlierLinks += this.link.bytesRead();
     this.link = undefined;
+  }
+
+  /** The session is over for this connection (revoked, taken over): its client is told why and cut off. */
+  dropLink(error: ErrorBody): void {
+    const link = this.link;
+    if (!link) return;
+    // Detached first: the socket's close then finds no session of its own to put in its grace period.
+    this.detach();
+    link.drop(error);
   }
 
   isLink(link: ClientLink): boolean {
@@ -156,6 +169,11 @@ export class ClientRegistry {
 
   ofTask(taskId: number): ClientSession[] {
     return [...this.sessions.values()].filter((s) => s.taskId === taskId);
+  }
+
+  /** The task's sessions of one identity key: at most one, since a join ends the key's others. */
+  withIdentity(taskId: number, identityKey: Uint8Array): ClientSession[] {
+    return this.ofTask(taskId).filter((s) => equalBytes(s.identityKey, identityKey));
   }
 
   /** Connected clients of the task that reported ready: the ones a round may select. */

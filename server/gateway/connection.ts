@@ -31,6 +31,9 @@ export interface ConnectionContext {
   log: Logger;
 }
 
+/** What a client's other connection is told when a join with its identity key takes its session over. */
+const REPLACED = new TributaryError('SESSION_REPLACED').toBody();
+
 /**
  * One client socket: the session it speaks for, its one-time join nonce, its message
  * budget and the link its session sends through. A session outlives it: when the socket
@@ -42,9 +45,11 @@ export class ClientConnection implements Caller {
   private readonly budget: TokenBucket;
   private readonly link: ClientLink;
 
+  /** `addressBudget` is shared by every connection from the socket's address: opening more sockets buys no more messages. */
   constructor(
     private readonly socket: ClientSocket,
     private readonly context: ConnectionContext,
+    private readonly addressBudget: TokenBucket,
   ) {
     this.budget = new TokenBucket(context.messageRate.perSecond, context.messageRate.burst);
     // Bytes read from this client's TCP connection, framing included (clients use websocket).
@@ -52,15 +57,22 @@ export class ClientConnection implements Caller {
     this.link = {
       bytesRead: () => tcp?.bytesRead ?? 0,
       sendRoundStart: (start) => socket.emit('round:start', start),
+      drop: (error) => {
+        socket.emit('server:error', error);
+        // A namespace disconnect, not a transport close: socket.io clients do not reconnect after it.
+        socket.disconnect();
+      },
     };
   }
 
+  /** The session this connection speaks for: not one it lost (revoked, or taken over by another connection). */
   get session(): ClientSession | undefined {
-    return this.joined;
+    return this.joined?.isLink(this.link) ? this.joined : undefined;
   }
 
   spendMessage(): void {
     if (!this.budget.take()) throw new TributaryError('RATE_LIMITED', `more than ${this.context.messageRate.perSecond} messages a second`);
+    if (!this.addressBudget.take()) throw new TributaryError('RATE_LIMITED', 'too many messages from this address');
   }
 
   reportError(error: ErrorBody): void {
@@ -83,7 +95,11 @@ export class ClientConnection implements Caller {
     }
     const { store, enrollments, clients, grace, serverKey, log } = this.context;
     const task = await requireTask(store, request.taskId);
-    await enrollments.check(task.id, request.identityKey, request.kind);
+    // Checked again if a revocation landed meanwhile: its listener ran before this session existed to be ended.
+    for (let seen = -1; seen !== enrollments.revocations;) {
+      seen = enrollments.revocations;
+      await enrollments.check(task.id, request.identityKey, request.kind);
+    }
     // Closed while the lookups ran: a session made now would sit on a dead link, never released.
     if (this.socket.disconnected) throw new TributaryError('NOT_JOINED', 'the connection closed during the join');
     if (this.joined) {
@@ -92,9 +108,10 @@ export class ClientConnection implements Caller {
       grace.end(this.joined);
     }
     this.joined = undefined;
-    const previous = this.resumable(request, task.id);
+    const previous = this.takeOver(request, task.id);
     let session: ClientSession;
     if (previous) {
+      grace.relink(previous, REPLACED);
       grace.resumed(previous);
       previous.attach(this.link);
       session = previous;
@@ -122,12 +139,19 @@ export class ClientConnection implements Caller {
     this.context.grace.wait(session);
   }
 
-  /** The away session of this task that the request's resume token and identity key take back, if any. */
-  private resumable(request: JoinRequest, taskId: number): ClientSession | undefined {
-    const candidate = request.resume && this.context.clients.get(request.resume.clientId);
-    const matches = candidate && candidate.taskId === taskId && !candidate.connected &&
-      equalBytes(candidate.resumeToken, request.resume!.token) && equalBytes(candidate.identityKey, request.identityKey);
-    return matches ? candidate : undefined;
+  /**
+   * One live session per identity key and task, so a device's weight in a round never grows
+   * with its sockets: the key's session that the request's resume token takes back, if any;
+   * any other of the key's sessions ends (a reloaded page that lost its token joins afresh).
+   */
+  private takeOver(request: JoinRequest, taskId: number): ClientSession | undefined {
+    const { clients, grace } = this.context;
+    let resumed: ClientSession | undefined;
+    for (const live of clients.withIdentity(taskId, request.identityKey)) {
+      if (request.resume && live.id === request.resume.clientId && equalBytes(live.resumeToken, request.resume.token)) resumed = live;
+      else grace.endNow(live, REPLACED);
+    }
+    return resumed;
   }
 
   private newSession(request: JoinRequest, task: TaskRecord): ClientSession {

@@ -6,6 +6,7 @@ import type { Enrollments } from '../auth/enrollment.ts';
 import type { Coordinator } from '../rounds/coordinator.ts';
 import type { Scheduler } from '../rounds/scheduler.ts';
 import type { Store } from '../store/store.ts';
+import { AddressLimits, DEFAULT_ADDRESS_LIMITS, limitByAddress, peerAddress, type AddressLimitOptions, type AddressOf } from './address-limits.ts';
 import type { ClientRegistry } from './clients.ts';
 import { ClientConnection, type ClientSocket } from './connection.ts';
 import { EventDispatcher, type EventAccess, type EventHandlers } from './dispatcher.ts';
@@ -46,6 +47,10 @@ export interface GatewayOptions {
   sessionGraceMs?: number;
   /** Per-connection message budget: average per second and burst. */
   messageRate?: { perSecond: number; burst: number };
+  /** Per-address connection cap and shared message budget (default DEFAULT_ADDRESS_LIMITS). */
+  addressLimits?: AddressLimitOptions;
+  /** Where a connection comes from (default: its peer address; behind a trusted proxy, the forwarded one). */
+  addressOf?: AddressOf;
   log: Logger;
 }
 
@@ -89,17 +94,31 @@ function clientEventHandlers({ coordinator, scheduler }: GatewayOptions): EventH
   };
 }
 
+/** A revoked key's sessions end at once, wherever they are: connected, or away in their grace period. */
+function endRevokedSessions({ enrollments, clients }: GatewayOptions, grace: SessionGrace): void {
+  const why = new TributaryError('NOT_ENROLLED', "this device's enrollment was revoked; an operator must restore it").toBody();
+  enrollments.onRevoked((taskId, identityKeys) => {
+    for (const key of identityKeys) {
+      for (const session of clients.withIdentity(taskId, Buffer.from(key, 'hex'))) grace.endNow(session, why);
+    }
+  });
+}
+
 /**
  * The client-facing socket protocol: one ClientConnection per socket, every message through
  * one EventDispatcher. Joining needs an enrolled identity key, proven by signing a one-time
- * nonce; sessions outlive connections by `sessionGraceMs`.
+ * nonce; sessions outlive connections by `sessionGraceMs`, and end at once when their key is
+ * revoked. Connections and messages are limited per socket and per address.
  */
 export function attachGateway(io: ClientServer, options: GatewayOptions): void {
   const grace = new SessionGrace(options.sessionGraceMs ?? DEFAULT_SESSION_GRACE_MS, options.clients, options.coordinator);
   const dispatcher = new EventDispatcher(clientEventHandlers(options), CLIENT_EVENT_ACCESS, options.log);
   const context = { ...options, grace, messageRate: options.messageRate ?? { perSecond: MESSAGES_PER_SECOND, burst: MESSAGE_BURST } };
+  const addresses = new AddressLimits(options.addressLimits ?? DEFAULT_ADDRESS_LIMITS);
+  limitByAddress(io, addresses, options.addressOf ?? peerAddress);
+  endRevokedSessions(options, grace);
   io.on('connection', (socket: ClientSocket) => {
-    const connection = new ClientConnection(socket, context);
+    const connection = new ClientConnection(socket, context, addresses.budget(socket.conn));
     socket.onAny((event: string, ...args: unknown[]) => void dispatcher.receive(connection, event, args));
     socket.on('disconnect', (reason) => connection.disconnected(reason));
   });

@@ -1,3 +1,4 @@
+import type { ErrorBody } from '../../shared/errors.ts';
 import type { Coordinator } from '../rounds/coordinator.ts';
 import type { ClientRegistry, ClientSession } from './clients.ts';
 
@@ -25,6 +26,23 @@ export class SessionGrace {
   /** A connection took the session back. */
   resumed(session: ClientSession): void {
     this.stopTimer(session);
+  }
+
+  /**
+   * Another connection takes the session back while its old one still looks live (the server
+   * has not seen it drop): the old one is told why and closed, and the round sees the client
+   * away, as after a disconnect (a secure round's answers went to the old connection).
+   */
+  relink(session: ClientSession, why: ErrorBody): void {
+    if (!session.connected) return;
+    session.dropLink(why);
+    this.coordinator.runner(session.taskId)?.clientAway(session.id);
+  }
+
+  /** The session ends now, not after a grace period: its client is told why and its connection closed. */
+  endNow(session: ClientSession, why: ErrorBody): void {
+    session.dropLink(why);
+    this.end(session);
   }
 
   /** The session ends: its client is out of the task until it joins afresh. */

@@ -13,6 +13,7 @@ export interface EnrollmentRoutesOptions {
 }
 
 const TaskParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
+const EnrollmentParams = Type.Object({ id: Type.Integer({ minimum: 1 }), key: Type.String({ pattern: '^[0-9a-f]{64}$' }) });
 const IdentityKey = Type.String({ minLength: 40, maxLength: 64, description: "The client's Ed25519 public key, base64" });
 const TokenRecord = Type.Object({
   id: Type.Integer(),
@@ -45,6 +46,12 @@ function identityKey(text: string): Uint8Array {
   return key;
 }
 
+/**
+ * A token minted without limits enrolls one device within a week: a leaked invite is worth
+ * little, and an operator enrolling a fleet says so (maxUses, or 0 for any number).
+ */
+const DEFAULT_TOKEN = { maxUses: 1, expiresInHours: 24 * 7 };
+
 /** Enrollment attempts are throttled per address. */
 const ENROLL_LIMIT = { max: 30, timeWindow: 60_000 };
 
@@ -66,15 +73,15 @@ export const enrollmentRoutes: FastifyPluginAsync<EnrollmentRoutesOptions> = asy
       body: Type.Object({
         kind: EnrollmentKind,
         label: Type.String({ minLength: 1, maxLength: 80 }),
-        maxUses: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000 })),
-        expiresInHours: Type.Optional(Type.Number({ minimum: 0, maximum: 24 * 366 })),
+        maxUses: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: DEFAULT_TOKEN.maxUses, description: 'Devices it may enroll; 0: any number' })),
+        expiresInHours: Type.Optional(Type.Number({ minimum: 0, maximum: 24 * 366, default: DEFAULT_TOKEN.expiresInHours, description: 'Hours until it expires; 0: never' })),
       }, { additionalProperties: false }),
       response: { 201: Type.Object({ token: Type.String(), record: TokenRecord }), 404: ErrorReply },
     },
   }, async (request, reply) => {
     const { token, record } = await enrollments.createToken(
       request.params.id,
-      { kind: request.body.kind, label: request.body.label, maxUses: request.body.maxUses ?? 0, expiresInHours: request.body.expiresInHours ?? 0 },
+      { kind: request.body.kind, label: request.body.label, maxUses: request.body.maxUses ?? DEFAULT_TOKEN.maxUses, expiresInHours: request.body.expiresInHours ?? DEFAULT_TOKEN.expiresInHours },
       actorOf(request),
     );
     reply.code(201);
@@ -91,19 +98,22 @@ export const enrollmentRoutes: FastifyPluginAsync<EnrollmentRoutesOptions> = asy
     schema: { summary: 'Devices enrolled in a task', tags: ['enrollment'], params: TaskParams, response: { 200: Type.Array(EnrollmentRecord) } },
   }, (request) => enrollments.listEnrollments(request.params.id));
 
-  api.delete('/tasks/:id/enrollments/:key', {
+  /** An operator's word on one device's enrollment (revoke, restore), answered 204. */
+  const onEnrollment = (method: 'DELETE' | 'POST', url: string, act: (taskId: number, identityKey: string, by: { actor: string; ip: string }) => Promise<void>, summary: string) => api.route({
+    method,
+    url,
     config: { access: 'operator' },
-    schema: {
-      summary: "Revoke one device's enrollment (its identity key, hex)",
-      tags: ['enrollment'],
-      params: Type.Object({ id: Type.Integer({ minimum: 1 }), key: Type.String({ pattern: '^[0-9a-f]{64}$' }) }),
-      response: { 204: Type.Null(), 403: ErrorReply },
+    schema: { summary, tags: ['enrollment'], params: EnrollmentParams, response: { 204: Type.Null(), 403: ErrorReply } },
+    handler: async (request, reply) => {
+      await act(request.params.id, request.params.key, actorOf(request));
+      reply.code(204);
+      return null;
     },
-  }, async (request, reply) => {
-    await enrollments.revokeEnrollment(request.params.id, request.params.key, actorOf(request));
-    reply.code(204);
-    return null;
   });
+  onEnrollment('DELETE', '/tasks/:id/enrollments/:key', (id, key, by) => enrollments.revokeEnrollment(id, key, by),
+    "Revoke one device's enrollment (its identity key, hex): its sessions end now, and it stays out until restored");
+  onEnrollment('POST', '/tasks/:id/enrollments/:key/restore', (id, key, by) => enrollments.restoreEnrollment(id, key, by),
+    "Restore a revoked device's enrollment (its identity key, hex): it may join again; no token or open enrollment can");
 
   api.post('/enroll', {
     config: { access: 'public', rateLimit: ENROLL_LIMIT },

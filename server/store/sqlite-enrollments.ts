@@ -72,18 +72,21 @@ export class SqliteEnrollments implements EnrollmentStore {
     return (this.db.prepare('SELECT * FROM enrollment_tokens WHERE task_id = ? ORDER BY id').all(taskId) as TokenRow[]).map(toToken);
   }
 
-  async revokeToken(id: number): Promise<void> {
+  async revokeToken(id: number): Promise<string[]> {
     const now = new Date().toISOString();
-    this.db.transaction(() => {
+    return this.db.transaction(() => {
       this.db.prepare('UPDATE enrollment_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id);
-      this.db.prepare('UPDATE enrollments SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL').run(now, id);
+      const revoked = this.db.prepare('UPDATE enrollments SET revoked_at = ? WHERE token_id = ? AND revoked_at IS NULL RETURNING identity_key').all(now, id) as Array<{ identity_key: string }>;
+      return revoked.map((r) => r.identity_key);
     })();
   }
 
   async enroll(e: Omit<Enrollment, 'createdAt' | 'revokedAt'>): Promise<Enrollment> {
     return this.db.transaction(() => {
       const existing = this.db.prepare('SELECT * FROM enrollments WHERE task_id = ? AND identity_key = ?').get(e.taskId, e.identityKey) as EnrollmentRow | undefined;
-      if (existing && existing.revoked_at === null) return toEnrollment(existing);
+      // Revoked means out until an operator says otherwise: a token or open enrollment must not undo it.
+      if (existing?.revoked_at) throw new TributaryError('NOT_ENROLLED', 'this device\'s enrollment was revoked; an operator must restore it');
+      if (existing) return toEnrollment(existing);
       const now = new Date().toISOString();
       // The token's use is counted only if it is still usable, in the same step: racing enrollments cannot overdraw it.
       if (e.tokenId !== null) {
@@ -93,7 +96,7 @@ export class SqliteEnrollments implements EnrollmentStore {
         if (counted.changes === 0) throw new TributaryError('ENROLLMENT_TOKEN_INVALID', 'revoked, expired or used up');
       }
       this.db
-        .prepare('INSERT OR REPLACE INTO enrollments (task_id, identity_key, kind, token_id, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)')
+        .prepare('INSERT INTO enrollments (task_id, identity_key, kind, token_id, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, NULL)')
         .run(e.taskId, e.identityKey, e.kind, e.tokenId, now);
       return toEnrollment(this.db.prepare('SELECT * FROM enrollments WHERE task_id = ? AND identity_key = ?').get(e.taskId, e.identityKey) as EnrollmentRow);
     })();
@@ -112,6 +115,11 @@ export class SqliteEnrollments implements EnrollmentStore {
     const info = this.db
       .prepare('UPDATE enrollments SET revoked_at = ? WHERE task_id = ? AND identity_key = ? AND revoked_at IS NULL')
       .run(new Date().toISOString(), taskId, identityKey);
+    return info.changes > 0;
+  }
+
+  async restoreEnrollment(taskId: number, identityKey: string): Promise<boolean> {
+    const info = this.db.prepare('UPDATE enrollments SET revoked_at = NULL WHERE task_id = ? AND identity_key = ? AND revoked_at IS NOT NULL').run(taskId, identityKey);
     return info.changes > 0;
   }
 }

@@ -189,7 +189,7 @@ export interface ServerToClientEvents {
   'round:start': (start: RoundStart) => void;
   'round:end': (end: RoundEnd) => void;
   'task:status': (status: TaskStatusEvent) => void;
-  /** A coded error for a message that came without an ack to answer through. */
+  /** A coded error for a message that came without an ack to answer through, or why the server is closing this connection (revoked, replaced). */
   'server:error': (error: ErrorBody) => void;
 }
 

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import pino from 'pino';
 import { io, type Socket } from 'socket.io-client';
-import { edgeClientArgs } from '../../cli/processes.ts';
+import { edgeClientArgs, tokenEnv } from '../../cli/processes.ts';
 import { cryptoReady, generateSigningKeyPair, seal, sign, type KeyPair } from '../../shared/crypto/sodium.ts';
 import { joinProofMessage, type ChunkAck, type ClientKind, type ClientToServerEvents, type JoinReply, type Reply, type RoundStart, type ServerToClientEvents } from '../../shared/protocol/events.ts';
 import { encodeUpdate } from '../../shared/codec/update-codec.ts';
@@ -160,8 +160,8 @@ export async function startHarness(options: Partial<AppOptions> = {}): Promise<H
       await app.enrollments.enrollWithToken(token, identityKey, '127.0.0.1');
     },
     spawnClient(taskId, shard, extra = []) {
-      const args = edgeClientArgs(url, taskId, shard, FASHION_MNIST_DIR, dataDir, ['--seed', String(shard), '--token', tokens.get(taskId)!, ...extra]);
-      const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const args = edgeClientArgs(url, taskId, shard, FASHION_MNIST_DIR, dataDir, ['--seed', String(shard), ...extra]);
+      const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'inherit'], env: tokenEnv(tokens.get(taskId)!) });
       children.push(child);
       return child;
     },

@@ -1,6 +1,7 @@
 import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ClientRegistry } from '../../server/gateway/clients.ts';
+import { TokenBucket } from '../../server/gateway/rate-limit.ts';
 import { ClientConnection, type ClientSocket, type ConnectionContext } from '../../server/gateway/connection.ts';
 import type { SessionGrace } from '../../server/gateway/session-grace.ts';
 import type { Enrollments } from '../../server/auth/enrollment.ts';
@@ -41,7 +42,7 @@ describe('a client connection joining a task', () => {
       log: pino({ level: 'silent' }),
     };
     const identity = generateSigningKeyPair();
-    const c = new ClientConnection(socket as unknown as ClientSocket, context);
+    const c = new ClientConnection(socket as unknown as ClientSocket, context, new TokenBucket(200, 800));
     const join = (taskId: number) => {
       const { nonce } = c.challenge();
       return c.join({ taskId, kind: 'edge', proof: sign(joinProofMessage(nonce, taskId, 'edge'), identity.secretKey), identityKey: identity.publicKey });

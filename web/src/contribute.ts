@@ -1,5 +1,6 @@
 import { concatSets, createBrowserClient, demoShardData, FASHION_MNIST_LABELS, imagesToSamples, type FederatedClient } from '../../client/browser/sdk.ts';
 import type { LabelledSet } from '../../shared/data/dataset.ts';
+import { readInvite } from './invite.ts';
 
 /**
  * The contribute page: consent first, then the best backend that checks out, the task's
@@ -7,9 +8,7 @@ import type { LabelledSet } from '../../shared/data/dataset.ts';
  * identity are remembered, so a reload rejoins.
  */
 
-const params = new URLSearchParams(location.search);
-const taskId = Number(params.get('task') ?? 1);
-const token = params.get('token');
+const { taskId, token } = readInvite(location);
 const consentKey = `tributary:consent:${taskId}`;
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 const say = (id: string, text: string) => ($(id).textContent = text);
