@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { demoTaskSpec, type DemoOptions } from '../cli/demo.ts';
-import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth } from '../cli/processes.ts';
+import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth, tokenEnv } from '../cli/processes.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import type { TaskRecord } from '../shared/protocol/task.ts';
 import { runDemoJson } from './demo-run.ts';
@@ -66,8 +66,8 @@ async function chaosRun(options: BenchOptions) {
     const flaky = new Set(shuffleInPlace(Array.from({ length: demo.clients }, (_, i) => i), rng).slice(0, Math.round(FLAKY_FRACTION * demo.clients)));
     for (let i = 0; i < demo.clients; i++) {
       const chaos = flaky.has(i) ? ['--disconnect-every', String(DISCONNECT_EVERY_MS)] : [];
-      const args = edgeClientArgs(url, task.id, i, FASHION_MNIST_DIR, dataDir, ['--backend', demo.backend, '--seed', String(demo.seed * 1000 + i), '--token', token, '--json', ...chaos]);
-      children.push(spawnTributary(args, join(dataDir, `client-${i}.log`)));
+      const args = edgeClientArgs(url, task.id, i, FASHION_MNIST_DIR, dataDir, ['--backend', demo.backend, '--seed', String(demo.seed * 1000 + i), '--json', ...chaos]);
+      children.push(spawnTributary(args, join(dataDir, `client-${i}.log`), tokenEnv(token)));
     }
     await api(`${url}/api/tasks/${task.id}/start`, 'POST', undefined, operator);
     log(`chaos run: ${demo.clients} clients (${[...flaky].join(', ')} flaky), state in ${dataDir}`);

@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth } from '../cli/processes.ts';
+import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth, tokenEnv } from '../cli/processes.ts';
 import { SWIFTSHADER_ICD } from '../client/node/webgpu.ts';
 import type { ClientView } from '../shared/protocol/events.ts';
 import type { ParticipantRecord, RoundRecord, TaskRecord, TaskSpecInput } from '../shared/protocol/task.ts';
@@ -84,16 +84,16 @@ async function federation(mode: Run['mode'], rounds: number, scenario: Scenario)
     mkdirSync(runtime, { mode: 0o700 });
     // The GPU node joins first and gets the heavy shard (the server hands GPU nodes the largest free one).
     children.push(spawnTributary(
-      ['gpu-node', '--server', url, '--task', String(task.id), '--token', gpuToken, '--data', FASHION_MNIST_DIR, '--seed', '1000',
+      ['gpu-node', '--server', url, '--task', String(task.id), '--data', FASHION_MNIST_DIR, '--seed', '1000',
         '--pin-file', join(dataDir, 'pins.json'), '--identity-file', join(dataDir, 'gpu-identity.json'), '--json'],
       join(dataDir, 'gpu-node.log'),
-      scenario.swiftshader ? { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD, XDG_RUNTIME_DIR: runtime } : withoutVulkanDriver(runtime),
+      { ...(scenario.swiftshader ? { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD, XDG_RUNTIME_DIR: runtime } : withoutVulkanDriver(runtime)), TRIBUTARY_TOKEN: gpuToken },
     ));
     const clientsOf = () => api<ClientView[]>(`${url}/api/tasks/${task.id}/clients`, 'GET', undefined, operator);
     while (!(await clientsOf()).some((c) => c.kind === 'gpu' && c.samples > 0)) await sleep(500);
     for (let i = 0; i < EDGES; i++) {
       const throttle = ['--throttle', String(i < THROTTLED ? EDGE_SPEED * THROTTLE : EDGE_SPEED)];
-      children.push(spawnTributary(edgeClientArgs(url, task.id, i + 1, FASHION_MNIST_DIR, dataDir, ['--token', clientToken, '--seed', String(1001 + i), ...throttle]), join(dataDir, `edge-${i}.log`)));
+      children.push(spawnTributary(edgeClientArgs(url, task.id, i + 1, FASHION_MNIST_DIR, dataDir, ['--seed', String(1001 + i), ...throttle]), join(dataDir, `edge-${i}.log`), tokenEnv(clientToken)));
     }
     while ((await clientsOf()).filter((c) => c.samples > 0).length < SIZES.length) await sleep(500);
     const clients = await clientsOf();

@@ -9,7 +9,7 @@ import {
   SEAL_OVERHEAD_BYTES,
 } from '../shared/crypto/sodium.ts';
 import { expandSeed } from '../shared/secagg/mask-stream.ts';
-import { safeThreshold } from '../shared/secagg/protocol.ts';
+import { encodeMaskedUpload, PARTNERS_SIGNATURE_BYTES, safeThreshold } from '../shared/secagg/protocol.ts';
 import { addInto, encodeRing, ringWireBytes, type RingVector } from '../shared/secagg/ring.ts';
 import { sumLevels } from '../shared/secagg/math.ts';
 import { MAX_SHARES, splitSecret } from '../shared/secagg/shamir.ts';
@@ -104,13 +104,15 @@ async function timeClientSide(round: SimRound, keys: Uint8Array[], shared: Set<n
       }),
     })
     .finally(() => timer.close());
-  const upload = seal(encodeRing(maskClient(maskSpec(round, sample[0]!, shared), keys, context, w, expandSeed), w), generateBoxKeyPair().publicKey);
+  // As a client sends it: its partner signature (64 zero bytes stand in), then the packed words, sealed.
+  const masked = encodeRing(maskClient(maskSpec(round, sample[0]!, shared), keys, context, w, expandSeed), w);
+  const upload = seal(encodeMaskedUpload(new Uint8Array(PARTNERS_SIGNATURE_BYTES), masked), generateBoxKeyPair().publicKey);
   const shareKeysOfHolders = round.clients.map((c) => c.shareKeys.publicKey);
   const sharingTimes: number[] = [];
   for (const u of sample.slice(0, 3)) sharingTimes.push(await timeSharing(round, u, shareKeysOfHolders));
   const sharesMs = median(sharingTimes);
   const uploadBytes = upload.length;
-  if (uploadBytes !== ringWireBytes(M, w) + SEAL_OVERHEAD_BYTES) throw new Error(`unexpected upload size ${uploadBytes}`);
+  if (uploadBytes !== PARTNERS_SIGNATURE_BYTES + ringWireBytes(M, w) + SEAL_OVERHEAD_BYTES) throw new Error(`unexpected upload size ${uploadBytes}`);
 
   return { clientMs: median(clientTimes), sharesMs, uploadBytes };
 }
@@ -251,7 +253,7 @@ export async function run(options: BenchOptions): Promise<void> {
     '  re-deriving the dropped clients\' pair seeds and removing all masks. 1 thread: runUnmaskJob on the main thread;',
     '  2 threads: server/unmask-pool.ts, the live server\'s path (the job dealt to a worker per core, the parts added).',
     '  Not included: opening the sealed uploads and summing them.',
-    `upload B: the packed ring words + ${SEAL_OVERHEAD_BYTES} bytes of sealed-box overhead; × 8-bit: against 1 byte per parameter.`,
+    `upload B: the packed ring words + the ${PARTNERS_SIGNATURE_BYTES}-byte partner signature + ${SEAL_OVERHEAD_BYTES} bytes of sealed-box overhead; × 8-bit: against 1 byte per parameter.`,
     'exact: the unmasked sum equals the plain sum of the uploaders\' levels bit for bit (1- and 2-thread results).',
     `‡ shamir-secret-sharing works over GF(256), so at most ${MAX_SHARES} shares: with the complete graph at n = 500 each client`,
     `  still masks with all ${499} others, but shares its secrets with a committee of itself and ${MAX_SHARES - 1} neighbours`,

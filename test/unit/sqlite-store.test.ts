@@ -9,12 +9,10 @@ import { SqliteAudit } from '../../server/store/sqlite-audit.ts';
 import { SqliteEnrollments } from '../../server/store/sqlite-enrollments.ts';
 import { SqliteStore } from '../../server/store/sqlite-store.ts';
 import { TASK_DEFAULTS } from '../../shared/protocol/task.ts';
-import {
-  describeAccountStoreConformance,
-  describeAuditLogConformance,
-  describeEnrollmentStoreConformance,
-  describeStoreConformance,
-} from '../support/store-conformance.ts';
+import { describeAccountStoreConformance } from '../support/conformance/account-store.ts';
+import { describeAuditLogConformance } from '../support/conformance/audit-log.ts';
+import { describeEnrollmentStoreConformance } from '../support/conformance/enrollment-store.ts';
+import { describeStoreConformance } from '../support/conformance/store.ts';
 
 /** A fresh database file in its own temporary folder; `close` closes every handle opened on it and deletes the folder. */
 function sqliteFile() {
