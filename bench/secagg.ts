@@ -9,7 +9,8 @@ import {
   SEAL_OVERHEAD_BYTES,
 } from '../shared/crypto/sodium.ts';
 import { expandSeed } from '../shared/secagg/mask-stream.ts';
-import { encodeMaskedUpload, PARTNERS_SIGNATURE_BYTES, safeThreshold } from '../shared/secagg/protocol.ts';
+import { encodeMaskedUpload, PARTNERS_SIGNATURE_BYTES } from '../shared/secagg/protocol.ts';
+import { safeThreshold } from '../shared/secagg/parameters.ts';
 import { addInto, encodeRing, ringWireBytes, type RingVector } from '../shared/secagg/ring.ts';
 import { sumLevels } from '../shared/secagg/math.ts';
 import { MAX_SHARES, splitSecret } from '../shared/secagg/shamir.ts';

@@ -1,7 +1,8 @@
 import { decodeSecureSum, nextClips, secureInputLength } from '../../shared/codec/secure-codec.ts';
 import { SEAL_OVERHEAD_BYTES, concatBytes, generateBoxKeyPair, openSealed, randomBytes } from '../../shared/crypto/sodium.ts';
 import type { TaskSpec } from '../../shared/protocol/task.ts';
-import { decodeMaskedUpload, PARTNERS_SIGNATURE_BYTES, roundContext, secureParameters, type SecureRoundConfig } from '../../shared/secagg/protocol.ts';
+import { decodeMaskedUpload, PARTNERS_SIGNATURE_BYTES, roundContext, type SecureRoundConfig } from '../../shared/secagg/protocol.ts';
+import { secureParameters } from '../../shared/secagg/parameters.ts';
 import { decodeRing, ringBits, ringWireBytes } from '../../shared/secagg/ring.ts';
 import type { ParticipantRecord } from '../../shared/protocol/task.ts';
 import type { ClientSession } from '../gateway/clients.ts';

@@ -1,28 +1,7 @@
 import { TributaryError } from '../../shared/errors.ts';
 import { addInto, newRingVector, type RingVector } from '../../shared/secagg/ring.ts';
-import {
-  holdersOf,
-  identityKeyOf,
-  packAdvertised,
-  packConfirmations,
-  packIndexed,
-  roundGraph,
-  SHARE_BOX_BYTES,
-  SHARE_BYTES,
-  unpackIndexed,
-  consistencyQuorum,
-  partnersOf,
-  partnersSigned,
-  PARTNERS_SIGNATURE_BYTES,
-  type RelayedConfirmations,
-  survivorsSigned,
-  verifyAdvertisement,
-  type AdvertiseRequest,
-  type AdvertisedKeys,
-  type RelayedShares,
-  type RevealedShare,
-  type SecureRoundConfig,
-} from '../../shared/secagg/protocol.ts';
+import { holdersOf, identityKeyOf, packAdvertised, packConfirmations, packIndexed, roundGraph, SHARE_BOX_BYTES, SHARE_BYTES, unpackIndexed, partnersOf, partnersSigned, PARTNERS_SIGNATURE_BYTES, type RelayedConfirmations, survivorsSigned, verifyAdvertisement, type AdvertiseRequest, type AdvertisedKeys, type RelayedShares, type RevealedShare, type SecureRoundConfig } from '../../shared/secagg/protocol.ts';
+import { consistencyQuorum } from '../../shared/secagg/parameters.ts';
 import { groupReveals, planUnmask, type Unmasked, type Unmasker } from '../../shared/secagg/unmask.ts';
 import { Announcement, Phase } from './phase.ts';
 

@@ -1,6 +1,6 @@
 import { Type, type Static, type TLiteral, type TUnion } from 'typebox';
 import { TributaryError } from '../errors.ts';
-import { secureParameters } from '../secagg/protocol.ts';
+import { secureParameters } from '../secagg/parameters.ts';
 
 /** What a task trains, on what data, and how its rounds run. One schema for REST and storage. */
 

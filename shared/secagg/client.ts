@@ -12,30 +12,8 @@ import { TributaryError } from '../errors.ts';
 import type { SeedExpander } from './mask-stream.ts';
 import type { RingVector } from './ring.ts';
 import { maskInput, pairSign } from './math.ts';
-import {
-  decodeSharePlain,
-  encodeSharePlain,
-  holdersOf,
-  identityKeyOf,
-  packIndexed,
-  roundGraph,
-  SHARE_BOX_BYTES,
-  SHARE_BYTES,
-  unpackIndexed,
-  checkThreshold,
-  consistencyQuorum,
-  partnersOf,
-  partnersSigned,
-  signAdvertisement,
-  signPartners,
-  signSurvivors,
-  survivorsSigned,
-  verifyAdvertisement,
-  type AdvertisedKeys,
-  type Confirmation,
-  type RelayedShares,
-  type SecureRoundConfig,
-} from './protocol.ts';
+import { decodeSharePlain, encodeSharePlain, holdersOf, identityKeyOf, packIndexed, roundGraph, SHARE_BOX_BYTES, SHARE_BYTES, unpackIndexed, partnersOf, partnersSigned, signAdvertisement, signPartners, signSurvivors, survivorsSigned, verifyAdvertisement, type AdvertisedKeys, type Confirmation, type RelayedShares, type SecureRoundConfig } from './protocol.ts';
+import { checkThreshold, consistencyQuorum } from './parameters.ts';
 import { splitSecret } from './shamir.ts';
 
 type Stage = 'created' | 'advertised' | 'shared' | 'received' | 'masked' | 'confirmed' | 'revealed';

@@ -18,7 +18,7 @@ import { newRingVector, ringBits, addInto, type RingVector } from '../../shared/
 import { maskInput, pairSign, sumLevels, type PairMask } from '../../shared/secagg/math.ts';
 import { groupReveals, planUnmask, runUnmaskJob, type RevealedSecrets, type UnmaskJob } from '../../shared/secagg/unmask.ts';
 import { MAX_SHARES, splitSecret } from '../../shared/secagg/shamir.ts';
-import { safeThreshold } from '../../shared/secagg/protocol.ts';
+import { safeThreshold } from '../../shared/secagg/parameters.ts';
 
 /**
  * An in-process simulation of one SecAgg+ round, end to end: key advertisement, Shamir

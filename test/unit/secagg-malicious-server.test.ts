@@ -5,22 +5,8 @@ import { createRng, deriveSeed } from '../../shared/random.ts';
 import { SecAggClient } from '../../shared/secagg/client.ts';
 import { expandSeed } from '../../shared/secagg/mask-stream.ts';
 import { pairSign, unmaskSum } from '../../shared/secagg/math.ts';
-import {
-  packConfirmations,
-  packIndexed,
-  roundContext,
-  roundGraph,
-  secureParameters,
-  SHARE_BOX_BYTES,
-  SHARE_BYTES,
-  unpackAdvertised,
-  unpackConfirmations,
-  unpackIndexed,
-  packAdvertised,
-  type AdvertisedKeys,
-  type RelayedShares,
-  type SecureRoundConfig,
-} from '../../shared/secagg/protocol.ts';
+import { packConfirmations, packIndexed, roundContext, roundGraph, SHARE_BOX_BYTES, SHARE_BYTES, unpackAdvertised, unpackConfirmations, unpackIndexed, packAdvertised, type AdvertisedKeys, type RelayedShares, type SecureRoundConfig } from '../../shared/secagg/protocol.ts';
+import { secureParameters } from '../../shared/secagg/parameters.ts';
 import { recoverSecret, type HeldShare } from '../../shared/secagg/recover.ts';
 import { ringBits, type RingVector } from '../../shared/secagg/ring.ts';
 import { expectCode } from '../support/expect-code.ts';

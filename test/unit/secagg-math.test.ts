@@ -9,7 +9,7 @@ import {
 } from '../support/secagg-sim.ts';
 import { cryptoReady, expandSeedSodium } from '../../shared/crypto/sodium.ts';
 import { expandSeed, type SeedExpander } from '../../shared/secagg/mask-stream.ts';
-import { safeThreshold } from '../../shared/secagg/protocol.ts';
+import { safeThreshold } from '../../shared/secagg/parameters.ts';
 import { createRng } from '../../shared/random.ts';
 import { addInto, fromLevels, newRingVector, ringBits, type RingVector } from '../../shared/secagg/ring.ts';
 import { maskInput, pairSign, sumLevels, unmaskSum, type PairMask } from '../../shared/secagg/math.ts';

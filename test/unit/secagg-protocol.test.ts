@@ -4,17 +4,8 @@ import { expandSeed } from '../../shared/secagg/mask-stream.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../../shared/random.ts';
 import { ringBits } from '../../shared/secagg/ring.ts';
 import { SecAggClient } from '../../shared/secagg/client.ts';
-import {
-  packIndexed,
-  roundContext,
-  secureParameters,
-  signAdvertisement,
-  unpackAdvertised,
-  unpackConfirmations,
-  unpackIndexed,
-  SHARE_BYTES,
-  type SecureRoundConfig,
-} from '../../shared/secagg/protocol.ts';
+import { packIndexed, roundContext, signAdvertisement, unpackAdvertised, unpackConfirmations, unpackIndexed, SHARE_BYTES, type SecureRoundConfig } from '../../shared/secagg/protocol.ts';
+import { secureParameters } from '../../shared/secagg/parameters.ts';
 import { sumLevels } from '../../shared/secagg/math.ts';
 import { runUnmaskJob } from '../../shared/secagg/unmask.ts';
 import { SecureRound, type MaskedUpload } from '../../server/secagg/secure-round.ts';
