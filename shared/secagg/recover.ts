@@ -39,10 +39,10 @@ function* fallbackSubsets(shares: readonly HeldShare[], t: number): Generator<He
 /**
  * Rebuilds a secret from revealed shares that may include forgeries, checked by `verify`
  * against what its owner published. The first t shares almost always do; if not, other
- * t-subsets are tried until one verifies, and every share is then tested against it:
- * any t points of the polynomial give the same secret, and in GF(256) every point's
- * Lagrange weight at 0 is nonzero, so swapping in a share off the polynomial always
- * changes the result. Returns the secret and who revealed a share off it.
+ * t-subsets are tried until one verifies, and every other share is then tested by swapping
+ * it in: any t points of the polynomial give the same secret, and in GF(256) every point's
+ * Lagrange weight at 0 is nonzero, so a share off the polynomial always changes the result.
+ * Returns the secret and who revealed a share that makes it fail `verify`.
  */
 export async function recoverSecret(shares: readonly HeldShare[], t: number, verify: (secret: Uint8Array) => boolean, what: string): Promise<{ secret: Uint8Array; forgers: number[] }> {
   if (shares.length < t) throw new TributaryError('SECAGG_TOO_FEW_SHARES', `${shares.length} of ${t} shares for ${what}`);
@@ -55,8 +55,10 @@ export async function recoverSecret(shares: readonly HeldShare[], t: number, ver
     const rest = subset.slice(1);
     for (const s of shares) {
       if (subset.includes(s)) continue;
+      // Judged by `verify`, not by equal bytes: an X25519 key ignores some of its bits, and a
+      // share that only changes those changes nothing the unmasking uses.
       const check = await combined([...rest, s]);
-      if (!check || !check.every((b, i) => b === secret[i])) forgers.push(s.from);
+      if (!check || !verify(check)) forgers.push(s.from);
     }
     return { secret, forgers };
   }

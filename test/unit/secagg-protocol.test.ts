@@ -153,7 +153,7 @@ describe('SecAgg+ protocol: client state machines against the server round', () 
       const setup = setUp(n, 3);
       const forge = (packed: Uint8Array) => {
         const shares = unpackIndexed(packed, SHARE_BYTES);
-        for (const s of shares) s.bytes[0]! ^= 1; // every share client 0 reveals
+        for (const s of shares) s.bytes[10]! ^= 1; // every share client 0 reveals
         return packIndexed(shares, SHARE_BYTES);
       };
       const { sum, expected, forgers } = await runRound(setup, new Set(), 'after-upload', forge);
