@@ -1,6 +1,7 @@
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { h } from './api.ts';
+import { keepSymbols } from './format.ts';
 
 export interface SeriesSpec {
   label: string;
@@ -8,6 +9,8 @@ export interface SeriesSpec {
   /** Which y axis: left (0) or right (1). */
   axis?: 0 | 1;
   format?: (v: number) => string;
+  /** Dash pattern in CSS pixels, e.g. [6, 4] for a reference line; solid when absent. */
+  dash?: number[];
 }
 
 /**
@@ -25,7 +28,7 @@ export class RoundChart {
     private readonly axisLabels: [string, string?],
   ) {
     this.holder = h('div', { class: 'chart', role: 'img', 'aria-label': title });
-    this.element = h('figure', { class: 'stat', 'data-chart': title }, h('figcaption', { class: 'label' }, title), this.holder);
+    this.element = h('figure', { class: 'stat', 'data-chart': title }, h('figcaption', { class: 'label' }, keepSymbols(title)), this.holder);
     new ResizeObserver(() => this.plot?.setSize({ width: this.width(), height: 220 })).observe(this.holder);
   }
 
@@ -33,7 +36,8 @@ export class RoundChart {
     return Math.max(200, this.holder.clientWidth);
   }
 
-  update(rounds: number[], values: number[][]): void {
+  /** `values`: one array per series, aligned with `rounds`; null where a round has no value (a gap). */
+  update(rounds: number[], values: Array<Array<number | null>>): void {
     // The plotted numbers as text too: for screen readers' "describe" tools and for tests.
     this.element.dataset.rounds = JSON.stringify(rounds);
     this.element.dataset.series = JSON.stringify(values);
@@ -54,7 +58,7 @@ export class RoundChart {
       ],
       series: [
         { label: 'round' },
-        ...this.series.map((s) => ({ label: s.label, stroke: s.color, width: 2, scale: s.axis === 1 ? 'y2' : 'y', points: { show: rounds.length < 40 }, ...(s.format ? { value: (_u: uPlot, v: number | null) => (v === null ? '—' : s.format!(v)) } : {}) })),
+        ...this.series.map((s) => ({ label: keepSymbols(s.label), stroke: s.color, width: 2, scale: s.axis === 1 ? 'y2' : 'y', points: { show: rounds.length < 40 }, ...(s.dash ? { dash: s.dash } : {}), ...(s.format ? { value: (_u: uPlot, v: number | null) => (v === null ? '—' : s.format!(v)) } : {}) })),
       ],
     }, data, this.holder);
   }

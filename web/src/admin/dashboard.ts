@@ -5,11 +5,14 @@ import { inviteLink } from '../invite.ts';
 import { api, h } from './api.ts';
 import type { User } from './auth.ts';
 import { RoundChart } from './charts.ts';
+import { eps, pct, stat } from './format.ts';
+import { PrivacyPanel } from './privacy-panel.ts';
+import { roundsTable } from './rounds-table.ts';
 import { taskForm } from './task-form.ts';
+import { roundSummary, settingsOf } from './task-summary.ts';
 
 type AdminSocket = Socket<AdminServerToClientEvents, AdminClientToServerEvents>;
 const can = (user: User, role: 'operator' | 'admin') => (role === 'admin' ? user.role === 'admin' : user.role !== 'viewer');
-const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
 /** "4.2 s of 120 s", or how it ended otherwise. */
 function lastRound(r: NonNullable<ClientView['lastRound']>): string {
   return r.elapsedMs === null ? `#${r.round} ${r.outcome}` : `#${r.round} ${(r.elapsedMs / 1000).toFixed(1)} s of ${(r.deadlineMs / 1000).toFixed(0)} s`;
@@ -35,18 +38,28 @@ export class TasksView {
     participants: new RoundChart('Participants and drop-outs', [{ label: 'participants', color: '#177245' }, { label: 'dropped', color: '#b3261e' }, { label: 'late', color: '#9a5b00' }], ['clients']),
     bytes: new RoundChart('Bytes uploaded per round', [{ label: 'KiB', color: '#6b3fa0', format: (v) => `${v.toFixed(1)} KiB` }], ['KiB']),
     duration: new RoundChart('Round duration', [{ label: 'seconds', color: '#0b7a8a', format: (v) => `${v.toFixed(1)} s` }], ['seconds']),
+    // Shown only for tasks whose rounds spend privacy.
+    privacy: new RoundChart('Privacy spent (ε) per round', [
+      { label: 'ε spent', color: '#6b3fa0', format: eps },
+      { label: 'target ε', color: '#5b6578', dash: [6, 4], format: eps },
+      { label: 'clip norm C', color: '#0b7a8a', axis: 1, format: (v) => v.toFixed(3) },
+    ], ['ε', 'clip norm C']),
   };
+  private readonly privacy = new PrivacyPanel();
   private readonly live = h('p', { class: 'muted', id: 'live-round' });
   private readonly socket: AdminSocket;
 
   constructor(private readonly user: User) {
-    this.element.append(h('div', { class: 'grid', style: 'grid-template-columns: minmax(14rem, 18rem) 1fr; align-items: start' }, this.list, this.detail));
+    this.element.append(h('div', { class: 'grid', style: 'grid-template-columns: minmax(14rem, 18rem) minmax(0, 1fr); align-items: start' }, this.list, this.detail));
     this.socket = io('/admin', { transports: ['websocket'], withCredentials: true });
     this.socket.on('round:complete', (record) => {
       if (record.taskId !== this.selected) return;
       this.rounds = [...this.rounds.filter((r) => r.round !== record.round), record].sort((a, b) => a.round - b.round);
-      this.live.textContent = `Round ${record.round} complete: accuracy ${pct(record.accuracy)}`;
+      const task = this.task();
+      if (!task) return;
+      this.live.textContent = roundSummary(record, task.spec);
       this.renderRounds();
+      void this.privacy.load(task);
     });
     this.socket.on('round:started', (e) => {
       if (e.taskId === this.selected) this.live.textContent = `Round ${e.round} running with ${e.participants.length} participant(s)…`;
@@ -110,6 +123,8 @@ export class TasksView {
     this.rounds = rounds;
     this.clients = clients;
     this.renderDetail();
+    const task = this.task();
+    if (task) await this.privacy.load(task);
   }
 
   private task(): TaskRecord | undefined {
@@ -147,18 +162,19 @@ export class TasksView {
       h('a', { class: 'button secondary', href: `/api/tasks/${task.id}/model/weights.bin`, download: 'weights.bin' }, 'Weights'),
       h('a', { class: 'button secondary', href: `/api/tasks/${task.id}/rounds.csv` }, 'Metrics (CSV)'),
     );
-    const settings = `${spec.model}, ${spec.partition.kind === 'dirichlet' ? `Dirichlet ${spec.partition.alpha}` : 'IID'}, ${spec.bits}-bit, ${spec.strategy}, ${spec.mode}${spec.secure ? ', secure aggregation' : ''}${spec.openEnrollment ? ', open enrollment' : ''}`;
     this.detail.replaceChildren(
       h('h2', {}, `#${task.id} ${spec.name} `, h('span', { class: `badge ${STATUS_BADGE[task.status] ?? ''}`, id: 'task-status' }, task.status)),
-      h('p', { class: 'muted' }, settings, ` · contribute at `, h('a', { href: `/contribute/?task=${task.id}` }, `/contribute/?task=${task.id}`)),
+      h('p', { class: 'muted', id: 'task-settings' }, settingsOf(spec), ` · contribute at `, h('a', { href: `/contribute/?task=${task.id}` }, `/contribute/?task=${task.id}`)),
       controls,
       this.live,
       h('div', { class: 'grid', id: 'stats' }),
+      this.privacy.element,
       h('div', { class: 'charts' }, ...Object.values(this.charts).map((c) => c.element)),
       h('h2', {}, 'Connected clients'),
-      h('div', { id: 'clients' }),
-      h('h2', {}, 'Round history'),
-      h('div', { id: 'history', style: 'max-height: 22rem; overflow: auto' }),
+      h('div', { id: 'clients', style: 'overflow-x: auto' }),
+      h('h2', { id: 'history-title' }, 'Round history'),
+      // A region that scrolls both ways: focusable, so keyboards can scroll it too.
+      h('div', { id: 'history', style: 'max-height: 22rem; overflow: auto', tabindex: '0', role: 'region', 'aria-labelledby': 'history-title' }),
       can(this.user, 'operator') ? this.enrollmentPanel(task) : '',
     );
     this.renderRounds();
@@ -170,7 +186,6 @@ export class TasksView {
     if (!task) return;
     const r = this.rounds;
     const last = r.at(-1);
-    const stat = (label: string, value: string) => h('div', { class: 'stat' }, h('div', { class: 'label' }, label), h('div', { class: 'value' }, value));
     document.getElementById('stats')?.replaceChildren(
       stat('Rounds', `${task.completedRounds} / ${task.spec.rounds}`),
       stat('Accuracy', last ? pct(last.accuracy) : '—'),
@@ -182,11 +197,10 @@ export class TasksView {
     this.charts.participants.update(x, [r.map((x) => x.participants), r.map((x) => x.dropped), r.map((x) => x.late)]);
     this.charts.bytes.update(x, [r.map((x) => x.uploadBytes / 1024)]);
     this.charts.duration.update(x, [r.map((x) => x.durationMs / 1000)]);
-    document.getElementById('history')?.replaceChildren(h('table', { id: 'round-table' },
-      h('thead', {}, h('tr', {}, ...['round', 'accuracy', 'loss', 'participants', 'dropped', 'late', 'samples', 'bytes/param', 'duration'].map((c) => h('th', {}, c)))),
-      h('tbody', {}, ...[...r].reverse().map((x) => h('tr', {},
-        ...[String(x.round), pct(x.accuracy), x.loss.toFixed(4), String(x.participants), String(x.dropped), String(x.late), x.samples.toLocaleString(), x.uploadBytesPerParam.toFixed(3), `${(x.durationMs / 1000).toFixed(1)} s`].map((c) => h('td', {}, c))))),
-    ));
+    const privateRounds = r.some((x) => x.epsilon !== null);
+    this.charts.privacy.element.hidden = !privateRounds;
+    if (privateRounds) this.charts.privacy.update(x, [r.map((x) => x.epsilon), r.map(() => task.spec.privacy.epsilon), r.map((x) => x.clipNorm)]);
+    document.getElementById('history')?.replaceChildren(roundsTable(r));
   }
 
   private renderClients(): void {

@@ -1,4 +1,7 @@
+import { aggregationFields } from './aggregation-fields.ts';
 import { api, h } from './api.ts';
+import { checkbox, choices, input, select } from './fields.ts';
+import { privacyFields } from './privacy-fields.ts';
 import { choicesOf, ModelPreset, StrategyName, TASK_DEFAULTS, TrainingMode, UpdateBits, type TaskSpecInput } from '../../../shared/protocol/task.ts';
 
 /** How the form names each choice the schema allows: a new value without a label fails the type check. */
@@ -7,32 +10,18 @@ const STRATEGY_LABELS: Record<StrategyName, string> = { fedavg: 'FedAvg', fedavg
 const MODE_LABELS: Record<TrainingMode, string> = { sync: 'Sync rounds', async: 'Async (FedBuff)' };
 const bitsLabel = (bits: UpdateBits) => (bits === 32 ? '32 (float)' : String(bits));
 
-/** The options of a select, in the schema's order. */
-function choices<T extends string | number>(values: T[], label: (value: T) => string): Array<[string, string]> {
-  return values.map((v) => [String(v), label(v)]);
-}
-
 interface TaskRecord {
   id: number;
 }
 
-function input(label: string, name: string, attrs: Record<string, string | boolean> = {}): HTMLElement {
-  return h('div', {}, h('label', { for: `t-${name}` }, label), h('input', { id: `t-${name}`, name, ...attrs }));
-}
-
-function select(label: string, name: string, options: Array<[string, string]>, value: string): HTMLElement {
-  const el = h('select', { id: `t-${name}`, name });
-  for (const [v, text] of options) el.append(new Option(text, v, v === value, v === value));
-  return h('div', {}, h('label', { for: `t-${name}` }, label), el);
-}
-
-function checkbox(label: string, name: string, checked = false): HTMLElement {
-  return h('div', {}, h('label', {}, h('input', { type: 'checkbox', name, id: `t-${name}`, ...(checked ? { checked: true } : {}) }), ` ${label}`));
-}
-
-/** The new-task form: the demo's defaults up front, the rest under "More settings". */
+/**
+ * The new-task form: the demo's defaults up front, then how updates are combined and kept
+ * private (both follow the secure-aggregation checkbox), the rest under "More settings".
+ */
 export function taskForm(created: (task: TaskRecord) => void): HTMLElement {
   const error = h('p', { class: 'error', role: 'alert' });
+  const aggregation = aggregationFields();
+  const privacy = privacyFields();
   const form = h('form', { class: 'panel', 'aria-label': 'New task' },
     h('h2', {}, 'New task'),
     h('div', { class: 'row' },
@@ -49,6 +38,8 @@ export function taskForm(created: (task: TaskRecord) => void): HTMLElement {
       checkbox('Secure aggregation (the server learns only the sum)', 'secure'),
       checkbox('Open enrollment (anyone may contribute from /contribute)', 'openEnrollment', true),
     ),
+    aggregation.element,
+    privacy.element,
     h('details', {},
       h('summary', {}, 'More settings'),
       h('div', { class: 'row' },
@@ -67,11 +58,19 @@ export function taskForm(created: (task: TaskRecord) => void): HTMLElement {
       )),
     h('div', { class: 'actions' }, h('button', { type: 'submit' }, 'Create task')),
     error);
+  const secure = form.querySelector<HTMLInputElement>('#t-secure')!;
+  const secureChanged = () => {
+    aggregation.secureChanged(secure.checked);
+    privacy.secureChanged(secure.checked);
+  };
+  secure.addEventListener('change', secureChanged);
+  secureChanged();
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
     const f = new FormData(form);
     const num = (key: string) => Number(f.get(key));
     const [kind, alpha] = String(f.get('partition')).split(':');
+    error.textContent = '';
     try {
       const spec: TaskSpecInput = {
         name: String(f.get('name')),
@@ -84,6 +83,8 @@ export function taskForm(created: (task: TaskRecord) => void): HTMLElement {
         roundDeadlineMs: num('deadline') * 1000,
         bits: num('bits') as UpdateBits,
         strategy: String(f.get('strategy')) as StrategyName,
+        aggregation: aggregation.read(f),
+        privacy: privacy.read(f),
         mode: String(f.get('mode')) as TrainingMode,
         bufferSize: num('bufferSize'),
         secure: f.get('secure') === 'on',
