@@ -6,7 +6,8 @@ import { io } from 'socket.io-client';
 import { parsePartition } from '../shared/data/partition.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import type { AdminClientToServerEvents, AdminServerToClientEvents } from '../shared/protocol/events.ts';
-import type { LocalOptimizer, ModelPreset, RoundRecord, Scheduling, StrategyName, TaskRecord, TaskSpecInput, TrainingMode, UpdateBits } from '../shared/protocol/task.ts';
+import { alieZMax, attackerCount, type ByzantineSpec } from '../shared/ml/attacks.ts';
+import type { Aggregation, LocalOptimizer, ModelPreset, Privacy, RoundRecord, Scheduling, StrategyName, TaskRecord, TaskSpecInput, TrainingMode, UpdateBits } from '../shared/protocol/task.ts';
 import type { Socket } from 'socket.io-client';
 import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, tokenEnv, waitForHealth } from './processes.ts';
 import { superviseClients } from './supervise.ts';
@@ -38,6 +39,13 @@ export interface DemoOptions {
   secure: boolean;
   threshold?: number;
   neighbours?: number;
+  /** How updates are combined; omitted fields take the task defaults. */
+  aggregation?: Partial<Aggregation>;
+  /** Differential privacy; omitted fields take the task defaults (off). */
+  privacy?: Partial<Privacy>;
+  minUpdates?: number;
+  /** This fraction of the clients send malicious updates (`client --attack`). */
+  byzantine?: ByzantineSpec;
   /** Fault injection: this fraction of the clients SIGKILL themselves at a secure-round phase. */
   drop?: { fraction: number; phase: 'advertised' | 'shared' | 'uploaded'; round: number };
   json: boolean;
@@ -52,6 +60,11 @@ export interface DemoRoundLine {
   dropped: number;
   uploadBytesPerParam: number;
   durationMs: number;
+  /** What combined and applied the updates, and how many it left out. */
+  rule: string;
+  discarded: number;
+  /** ε spent so far, in a differentially private task. */
+  epsilon: number | null;
 }
 
 export interface DemoDoneLine {
@@ -71,15 +84,27 @@ function pickCrashing(n: number, fraction: number, seed: number): number[] {
   return order.slice(0, Math.max(1, Math.round(fraction * n))).sort((a, b) => a - b);
 }
 
+/** The demo's attacking clients: the last ones (shards are assigned by client number, so the choice is reproducible). */
+function attackingClients(options: DemoOptions): Set<number> {
+  if (!options.byzantine) return new Set();
+  const f = attackerCount(options.byzantine.fraction, options.clients);
+  return new Set(Array.from({ length: f }, (_, k) => options.clients - 1 - k));
+}
+
+/** An attacking client's flags: the attack, and for ALIE the z_max of this many clients with f attackers. */
+function attackArgs(byzantine: ByzantineSpec, clients: number, f: number): string[] {
+  return ['--attack', byzantine.attack, ...(byzantine.attack === 'alie' ? ['--alie-z', String(alieZMax(clients, f))] : [])];
+}
+
 function progressBar(fraction: number, width = 24): string {
   const full = Math.round(fraction * width);
   return `${'█'.repeat(full)}${'░'.repeat(width - full)}`;
 }
 
 /** The task a demo (or a benchmark standing in for one) creates. */
-export function demoTaskSpec(options: Omit<DemoOptions, 'data' | 'port' | 'backend' | 'json' | 'drop'>): TaskSpecInput {
+export function demoTaskSpec(options: Omit<DemoOptions, 'data' | 'port' | 'backend' | 'json' | 'drop' | 'byzantine'>): TaskSpecInput {
   return {
-    name: `demo ${options.model} ${options.partition} ${options.bits}-bit ${options.strategy}${options.mode === 'async' ? ' async' : ''}${options.secure ? ' secure' : ''}`,
+    name: `demo ${options.model} ${options.partition} ${options.bits}-bit ${options.aggregation?.rule && options.aggregation.rule !== 'mean' ? `${options.aggregation.rule} ` : ''}${options.strategy}${options.mode === 'async' ? ' async' : ''}${options.secure ? ' secure' : ''}${options.privacy?.mode && options.privacy.mode !== 'off' ? ` ${options.privacy.mode} DP` : ''}`,
     model: options.model,
     partition: parsePartition(options.partition),
     shards: options.clients,
@@ -87,6 +112,9 @@ export function demoTaskSpec(options: Omit<DemoOptions, 'data' | 'port' | 'backe
     clientsPerRound: options.clients,
     bits: options.bits,
     strategy: options.strategy,
+    ...(options.aggregation ? { aggregation: options.aggregation } : {}),
+    ...(options.privacy ? { privacy: options.privacy } : {}),
+    ...(options.minUpdates ? { minUpdates: options.minUpdates } : {}),
     mode: options.mode,
     bufferSize: options.bufferSize,
     scheduling: options.scheduling,
@@ -132,6 +160,9 @@ function watchTask(adminUrl: string, token: string, taskId: number, options: Dem
         dropped: record.dropped,
         uploadBytesPerParam: record.uploadBytesPerParam,
         durationMs: record.durationMs,
+        rule: record.rule,
+        discarded: record.discarded.length,
+        epsilon: record.epsilon,
       };
       out(JSON.stringify(line));
       return;
@@ -140,7 +171,8 @@ function watchTask(adminUrl: string, token: string, taskId: number, options: Dem
     out(
       `round ${String(record.round).padStart(3)}/${options.rounds}  accuracy ${(record.accuracy * 100).toFixed(2)} %` +
         `  loss ${record.loss.toFixed(4)}  ${record.participants} clients${record.dropped ? ` (${record.dropped} dropped)` : ''}  ` +
-        `${record.uploadBytesPerParam.toFixed(3)} B/param  ${(record.durationMs / 1000).toFixed(1)} s`,
+        `${record.uploadBytesPerParam.toFixed(3)} B/param  ${(record.durationMs / 1000).toFixed(1)} s` +
+        `${record.discarded.length ? `  ${record.discarded.length} discarded by ${record.rule}` : ''}${record.epsilon === null ? '' : `  ε ${record.epsilon.toFixed(2)}`}`,
     );
   });
   socket.on('round:participants', (e) => {
@@ -207,11 +239,14 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     });
 
     const crashing = new Set(options.drop ? pickCrashing(options.clients, options.drop.fraction, options.seed) : []);
+    const attackers = attackingClients(options);
+    if (attackers.size > 0) info(`clients ${[...attackers].join(', ')} attack (${options.byzantine!.attack})`);
     if (options.drop) info(`clients ${[...crashing].join(', ')} will crash ${options.drop.phase.replace('ed', '')} in round ${options.drop.round}`);
     const supervisor = superviseClients(options.clients, (i, restarted) => {
       // A restarted client keeps its identity (still enrolled) and crashes on purpose only once.
       const crash = !restarted && crashing.has(i) && options.drop ? ['--crash-at', `${options.drop.phase}:${options.drop.round}`] : [];
-      const args = edgeClientArgs(url, task.id, i, options.data, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i), ...crash]);
+      const attack = attackers.has(i) ? attackArgs(options.byzantine!, options.clients, attackers.size) : [];
+      const args = edgeClientArgs(url, task.id, i, options.data, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i), ...crash, ...attack]);
       const child = spawnTributary(args, join(dataDir, `client-${i}.log`), tokenEnv(token), restarted);
       children.push(child);
       return child;

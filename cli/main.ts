@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { choicesOf, LocalOptimizer, ModelPreset, Scheduling, StrategyName, TASK_DEFAULTS, TrainingMode, UpdateBits } from '../shared/protocol/task.ts';
+import { choicesOf, CombineRuleName, LocalOptimizer, ModelPreset, PrivacyMode, Scheduling, StrategyName, TASK_DEFAULTS, TrainingMode, UpdateBits } from '../shared/protocol/task.ts';
 import { FASHION_MNIST_DIR } from '../shared/data/fashion-mnist.ts';
+import { ATTACKS, parseByzantine } from '../shared/ml/attacks.ts';
 import { parseTrustProxy } from '../server/auth/client-address.ts';
 
 /** `tributary serve | client | gpu-node | demo | bench`: each subcommand loads only what it needs. */
@@ -9,6 +10,18 @@ const int = (name: string, min = 0) => (value: string) => {
   const n = Number(value);
   if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer ≥ ${min}`);
   return n;
+};
+
+const positive = (name: string) => (value: string) => {
+  const x = Number(value);
+  if (!(x > 0) || !Number.isFinite(x)) throw new InvalidArgumentError(`${name} must be a positive number`);
+  return x;
+};
+
+const nonNegative = (name: string) => (value: string) => {
+  const x = Number(value);
+  if (!(x >= 0) || !Number.isFinite(x)) throw new InvalidArgumentError(`${name} must be a number ≥ 0`);
+  return x;
 };
 
 const fraction = (name: string) => (value: string) => {
@@ -37,6 +50,14 @@ function crashPoint(value: string): { phase: (typeof CRASH_PHASES)[number]; roun
   if (!found) throw new InvalidArgumentError(`phase must be one of ${CRASH_PHASES.join(', ')}`);
   if (round === undefined) return { phase: found };
   return { phase: found, round: int('round', 1)(round) };
+}
+
+function byzantineSpec(value: string) {
+  try {
+    return parseByzantine(value);
+  } catch (error) {
+    throw new InvalidArgumentError((error as Error).message);
+  }
 }
 
 /** `--drop 0.3@after-share[:round]`: which fraction of the demo's clients crash, at which phase. */
@@ -104,6 +125,8 @@ program
   .option('--throttle <fraction>', 'train at this fraction of full speed (0 < f ≤ 1), idling between steps', fraction('throttle'), 1)
   .option('--crash-at <phase[:round]>', 'fault injection: die (SIGKILL) when a secure round reaches advertised|shared|uploaded|revealed', crashPoint)
   .option('--disconnect-every <ms>', 'fault injection: drop the connection at random, on average this often (the client reconnects and resumes)', int('disconnect-every', 100))
+  .addOption(new Option('--attack <name>', 'robustness experiments: send malicious updates instead of honest ones').choices([...ATTACKS]))
+  .option('--alie-z <z>', 'with --attack alie: z_max, how many standard deviations to shift (the demo computes it from n and f)', positive('alie-z'))
   .action(async (opts) => {
     const { runEdgeClient } = await import('../client/node/edge.ts');
     const status = await runEdgeClient({ ...opts, taskId: opts.task });
@@ -162,12 +185,30 @@ program
   .option('--threshold <t>', 'with --secure: shares needed to unmask (default: a majority of each secret\'s holders)', int('threshold', 2))
   .option('--neighbours <k>', 'with --secure: neighbours per client (default ≈ 2·log2 n; n − 1 = classic SecAgg)', int('neighbours', 1))
   .option('--drop <fraction@phase>', 'with --secure: that fraction of clients crash at after-advertise|after-share|after-upload (in round 1, or :<round>)', dropSpec)
+  .addOption(new Option('--rule <name>', 'how each round\'s updates are combined (robust rules need plain rounds)').choices(choicesOf(CombineRuleName)).default(TASK_DEFAULTS.aggregation.rule))
+  .option('--trim <beta>', 'with --rule trimmed-mean: fraction dropped from each end of every coordinate, [0, 0.5)', nonNegative('trim'), TASK_DEFAULTS.aggregation.trim)
+  .option('--tolerate <f>', 'with --rule krum|multi-krum|bulyan: attackers per round the rule withstands', int('tolerate'), TASK_DEFAULTS.aggregation.byzantine)
+  .option('--norm-bound <c>', 'clip every update to this L2 norm (secure rounds: on the device); 0 = off', nonNegative('norm-bound'), 0)
+  .option('--byzantine <fraction:attack>', `that fraction of the clients attack: ${ATTACKS.join('|')}, e.g. 0.2:alie`, byzantineSpec)
+  .addOption(new Option('--privacy <mode>', 'differential privacy: central (DP-FedAvg on the server) or distributed (device noise, needs --secure)').choices(choicesOf(PrivacyMode)).default('off'))
+  .option('--epsilon <e>', 'with --privacy: target ε for the whole task', positive('epsilon'), TASK_DEFAULTS.privacy.epsilon)
+  .option('--delta <d>', 'with --privacy: target δ', positive('delta'), TASK_DEFAULTS.privacy.delta)
+  .option('--clip-norm <c>', 'with --privacy: each update\'s L2 clip C', positive('clip-norm'), TASK_DEFAULTS.privacy.clipNorm)
+  .option('--noise-multiplier <z>', 'with --privacy: noise std over C (0 = the least that fits the budget)', nonNegative('noise-multiplier'), 0)
+  .option('--target-quantile <q>', 'with --privacy central: adapt C to this quantile of update norms (0 = fixed C)', nonNegative('target-quantile'), 0)
+  .option('--min-updates <n>', 'fewest updates a round counts with (distributed DP: the survivors whose noise adds up)', int('min-updates', 1), 1)
   .option('--json', 'one JSON object per completed round, then a summary', false)
   .action(async (opts) => {
     if (opts.drop && !opts.secure) throw new InvalidArgumentError('--drop needs --secure');
     if (opts.secure && opts.mode === 'async') throw new InvalidArgumentError('--secure needs sync rounds (--mode sync)');
     const { runDemo } = await import('./demo.ts');
-    const ok = await runDemo({ ...opts, bits: Number(opts.bits) });
+    const { rule, trim, tolerate, normBound, privacy, epsilon, delta, clipNorm, noiseMultiplier, targetQuantile, ...rest } = opts;
+    const ok = await runDemo({
+      ...rest,
+      bits: Number(opts.bits),
+      aggregation: { rule, trim, byzantine: tolerate, normBound },
+      privacy: { mode: privacy, epsilon, delta, clipNorm, noiseMultiplier, targetQuantile },
+    });
     process.exit(ok ? 0 : 1);
   });
 

@@ -90,6 +90,7 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
       measured: (throughput) => (this.capabilities = { ...this.capabilities, throughput }),
       uploaded: () => void this.reportReadiness().catch(() => undefined),
       fail: (error) => this.fail(error),
+      transformUpdate: this.options.transformUpdate,
     });
     const joined = new Promise<void>((resolve, reject) => {
       const onJoined = () => {

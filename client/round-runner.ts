@@ -5,7 +5,9 @@ import { encodeUpdate } from '../shared/codec/update-codec.ts';
 import { equalBytes, seal, type KeyPair } from '../shared/crypto/sodium.ts';
 import type { LabelledSet } from '../shared/data/dataset.ts';
 import { TributaryError } from '../shared/errors.ts';
-import { subtractWeights, type Weights } from '../shared/ml/aggregate.ts';
+import { countParameters, subtractWeights, type Weights } from '../shared/ml/aggregate.ts';
+import { encodeDistributedInput, distributedDpParams } from '../shared/privacy/distributed.ts';
+import { cryptoRng } from '../shared/privacy/noise.ts';
 import type { ClientToServerEvents, RoundStart } from '../shared/protocol/events.ts';
 import { verifyRoundStart } from '../shared/protocol/round-signature.ts';
 import { createRng, deriveSeed, type Rng } from '../shared/random.ts';
@@ -15,7 +17,7 @@ import { encodeMaskedUpload, roundContext, unpackAdvertised, unpackConfirmations
 import { encodeRing } from '../shared/secagg/ring.ts';
 import { bytes, unlessAborted, type Connection, type SecureEvent } from './connection.ts';
 import type { Trainer, TrainResult } from './trainer.ts';
-import type { ClientEvents, SecurePhase } from './types.ts';
+import type { ClientEvents, SecurePhase, UpdateTransform } from './types.ts';
 
 /** Deferred acks of secure phases may arrive this long after the round's upload deadline. */
 const SECURE_ACK_SLACK_MS = 120_000;
@@ -42,6 +44,8 @@ export interface RoundRunnerOptions {
   /** A plain round's update is in: report the latest speed. */
   uploaded: () => void;
   fail: (error: unknown) => void;
+  /** See FederatedClientOptions.transformUpdate. */
+  transformUpdate?: UpdateTransform | undefined;
 }
 
 type Trained = { delta: Weights; train: Omit<TrainResult, 'weights'> };
@@ -56,6 +60,8 @@ export class RoundRunner {
   /** Error-feedback residual: what quantization left out, added to the next update. */
   private residual: Weights | undefined;
   private readonly rng: Rng;
+  /** Differential-privacy noise: never from a seeded generator. */
+  private readonly noiseRng = cryptoRng();
   private busy: Promise<void> = Promise.resolve();
   /** The round attempt being worked on, and the attempts seen lately. */
   private current: { round: number; secure: boolean; abort: AbortController } | undefined;
@@ -142,7 +148,11 @@ export class RoundRunner {
     }, signal, start.budget ?? undefined);
     const { weights, ...train } = result;
     if (train.durationMs > 0) this.options.measured(train.processed / (train.durationMs / 1000));
-    return { delta: subtractWeights(weights, global), train };
+    const delta = subtractWeights(weights, global);
+    const transform = this.options.transformUpdate;
+    if (!transform) return { delta, train };
+    const retrain = async (set: LabelledSet) => subtractWeights((await trainer.train(global, set, start.hyper, shuffleSeed, undefined, signal)).weights, global);
+    return { delta: await transform({ round: start.round, delta, data, retrain }), train };
   }
 
   /**
@@ -171,14 +181,7 @@ export class RoundRunner {
 
     const { delta, train: trained } = await train();
     const me = secure.participants[index]!;
-    const meanSamples = secure.participants.reduce((a, p) => a + p.samples, 0) / secure.participants.length;
-    const levels = encodeSecureInput(delta, {
-      bits: start.bits as Exclude<RoundStart['bits'], 32>,
-      clips: secure.clips,
-      scale: me.samples / meanSamples,
-      residual: this.residual!,
-      rng: this.rng,
-    });
+    const levels = this.secureInput(delta, start, secure, me.samples);
     const masked = encodeRing(protocol.mask(levels, expandSeed), secure.ringBits);
     await this.upload(start, seal(encodeMaskedUpload(protocol.partnersSignature(), masked), start.aggregatorKey), trained, me.samples, signal);
     phase('uploaded');
@@ -189,6 +192,24 @@ export class RoundRunner {
     const shares = protocol.reveal(unpackConfirmations(bytes(confirmations)), unpackConfirmations(bytes(partners)));
     await request('secagg:reveal', { ...ref, shares });
     phase('revealed');
+  }
+
+  /**
+   * The levels this device feeds the secure sum: its update scaled by its sample weight
+   * and quantized with the round's clips, within the round's norm bound; or under
+   * distributed DP, clipped, rounded and noised here, before anything leaves the device.
+   */
+  private secureInput(delta: Weights, start: RoundStart, secure: SecureRoundConfig, samples: number): Uint32Array {
+    const bits = start.bits as Exclude<RoundStart['bits'], 32>;
+    const { normBound, noise } = secure.input;
+    if (noise) {
+      const params = distributedDpParams(countParameters(delta), bits, start.clipSigma, normBound);
+      // Levels add up only if every device uses the same range: the one the task's settings give.
+      if (secure.clips.some((c) => c !== params.clip)) throw new TributaryError('PRIVACY_INVALID', `round ${start.round} asks for clips that differ from the task's distributed-DP range`);
+      return encodeDistributedInput(delta, { params, clipNorm: normBound, variance: noise.variance, ringBits: secure.ringBits, residual: this.residual!, rng: this.rng, noiseRng: this.noiseRng });
+    }
+    const meanSamples = secure.participants.reduce((a, p) => a + p.samples, 0) / secure.participants.length;
+    return encodeSecureInput(delta, { bits, clips: secure.clips, scale: samples / meanSamples, residual: this.residual!, rng: this.rng, normBound });
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { Weights } from '../shared/ml/aggregate.ts';
 import type { KeyPair } from '../shared/crypto/sodium.ts';
 import type { LabelledSet } from '../shared/data/dataset.ts';
 import type { ClientKind } from '../shared/protocol/events.ts';
@@ -45,7 +46,25 @@ export interface FederatedClientOptions {
    * Persist it (the Node edge client keeps it in a file); without one a fresh key is made per client.
    */
   identity?: KeyPair;
+  /**
+   * Research hook: sees each trained update before it is quantized and sent, and returns
+   * what to send instead. `tributary client --attack` uses it to play a malicious client in
+   * robustness experiments; an honest deployment leaves it unset.
+   */
+  transformUpdate?: UpdateTransform;
 }
+
+/** What `transformUpdate` gets: the round's trained delta and the means to train others. */
+export interface TrainedUpdate {
+  round: number;
+  delta: Weights;
+  /** The device's training data this round. */
+  data: LabelledSet;
+  /** Trains from the round's global model on `set` (same hyper-parameters) and returns the delta. */
+  retrain(set: LabelledSet): Promise<Weights>;
+}
+
+export type UpdateTransform = (update: TrainedUpdate) => Promise<Weights> | Weights;
 
 /** With a token an operator minted, or by the task's open enrollment. */
 export type Enrollment = { token: string } | 'open';

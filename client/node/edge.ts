@@ -7,6 +7,9 @@ import { TributaryError } from '../../shared/errors.ts';
 import type { TaskRecord } from '../../shared/protocol/task.ts';
 import { FederatedClient, type ActivatedBackend, type SecurePhase } from '../federated-client.ts';
 import { loadDemoShard } from './fashion-mnist.ts';
+import { clientAttack } from './attack.ts';
+import type { AttackName } from '../../shared/ml/attacks.ts';
+import { FASHION_MNIST_CLASSES } from '../../shared/data/fashion-mnist.ts';
 import { measureThroughput } from '../probe.ts';
 import { activateNodeBackend } from './tf.ts';
 
@@ -36,6 +39,10 @@ export interface EdgeClientOptions {
   token?: string;
   tokenFile?: string;
   openEnrollment?: boolean;
+  /** Robustness experiments: play a malicious client (see client/node/attack.ts). */
+  attack?: AttackName;
+  /** With attack alie: z_max (the demo computes it from the task's n and f). */
+  alieZ?: number;
   /** Fault injection: drop the connection at random times, this many ms apart on average. */
   disconnectEvery?: number;
   /** What this process joins as (a GPU node needs a gpu enrollment); default edge. */
@@ -87,6 +94,7 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
   const token = enrollmentTokenOf(options);
   // Kept for the join message: the adapter, throughput and any fall-back warning.
   let activated: (ActivatedBackend & { warning?: string }) | undefined;
+  const attack = options.attack ? clientAttack(options.attack, { classes: FASHION_MNIST_CLASSES, alieZ: options.alieZ ?? 1, seed: options.seed ?? 0 }) : undefined;
   const client = new FederatedClient({
     ...(pinned ? { pinnedServerKey: fromBase64(pinned) } : {}),
     identity,
@@ -104,7 +112,11 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
         : { name: await activateNodeBackend(task.spec.model, options.backend), throughput: await measureThroughput(task.spec.model, options.throttle ?? 1) };
       return { ...activated, memoryMb: Math.round(totalmem() / 2 ** 20) };
     },
-    data: ({ task, shard }) => loadDemoShard(options.data, task.spec, shard ?? 0),
+    data: async ({ task, shard }) => {
+      const set = await loadDemoShard(options.data, task.spec, shard ?? 0);
+      return attack ? attack.data(set) : set;
+    },
+    ...(attack ? { transformUpdate: attack.transform } : {}),
   });
   const say = (event: string, fields: Record<string, unknown>, text: string) => {
     console.log(options.json ? JSON.stringify({ event, ...fields }) : text);

@@ -1,4 +1,4 @@
-import { stalenessWeightedMean, type BufferedUpdate, type Weights } from '../../shared/ml/aggregate.ts';
+import { discountForStaleness, type BufferedUpdate, type Weights } from '../../shared/ml/aggregate.ts';
 import { generateBoxKeyPair, openSealed } from '../../shared/crypto/sodium.ts';
 import { TributaryError } from '../../shared/errors.ts';
 import type { ChunkAck, ChunkMeta } from '../../shared/protocol/events.ts';
@@ -42,7 +42,7 @@ export class AsyncRunner implements TaskRunner {
   private stopped = false;
   private readonly inFlight = new Map<string, Dispatch>();
   /** Arrived updates with the model version each trained from; staleness is counted when they are applied. */
-  private buffer: Array<{ delta: Weights; samples: number; from: number; wireBytes: number }> = [];
+  private buffer: Array<{ clientId: string; delta: Weights; samples: number; from: number; wireBytes: number }> = [];
   private tally = newTally();
   private dispatches = 0;
   private readonly waker = new Waker();
@@ -96,7 +96,7 @@ export class AsyncRunner implements TaskRunner {
     const { global } = this;
     const k = bufferSizeOf(spec);
     this.tally = newTally();
-    while (global.version < spec.rounds && !this.stopped) {
+    while (!global.finished && !this.stopped) {
       if (this.buffer.length >= k) {
         const contribution = this.step(this.buffer.splice(0, k), global.version);
         if (contribution) await global.advance(contribution);
@@ -106,7 +106,8 @@ export class AsyncRunner implements TaskRunner {
       await this.waker.sleep(1_000);
     }
     for (const dispatch of this.inFlight.values()) dispatch.collection.abort();
-    return global.version >= spec.rounds ? 'completed' : 'stopped';
+    if (global.budgetSpent) this.options.log.info({ taskId: this.task.id, round: global.version }, 'privacy budget spent: the task stops before exceeding it');
+    return global.finished ? 'completed' : 'stopped';
   }
 
   /**
@@ -117,12 +118,12 @@ export class AsyncRunner implements TaskRunner {
     const started = performance.now();
     const tally = this.tally;
     const aged = buffered.map((u) => ({ ...u, staleness: version - u.from }));
-    const batch: Array<BufferedUpdate & { wireBytes: number }> = aged.filter((u) => u.staleness <= this.task.spec.maxStaleness);
+    const batch: Array<BufferedUpdate & { clientId: string; wireBytes: number }> = aged.filter((u) => u.staleness <= this.task.spec.maxStaleness);
     tally.tooStale += aged.length - batch.length;
     if (batch.length === 0) return null;
     this.tally = newTally();
     return {
-      mean: stalenessWeightedMean(batch),
+      input: { updates: batch.map((u) => ({ clientId: u.clientId, ...discountForStaleness(u) })) },
       aggregationMs: performance.now() - started,
       participants: batch.length,
       dropped: tally.dropped,
@@ -169,7 +170,7 @@ export class AsyncRunner implements TaskRunner {
       client.settleRound(round);
       const update = result.accepted[0];
       if (update) {
-        this.buffer.push({ delta: update.value, samples: update.samples, from, wireBytes: update.wireBytes });
+        this.buffer.push({ clientId: update.clientId, delta: update.value, samples: update.samples, from, wireBytes: update.wireBytes });
         this.options.events.uploadProgress({ taskId: id, round: global.version + 1, received: this.buffer.length, expected: bufferSizeOf(spec) });
       } else if (result.rejected.length > 0) this.tally.rejected++;
       else this.tally.dropped++; // left, or did not deliver by the deadline

@@ -36,6 +36,7 @@ export class Coordinator {
     } finally {
       this.opening.delete(taskId);
     }
+    if (global.budgetSpent) throw new TributaryError('PRIVACY_BUDGET_SPENT', `round ${global.version + 1} would spend ε = ${global.privacy!.epsilonAfter(global.version + 1).toPrecision(3)} > ${task.spec.privacy.epsilon}`);
     const runner: TaskRunner = task.spec.mode === 'async' ? new AsyncRunner(task, global, this.options) : new SyncRunner(task, global, this.options);
     this.runners.set(taskId, runner);
     await this.options.store.setTaskStatus(taskId, 'running');

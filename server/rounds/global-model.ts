@@ -8,12 +8,14 @@ import type { Checkpoints } from './checkpoints.ts';
 import type { RoundEvents } from './runner.ts';
 import { evaluate } from './evaluator.ts';
 import type { Store } from '../store/store.ts';
+import { PrivacyBudget } from '../privacy/budget.ts';
 import { createStrategy } from '../strategies/index.ts';
-import type { Strategy } from '../strategies/strategy.ts';
+import type { ClientUpdate, Strategy } from '../strategies/strategy.ts';
 
-/** What a round (or an async step) contributes: the mean update and how it came about. */
+/** What a round (or an async step) contributes: its updates (or their secure sum) and how it came about. */
 export interface Contribution {
-  mean: Weights;
+  /** Plain rounds and async steps hand over each update for the strategy to combine; a secure round, the mean its sum gives. */
+  input: { updates: readonly ClientUpdate[] } | { mean: Weights };
   /** Secure rounds: each tensor's quantization range for the next round, read from the summed statistics. */
   clips?: number[];
   participants: number;
@@ -51,6 +53,8 @@ export class GlobalModel {
   private clipsNow: number[];
   private readonly strategy: Strategy;
   private weightsNow: Weights;
+  /** A differentially private task's noise and accountant; undefined otherwise. */
+  readonly privacy: PrivacyBudget | undefined;
 
   private constructor(
     private readonly task: TaskRecord,
@@ -59,7 +63,8 @@ export class GlobalModel {
     private readonly options: GlobalModelOptions,
   ) {
     this.lengths = weightLengths(model);
-    this.strategy = createStrategy(task.spec.strategy);
+    this.privacy = PrivacyBudget.of(task.spec, this.lengths.reduce((a, b) => a + b, 0));
+    this.strategy = createStrategy(task.spec, { budget: this.privacy });
     this.clipsNow = this.lengths.map(() => Math.fround(INITIAL_SECURE_CLIP));
     this.weightsNow = readWeights(model);
   }
@@ -78,6 +83,16 @@ export class GlobalModel {
     if (state?.strategy === task.spec.strategy) global.strategy.restore(state.tensors);
     if (state?.clips.length === global.lengths.length) global.clipsNow = state.clips;
     return global;
+  }
+
+  /** The task has no more rounds to run: all done, or the next would exceed its privacy budget. */
+  get finished(): boolean {
+    return this.versionNow >= this.task.spec.rounds || this.budgetSpent;
+  }
+
+  /** A differentially private task whose next round would spend more than its target ε. */
+  get budgetSpent(): boolean {
+    return this.privacy !== undefined && !this.privacy.affords(this.versionNow + 1);
   }
 
   get version(): number {
@@ -103,7 +118,9 @@ export class GlobalModel {
     const { store, checkpoints, events, log } = this.options;
     const round = this.versionNow + 1;
     const stepStarted = performance.now();
-    const next = await this.strategy.step(this.weightsNow, c.mean, round);
+    const combined = 'updates' in c.input ? this.strategy.combine(c.input.updates, round) : { delta: c.input.mean, discarded: [] };
+    const next = await this.strategy.step(this.weightsNow, combined.delta, round);
+    const report = this.strategy.report();
     const aggregationMs = c.aggregationMs + performance.now() - stepStarted;
     writeWeights(this.model, next);
     const clips = c.clips ?? this.clipsNow;
@@ -125,6 +142,10 @@ export class GlobalModel {
       uploadBytesPerParam: c.uploadBytes / c.participants / countParameters(next),
       durationMs: Date.now() - c.startedAt,
       finishedAt: new Date().toISOString(),
+      rule: `${report.combine} → ${report.optimizer}`,
+      discarded: combined.discarded,
+      epsilon: this.privacy ? this.privacy.epsilonAfter(round) : null,
+      clipNorm: report.clipNorm ?? null,
     };
     await store.completeRound(record, c.participantsDetail);
     this.weightsNow = next;

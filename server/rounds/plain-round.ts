@@ -1,6 +1,6 @@
 import { generateBoxKeyPair, openSealed } from '../../shared/crypto/sodium.ts';
 import { decodeUpdate } from '../../shared/codec/update-codec.ts';
-import { weightedMean } from '../../shared/ml/aggregate.ts';
+import { minimumUpdates } from '../strategies/combine/index.ts';
 import { plainUpdateMaxBytes, roundBase } from './dispatch.ts';
 import type { Contribution } from './global-model.ts';
 import type { RoundRun } from './round-run.ts';
@@ -25,7 +25,7 @@ export async function runPlainRound(run: RoundRun): Promise<Contribution | null>
   run.announce(roundBase(task, options.chunkBytes, plan.round, deadline, aggregator, null));
   const collected = await collecting;
   const participantsDetail = run.account(collected);
-  if (collected.accepted.length < spec.minUpdates) {
+  if (collected.accepted.length < Math.max(spec.minUpdates, minimumUpdates(spec.aggregation))) {
     options.log.warn({ taskId: task.id, round: plan.round, accepted: collected.accepted.length }, 'too few updates; retrying round');
     return null;
   }
@@ -34,7 +34,7 @@ export async function runPlainRound(run: RoundRun): Promise<Contribution | null>
   const identity = new Map(plan.participants.map((p) => [p.id, Buffer.from(p.identityKey)]));
   const ordered = [...collected.accepted].sort((a, b) => Buffer.compare(identity.get(a.clientId)!, identity.get(b.clientId)!));
   return {
-    mean: weightedMean(ordered.map((u) => ({ delta: u.value, weight: u.samples }))),
+    input: { updates: ordered.map((u) => ({ clientId: u.clientId, delta: u.value, weight: u.samples })) },
     aggregationMs: performance.now() - started,
     participants: collected.accepted.length,
     dropped: collected.dropped.length,

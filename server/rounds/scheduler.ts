@@ -1,5 +1,6 @@
-import { createRng, deriveSeed, shuffleInPlace } from '../../shared/random.ts';
-import type { TaskRecord } from '../../shared/protocol/task.ts';
+import { cryptoRng } from '../../shared/privacy/noise.ts';
+import { createRng, deriveSeed, shuffleInPlace, type Rng } from '../../shared/random.ts';
+import { privacySampleRate, type TaskRecord } from '../../shared/protocol/task.ts';
 import type { ClientRegistry, ClientSession } from '../gateway/clients.ts';
 
 /** Over-selection: this much more than clientsPerRound, when there are that many ready. */
@@ -16,6 +17,11 @@ const TOLERANCE = 1.1;
 const LOW_BATTERY = 0.2;
 /** New evidence's weight in a speed estimate. */
 const SMOOTHING = 0.5;
+
+/** Each item independently with probability q. */
+function poissonSample<T>(items: readonly T[], q: number, rng: Rng): T[] {
+  return items.filter(() => rng.next() < q);
+}
 
 /** A round's participants and each one's share of work. */
 export interface RoundPlan {
@@ -99,14 +105,19 @@ export class Scheduler {
     return { done: () => this.choosing.delete(task.id) };
   }
 
-  /** Draws participants reproducibly from `ready` and sizes their work. */
+  /**
+   * Draws participants from `ready` and sizes their work: reproducibly from the task's seed,
+   * or for a differentially private task by Poisson sampling at rate q from a CSPRNG — the
+   * amplification the accountant counts holds only if nobody can predict the sample.
+   */
   plan(task: TaskRecord, round: number, ready: ClientSession[]): RoundPlan {
     const { spec } = task;
     const ordered = [...ready].sort((a, b) => a.id.localeCompare(b.id));
-    shuffleInPlace(ordered, createRng(deriveSeed(spec.seed, 'select', round)));
+    const privateTask = spec.privacy.mode !== 'off';
+    if (!privateTask) shuffleInPlace(ordered, createRng(deriveSeed(spec.seed, 'select', round)));
     // Secure rounds cannot close early: every participant is in the masking graph.
-    const extra = spec.secure || spec.scheduling === 'uniform' ? 0 : Math.ceil(spec.clientsPerRound * OVER_SELECT);
-    const participants = ordered.slice(0, spec.clientsPerRound + extra);
+    const extra = spec.secure || privateTask || spec.scheduling === 'uniform' ? 0 : Math.ceil(spec.clientsPerRound * OVER_SELECT);
+    const participants = privateTask ? poissonSample(ordered, privacySampleRate(spec), cryptoRng()) : ordered.slice(0, spec.clientsPerRound + extra);
     const enough = Math.min(spec.clientsPerRound, participants.length);
     if (spec.scheduling === 'uniform') return { round, participants, enough, budgets: new Map(), targetMs: 0 };
 

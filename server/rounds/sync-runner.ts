@@ -1,6 +1,6 @@
 import { TributaryError } from '../../shared/errors.ts';
 import type { ChunkAck, ChunkMeta } from '../../shared/protocol/events.ts';
-import type { TaskRecord } from '../../shared/protocol/task.ts';
+import { populationOf, type TaskRecord } from '../../shared/protocol/task.ts';
 import { runMaskedRound } from '../secagg/masked-round.ts';
 import type { SecureRound } from '../secagg/secure-round.ts';
 import { collectUploads, sendRoundStarts } from './dispatch.ts';
@@ -102,7 +102,7 @@ export class SyncRunner implements TaskRunner {
     const { spec, id } = this.task;
     const { log } = this.options;
     const { global } = this;
-    while (global.version < spec.rounds && !this.stopped) {
+    while (!global.finished && !this.stopped) {
       const round = global.version + 1;
       const plan = await this.selectParticipants(round);
       if (this.stopped) break;
@@ -123,7 +123,8 @@ export class SyncRunner implements TaskRunner {
       if (this.stopped) break;
       if (contribution) await global.advance(contribution);
     }
-    return global.version >= spec.rounds ? 'completed' : 'stopped';
+    if (global.budgetSpent) this.options.log.info({ taskId: this.task.id, round: global.version }, 'privacy budget spent: the task stops before exceeding it');
+    return global.finished ? 'completed' : 'stopped';
   }
 
   /** What the round in progress may use of this runner: sending configs, collecting, the secure protocol's routing. */
@@ -179,8 +180,14 @@ export class SyncRunner implements TaskRunner {
         if (this.stopped) return { round, participants: [], enough: 0, budgets: new Map(), targetMs: 0 };
         const ready = scheduler.eligible(this.task);
         const waited = Date.now() - waitingSince;
-        if (ready.length >= spec.clientsPerRound || (waited > grace && ready.length >= this.minimumParticipants())) {
-          return scheduler.plan(this.task, round, ready);
+        // A private task samples from its whole population, so it waits for all of it.
+        const wanted = spec.privacy.mode === 'off' ? spec.clientsPerRound : Math.max(spec.clientsPerRound, populationOf(spec));
+        if (ready.length >= wanted || (waited > grace && ready.length >= this.minimumParticipants())) {
+          const plan = scheduler.plan(this.task, round, ready);
+          // A Poisson sample can come out too small: draw again (the size says nothing of anyone's data).
+          if (plan.participants.length >= this.minimumParticipants()) return plan;
+          await this.waker.sleep(100);
+          continue;
         }
         await this.waker.sleep(1_000);
       }

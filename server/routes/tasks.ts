@@ -2,12 +2,15 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { TributaryError } from '../../shared/errors.ts';
-import { TaskRecord, TaskSpecInput, withTaskDefaults } from '../../shared/protocol/task.ts';
+import { PrivacyStatus, TaskRecord, TaskSpecInput, withTaskDefaults } from '../../shared/protocol/task.ts';
 import type { Coordinator } from '../rounds/coordinator.ts';
 import { actorOf } from '../auth/access.ts';
 import type { AuditLog } from '../auth/model.ts';
 import { requireTask, type Store } from '../store/store.ts';
 import { ErrorReply } from './errors.ts';
+import { checkStrategySettings } from '../strategies/check.ts';
+import { PrivacyBudget } from '../privacy/budget.ts';
+import { parameterCount } from '../../shared/ml/models.ts';
 
 export interface TaskRoutesOptions {
   store: Store;
@@ -33,14 +36,16 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { s
       tags: ['tasks'],
       body: TaskSpecInput,
       response: { 201: TaskRecord, 400: ErrorReply },
+      description: 'Refused with AGGREGATION_INVALID or PRIVACY_INVALID, naming the reason, when the aggregation rule or the privacy settings cannot hold (docs/errors.md).',
     },
   }, async (request, reply) => {
     const spec = withTaskDefaults(request.body);
     if (spec.minUpdates > spec.clientsPerRound) {
       throw new TributaryError('BAD_REQUEST', 'minUpdates cannot exceed clientsPerRound');
     }
+    checkStrategySettings(spec);
     const task = await store.createTask(spec);
-    await audit.record({ ...actorOf(request), action: 'task.create', target: `task ${task.id}`, detail: { name: spec.name, secure: spec.secure, mode: spec.mode } });
+    await audit.record({ ...actorOf(request), action: 'task.create', target: `task ${task.id}`, detail: { name: spec.name, secure: spec.secure, mode: spec.mode, rule: spec.aggregation.rule, privacy: spec.privacy.mode } });
     reply.code(201);
     return task;
   });
@@ -49,6 +54,21 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { s
     config: { access: 'viewer' },
     schema: { summary: 'One task', tags: ['tasks'], params: TaskParams, response: { 200: TaskRecord, 404: ErrorReply } },
   }, (request) => getTask(request.params.id));
+
+  api.get('/tasks/:id/privacy', {
+    config: { access: 'viewer' },
+    schema: {
+      summary: "A differentially private task's budget: target (ε, δ), ε spent by its completed rounds, rounds left, noise, sampling rate and the guarantee in words",
+      tags: ['tasks'],
+      params: TaskParams,
+      response: { 200: PrivacyStatus, 404: ErrorReply },
+    },
+  }, async (request) => {
+    const task = await getTask(request.params.id);
+    const budget = PrivacyBudget.of(task.spec, parameterCount(task.spec.model));
+    if (!budget) throw new TributaryError('NOT_FOUND', `task ${task.id} is not differentially private`);
+    return budget.status(task.completedRounds);
+  });
 
   await app.register(lifecycleRoutes, { coordinator, audit });
 };

@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS rounds (
   upload_bytes_per_param REAL NOT NULL,
   duration_ms INTEGER NOT NULL,
   finished_at TEXT NOT NULL,
+  rule TEXT NOT NULL DEFAULT 'mean → fedavg',
+  discarded TEXT NOT NULL DEFAULT '[]',
+  epsilon REAL,
+  clip_norm REAL,
   PRIMARY KEY (task_id, round)
 );
 CREATE TABLE IF NOT EXISTS round_participants (
@@ -109,6 +113,10 @@ function migrate(db: Database.Database): void {
   const columns = new Set((db.prepare('PRAGMA table_info(rounds)').all() as Array<{ name: string }>).map((c) => c.name));
   if (!columns.has('late')) db.exec('ALTER TABLE rounds ADD COLUMN late INTEGER NOT NULL DEFAULT 0');
   if (!columns.has('staleness')) db.exec('ALTER TABLE rounds ADD COLUMN staleness REAL NOT NULL DEFAULT 0');
+  if (!columns.has('rule')) db.exec("ALTER TABLE rounds ADD COLUMN rule TEXT NOT NULL DEFAULT 'mean → fedavg'");
+  if (!columns.has('discarded')) db.exec("ALTER TABLE rounds ADD COLUMN discarded TEXT NOT NULL DEFAULT '[]'");
+  if (!columns.has('epsilon')) db.exec('ALTER TABLE rounds ADD COLUMN epsilon REAL');
+  if (!columns.has('clip_norm')) db.exec('ALTER TABLE rounds ADD COLUMN clip_norm REAL');
 }
 
 /**

@@ -25,6 +25,10 @@ interface RoundRow {
   upload_bytes_per_param: number;
   duration_ms: number;
   finished_at: string;
+  rule: string;
+  discarded: string;
+  epsilon: number | null;
+  clip_norm: number | null;
 }
 
 function toTask(row: TaskRow): TaskRecord {
@@ -54,6 +58,10 @@ function toRound(row: RoundRow): RoundRecord {
     uploadBytesPerParam: row.upload_bytes_per_param,
     durationMs: row.duration_ms,
     finishedAt: row.finished_at,
+    rule: row.rule,
+    discarded: JSON.parse(row.discarded) as string[],
+    epsilon: row.epsilon,
+    clipNorm: row.clip_norm,
   };
 }
 
@@ -91,12 +99,12 @@ export class SqliteStore implements Store {
       this.db
         .prepare(
           `INSERT INTO rounds (task_id, round, participants, dropped, late, rejected, samples, staleness, accuracy, loss,
-             upload_bytes, upload_bytes_per_param, duration_ms, finished_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             upload_bytes, upload_bytes_per_param, duration_ms, finished_at, rule, discarded, epsilon, clip_norm)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
           r.taskId, r.round, r.participants, r.dropped, r.late, r.rejected, r.samples, r.staleness, r.accuracy, r.loss,
-          r.uploadBytes, r.uploadBytesPerParam, r.durationMs, r.finishedAt,
+          r.uploadBytes, r.uploadBytesPerParam, r.durationMs, r.finishedAt, r.rule, JSON.stringify(r.discarded), r.epsilon, r.clipNorm,
         );
       this.db.prepare('UPDATE tasks SET completed_rounds = ? WHERE id = ?').run(r.round, r.taskId);
     })();

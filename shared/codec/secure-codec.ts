@@ -1,5 +1,6 @@
 import type { Weights } from '../ml/aggregate.ts';
 import { TributaryError } from '../errors.ts';
+import { clipToNorm } from '../ml/norms.ts';
 import { accumulate, quantizationStep, quantizeCarry, type QuantBits } from './quantize.ts';
 import type { Rng } from '../random.ts';
 import type { RingVector } from '../secagg/ring.ts';
@@ -30,6 +31,8 @@ export interface SecureInputOptions {
   /** Error-feedback residual per tensor, updated in place. */
   residual: Weights;
   rng: Rng;
+  /** L2 bound on the whole scaled input (residual included); 0 or absent = none. The clipped excess is dropped, not carried. */
+  normBound?: number;
 }
 
 export function secureInputLength(lengths: readonly number[]): number {
@@ -50,12 +53,13 @@ export function encodeSecureInput(deltas: Weights, options: SecureInputOptions):
   if (!(scale > 0) || !Number.isFinite(scale)) throw new TributaryError('BAD_REQUEST', `sample scale ${scale} is not positive`);
   const out = new Uint32Array(secureInputLength(deltas.map((d) => d.length)));
   const top = 2 ** bits - 1;
+  deltas.forEach((d, t) => accumulate(residual[t]!, d, scale));
+  if (options.normBound) boundInPlace(residual, options.normBound);
   let offset = 0;
   for (let t = 0; t < deltas.length; t++) {
     const clip = clips[t]!;
     if (!(clip > 0) || !Number.isFinite(clip)) throw new TributaryError('BAD_REQUEST', `clip ${clip} for tensor ${t}`);
     const carry = residual[t]!;
-    accumulate(carry, deltas[t]!, scale);
     let sumSq = 0;
     for (let i = 0; i < carry.length; i++) sumSq += carry[i]! * carry[i]!;
     if (!Number.isFinite(sumSq)) throw new TributaryError('UPDATE_NOT_FINITE', `tensor ${t}`);
@@ -65,6 +69,12 @@ export function encodeSecureInput(deltas: Weights, options: SecureInputOptions):
     out[out.length - deltas.length + t] = stochasticLevel(Math.min(1, rms / clip), top, rng);
   }
   return out;
+}
+
+/** Scales `w` onto the L2 ball of radius `bound`, in place. */
+function boundInPlace(w: Weights, bound: number): void {
+  const { clipped, scaled } = clipToNorm(w, bound);
+  if (scaled) clipped.forEach((t, i) => w[i]!.set(t));
 }
 
 export interface SecureSumReading {

@@ -97,15 +97,11 @@ export interface BufferedUpdate {
 }
 
 /**
- * FedBuff's buffered mean: Σ nᵢ·s(τᵢ)·Δᵢ / Σ nᵢ. Stale updates are damped, not
- * renormalized away, so a buffer of stale updates moves the model less; without
- * staleness it is FedAvg's sample-weighted mean.
+ * FedBuff's damping as the update itself: s(τ)·Δ, weighed by its samples. The sample-weighted
+ * mean of these is Σ nᵢ·s(τᵢ)·Δᵢ / Σ nᵢ: stale updates move the model less rather than being
+ * renormalized away, and any combine rule (a median too) can run on the buffer.
  */
-export function stalenessWeightedMean(updates: readonly BufferedUpdate[]): Weights {
-  const weighted = updates.map((u) => ({ delta: u.delta, weight: u.samples * stalenessWeight(u.staleness) }));
-  const mean = weightedMean(weighted);
-  const damping = weighted.reduce((a, u) => a + u.weight, 0) / updates.reduce((a, u) => a + u.samples, 0);
-  if (damping === 1) return mean;
-  for (const t of mean) for (let i = 0; i < t.length; i++) t[i] = t[i]! * damping;
-  return mean;
+export function discountForStaleness(u: BufferedUpdate): WeightedUpdate {
+  const s = stalenessWeight(u.staleness);
+  return { delta: s === 1 ? u.delta : u.delta.map((t) => t.map((v) => v * s)), weight: u.samples };
 }

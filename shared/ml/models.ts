@@ -71,3 +71,17 @@ export function sparseCrossEntropy(probs: tf.Tensor2D, labels: tf.Tensor1D): tf.
   const picked = tf.sum(tf.mul(probs, tf.oneHot(labels, probs.shape[1])), 1);
   return tf.neg(tf.log(tf.clipByValue(picked, 1e-7, 1))) as tf.Tensor1D;
 }
+
+const parameterCounts = new Map<ModelPreset, number>();
+
+/** Trainable values in a preset's model (built once, then remembered). */
+export function parameterCount(preset: ModelPreset): number {
+  let n = parameterCounts.get(preset);
+  if (n === undefined) {
+    const model = buildModel(preset, 0);
+    n = model.countParams();
+    model.dispose();
+    parameterCounts.set(preset, n);
+  }
+  return n;
+}

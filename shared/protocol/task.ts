@@ -15,6 +15,70 @@ export type ModelPreset = Static<typeof ModelPreset>;
 export const StrategyName = Type.Union([Type.Literal('fedavg'), Type.Literal('fedavgm'), Type.Literal('fedadam'), Type.Literal('fedyogi')]);
 export type StrategyName = Static<typeof StrategyName>;
 
+/** How a round's updates are combined into one step (server/strategies/combine/: one file per rule). */
+export const CombineRuleName = Type.Union([
+  Type.Literal('mean'),
+  Type.Literal('median'),
+  Type.Literal('trimmed-mean'),
+  Type.Literal('krum'),
+  Type.Literal('multi-krum'),
+  Type.Literal('bulyan'),
+  Type.Literal('centered-clipping'),
+]);
+export type CombineRuleName = Static<typeof CombineRuleName>;
+
+/** Rules that must read every update at once: they cannot run on a secure sum (nor stream). */
+export const RULES_NEEDING_EVERY_UPDATE: readonly CombineRuleName[] = ['median', 'trimmed-mean', 'krum', 'multi-krum', 'bulyan', 'centered-clipping'];
+
+export const Aggregation = Type.Object(
+  {
+    rule: CombineRuleName,
+    /** Trimmed mean: the fraction β of values dropped from each end of every coordinate, 0 ≤ β < 0.5. */
+    trim: Type.Number({ minimum: 0, maximum: 1 }),
+    /** Krum, Multi-Krum, Bulyan: f, how many attacking clients per round the rule withstands. */
+    byzantine: Type.Integer({ minimum: 0, maximum: 10_000 }),
+    /** Multi-Krum: how many of the best-scored updates are averaged; 0 = n − f. */
+    select: Type.Integer({ minimum: 0, maximum: 10_000 }),
+    /** Centered clipping: radius τ of the clip around the last step; 0 = the median distance of the round's updates. */
+    radius: Type.Number({ minimum: 0, maximum: 1e6 }),
+    /** Centered clipping: iterations L. */
+    iterations: Type.Integer({ minimum: 1, maximum: 100 }),
+    /** L2 bound on each update; 0 = none. Plain rounds: the server clips; secure rounds: each device clips before masking. */
+    normBound: Type.Number({ minimum: 0, maximum: 1e6 }),
+  },
+  { additionalProperties: false },
+);
+export type Aggregation = Static<typeof Aggregation>;
+
+export const PrivacyMode = Type.Union([Type.Literal('off'), Type.Literal('central'), Type.Literal('distributed')]);
+export type PrivacyMode = Static<typeof PrivacyMode>;
+
+/**
+ * User-level differential privacy of the published models. central (DP-FedAvg, McMahan et al.
+ * 2018; plain rounds): the server clips each update and adds Gaussian noise to the sum.
+ * distributed (secure rounds): each device clips, and adds Skellam noise to its quantized
+ * update before masking, so no sum without noise ever exists. Clients are Poisson-sampled
+ * at rate q = clientsPerRound / population, the amplification the accountant counts.
+ */
+export const Privacy = Type.Object(
+  {
+    mode: PrivacyMode,
+    /** Target ε of the whole task; the task stops before a round would spend more. */
+    epsilon: Type.Number({ maximum: 1e4 }),
+    delta: Type.Number({ exclusiveMinimum: 0, maximum: 0.1 }),
+    /** z: noise standard deviation over the clip norm; 0 = the least that keeps all `rounds` rounds within (ε, δ). */
+    noiseMultiplier: Type.Number({ minimum: 0, maximum: 1e4 }),
+    /** C: each update's L2 clip (with targetQuantile > 0, its starting value). */
+    clipNorm: Type.Number({ exclusiveMinimum: 0, maximum: 1e6 }),
+    /** Central: adaptive clipping (Andrew et al. 2021) tracks this quantile of update norms; 0 = C stays fixed. */
+    targetQuantile: Type.Number({ minimum: 0, maximum: 1 }),
+    /** Users a round's clients are sampled from; 0 = the task's shards. */
+    population: Type.Integer({ minimum: 0, maximum: 100_000_000 }),
+  },
+  { additionalProperties: false },
+);
+export type Privacy = Static<typeof Privacy>;
+
 /**
  * How the demo training set is split among clients: evenly at random, with Dirichlet label
  * skew, or at random into shards of given relative sizes.
@@ -75,7 +139,10 @@ export const TaskSpec = Type.Object(
     bits: UpdateBits,
     /** Per-tensor clip at this many RMS; the rest goes to the client's error-feedback residual. */
     clipSigma: Type.Number({ exclusiveMinimum: 0 }),
+    /** The server optimizer: how the combined step moves the model. */
     strategy: StrategyName,
+    aggregation: Aggregation,
+    privacy: Privacy,
     /**
      * sync: rounds of clientsPerRound participants, late updates discarded. async: FedBuff
      * (Nguyen et al. 2022): clientsPerRound clients train at once, every bufferSize updates
@@ -116,8 +183,13 @@ export const TaskSpec = Type.Object(
 );
 export type TaskSpec = Static<typeof TaskSpec>;
 
-/** A create-task request: every field but the name may be left to its default. */
-export const TaskSpecInput = Type.Partial(TaskSpec, { additionalProperties: false });
+/** A create-task request: every field, nested ones included, may be left to its default. */
+export const TaskSpecInput = Type.Partial(
+  Type.Object(
+    { ...TaskSpec.properties, hyper: Type.Partial(Hyper), aggregation: Type.Partial(Aggregation), privacy: Type.Partial(Privacy) },
+    { additionalProperties: false },
+  ),
+);
 export type TaskSpecInput = Static<typeof TaskSpecInput>;
 
 export const TASK_DEFAULTS: Omit<TaskSpec, 'name'> = {
@@ -131,6 +203,8 @@ export const TASK_DEFAULTS: Omit<TaskSpec, 'name'> = {
   bits: 8,
   clipSigma: 6,
   strategy: 'fedavg',
+  aggregation: { rule: 'mean', trim: 0.1, byzantine: 0, select: 0, radius: 0, iterations: 3, normBound: 0 },
+  privacy: { mode: 'off', epsilon: 8, delta: 1e-5, noiseMultiplier: 0, clipNorm: 1, targetQuantile: 0, population: 0 },
   mode: 'sync',
   bufferSize: 0,
   scheduling: 'capability',
@@ -153,6 +227,8 @@ export function withTaskDefaults(input: TaskSpecInput): TaskSpec {
     name: input.name ?? 'untitled',
     ...input,
     hyper: { ...TASK_DEFAULTS.hyper, ...input.hyper },
+    aggregation: { ...TASK_DEFAULTS.aggregation, ...input.aggregation },
+    privacy: { ...TASK_DEFAULTS.privacy, ...input.privacy },
   } as TaskSpec;
   // Masked sums add integers: float32 updates cannot be summed securely.
   if (spec.secure && spec.bits === 32) throw new TributaryError('BAD_REQUEST', 'secure aggregation needs quantized updates (bits 2, 4, 8 or 16)');
@@ -164,6 +240,16 @@ export function withTaskDefaults(input: TaskSpecInput): TaskSpec {
     throw new TributaryError('BAD_REQUEST', `${spec.partition.sizes.length} shard sizes for ${spec.shards} shards`);
   }
   return spec;
+}
+
+/** Differential privacy: q, the chance that each of the task's users takes part in a round. */
+export function privacySampleRate(spec: TaskSpec): number {
+  return Math.min(1, spec.clientsPerRound / populationOf(spec));
+}
+
+/** Differential privacy: the users a round's clients are sampled from. */
+export function populationOf(spec: TaskSpec): number {
+  return spec.privacy.population > 0 ? spec.privacy.population : spec.shards;
 }
 
 /** Async mode: updates per server step. */
@@ -209,6 +295,14 @@ export const RoundRecord = Type.Object({
   uploadBytesPerParam: Type.Number(),
   durationMs: Type.Integer(),
   finishedAt: Type.String(),
+  /** What combined and applied the updates, e.g. "norm-bound(median) → fedavg". */
+  rule: Type.String(),
+  /** Clients whose updates the rule left out of the step. */
+  discarded: Type.Array(Type.String()),
+  /** Differentially private tasks: ε spent by the end of this round (at the task's δ); null otherwise. */
+  epsilon: Type.Union([Type.Number(), Type.Null()]),
+  /** Differentially private tasks: the clip norm C this round used (it adapts under a target quantile). */
+  clipNorm: Type.Union([Type.Number(), Type.Null()]),
 });
 export type RoundRecord = Static<typeof RoundRecord>;
 
@@ -228,3 +322,22 @@ export const ParticipantRecord = Type.Object({
   outcome: Type.Union([Type.Literal('delivered'), Type.Literal('late'), Type.Literal('dropped'), Type.Literal('rejected')]),
 });
 export type ParticipantRecord = Static<typeof ParticipantRecord>;
+
+/** A differentially private task's budget, as `GET /api/tasks/:id/privacy` reports it. */
+export const PrivacyStatus = Type.Object({
+  mode: PrivacyMode,
+  /** The task's target (ε, δ). */
+  epsilon: Type.Number(),
+  delta: Type.Number(),
+  /** ε spent by the completed rounds. */
+  spent: Type.Number(),
+  /** Rounds the rest of the budget affords at this noise. */
+  roundsLeft: Type.Integer(),
+  /** z actually used (calibrated when the spec left it 0). */
+  noiseMultiplier: Type.Number(),
+  /** q: the chance each user takes part in a round. */
+  sampleRate: Type.Number(),
+  /** The guarantee in words, for the model card: unit, mechanism, accountant. */
+  guarantee: Type.String(),
+});
+export type PrivacyStatus = Static<typeof PrivacyStatus>;

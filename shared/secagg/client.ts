@@ -170,6 +170,11 @@ export class SecAggClient {
     if (sorted.length < quorum) {
       throw new TributaryError('SECAGG_TOO_FEW_SHARES', `${sorted.length} survivors, need ${quorum} to confirm them`);
     }
+    // Distributed DP: fewer survivors would unmask a sum with less noise than the task promises.
+    const noise = this.config.input.noise;
+    if (noise && sorted.length < noise.minSurvivors) {
+      throw new TributaryError('SECAGG_UNSAFE_VIEW', `${sorted.length} survivors carry less noise than the ${noise.minSurvivors} the round's privacy needs`);
+    }
     this.survivors = sorted;
     return signSurvivors(this.context, sorted, this.identity.secretKey);
   }

@@ -54,6 +54,19 @@ export interface SecureRoundConfig {
   clips: number[];
   keysDeadline: number;
   sharesDeadline: number;
+  /** What each device does to its input before masking, since the server cannot do it to the sum. */
+  input: SecureInputRules;
+}
+
+export interface SecureInputRules {
+  /** L2 bound on each device's (sample-scaled) input; 0 = none. */
+  normBound: number;
+  /**
+   * Distributed DP: the Skellam variance each device adds to every value (in levels²), and
+   * the fewest survivors whose sum carries the task's noise; a device reveals nothing for a
+   * smaller survivor set. Null: no noise.
+   */
+  noise: { variance: number; minSurvivors: number } | null;
 }
 
 /** Participant `index`'s identity key, or undefined when there is no such participant. */

@@ -18,7 +18,7 @@ const testSet = { x: new Float32Array(784 * 4), y: new Int32Array([0, 1, 2, 3]),
 /** A made-up mean update: small, different in each round. */
 function update(lengths: number[], round: number, clips?: number[]): Contribution {
   const mean: Weights = lengths.map((n, t) => Float32Array.from({ length: n }, (_, i) => Math.sin(i + 7 * t + 13 * round) * 1e-3));
-  return { mean, ...(clips ? { clips } : {}), participants: 1, dropped: 0, late: 0, rejected: 0, samples: 10, uploadBytes: 1, staleness: 0, aggregationMs: 0, startedAt: Date.now() };
+  return { input: { mean }, ...(clips ? { clips } : {}), participants: 1, dropped: 0, late: 0, rejected: 0, samples: 10, uploadBytes: 1, staleness: 0, aggregationMs: 0, startedAt: Date.now() };
 }
 
 describe('the global model across a server restart', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addWeights, countParameters, stalenessWeight, stalenessWeightedMean, subtractWeights, weightedMean } from '../../shared/ml/aggregate.ts';
+import { addWeights, countParameters, discountForStaleness, stalenessWeight, subtractWeights, weightedMean } from '../../shared/ml/aggregate.ts';
 
 const f = (...values: number[]) => Float32Array.from(values);
 
@@ -70,10 +70,10 @@ describe('FedBuff staleness weighting', () => {
   it('averages by samples × discount over all samples: a hand-computed buffer', () => {
     // Δ = 1 (100 samples, fresh) and Δ = 4 (300 samples, 3 versions behind, weight ½):
     // (100·1·1 + 300·½·4) / (100 + 300) = (100 + 600) / 400 = 1.75.
-    const mean = stalenessWeightedMean([
+    const mean = weightedMean([
       { delta: [Float32Array.of(1)], samples: 100, staleness: 0 },
       { delta: [Float32Array.of(4)], samples: 300, staleness: 3 },
-    ]);
+    ].map(discountForStaleness));
     expect(mean[0]![0]).toBeCloseTo(1.75, 6);
   });
 
@@ -82,6 +82,6 @@ describe('FedBuff staleness weighting', () => {
       { delta: [Float32Array.of(1, 2)], samples: 1, staleness: 0 },
       { delta: [Float32Array.of(3, -2)], samples: 3, staleness: 0 },
     ];
-    expect(stalenessWeightedMean(updates)).toEqual(weightedMean(updates.map((u) => ({ delta: u.delta, weight: u.samples }))));
+    expect(weightedMean(updates.map(discountForStaleness))).toEqual(weightedMean(updates.map((u) => ({ delta: u.delta, weight: u.samples }))));
   });
 });

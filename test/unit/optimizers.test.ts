@@ -1,13 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { fedAdam } from '../../server/strategies/fedadam.ts';
-import { fedAvg } from '../../server/strategies/fedavg.ts';
-import { fedAvgM } from '../../server/strategies/fedavgm.ts';
-import { fedYogi } from '../../server/strategies/fedyogi.ts';
-import type { Strategy } from '../../server/strategies/strategy.ts';
+import { fedAdam } from '../../server/strategies/optimizers/fedadam.ts';
+import { fedAvg } from '../../server/strategies/optimizers/fedavg.ts';
+import { fedAvgM } from '../../server/strategies/optimizers/fedavgm.ts';
+import { fedYogi } from '../../server/strategies/optimizers/fedyogi.ts';
+import type { ServerOptimizer } from '../../server/strategies/strategy.ts';
 import type { Weights } from '../../shared/ml/aggregate.ts';
 
 /** Two rounds from x = 1 with mean updates +0.1 then −0.05, against values worked out by hand. */
-async function twoRounds(strategy: Strategy): Promise<[number, number]> {
+async function twoRounds(strategy: ServerOptimizer): Promise<[number, number]> {
   const x1 = await strategy.step([Float32Array.of(1)], [Float32Array.of(0.1)], 1);
   const x2 = await strategy.step(x1, [Float32Array.of(-0.05)], 2);
   return [x1[0]![0]!, x2[0]![0]!];

@@ -61,6 +61,7 @@ class LyingServer {
       clips: [1],
       keysDeadline: 0,
       sharesDeadline: 0,
+      input: { normBound: 0, noise: null },
     };
     this.context = roundContext(1, 1, generateBoxKeyPair().publicKey);
     this.graph = roundGraph(this.config);
@@ -275,6 +276,7 @@ describe('thresholds below the safe bound (finding 2)', () => {
       clips: [1],
       keysDeadline: 0,
       sharesDeadline: 0,
+      input: { normBound: 0, noise: null },
     };
     expectCode(() => new SecAggClient(config, roundContext(1, 1, generateBoxKeyPair().publicKey), 0, identity), 'SECAGG_THRESHOLD_UNSAFE');
   });

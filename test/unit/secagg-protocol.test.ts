@@ -48,6 +48,7 @@ function setUp(n: number, seed: number, options: { threshold?: number; neighbour
     clips: [0.1],
     keysDeadline: far,
     sharesDeadline: far,
+    input: { normBound: 0, noise: null },
   };
   const context = roundContext(options.taskId ?? 1, options.round ?? 1, generateBoxKeyPair().publicKey);
   const server = new SecureRound({ config, context, inputLength: M, phaseMs: 60_000, unmask: (job, sum) => runUnmaskJob(job, sum, expandSeed) });

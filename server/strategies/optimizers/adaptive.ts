@@ -1,6 +1,6 @@
-import type { Weights } from '../../shared/ml/aggregate.ts';
-import type { StrategyName } from '../../shared/protocol/task.ts';
-import type { Strategy } from './strategy.ts';
+import type { Weights } from '../../../shared/ml/aggregate.ts';
+import type { StrategyName } from '../../../shared/protocol/task.ts';
+import type { ServerOptimizer } from '../strategy.ts';
 
 /** Hyper-parameters of the adaptive server optimizers (Reddi et al. 2021, Algorithm 2). */
 export interface AdaptiveOptions {
@@ -21,7 +21,7 @@ export type SecondMoment = (v: number, squared: number, beta2: number) => number
  * m ← β1·m + (1 − β1)·Δ;  v ← rule(v, Δ²);  x ← x + η·m / (√v + τ).
  * Δ is the round's mean update (the negative pseudo-gradient), so the step adds.
  */
-export function adaptiveStrategy(name: StrategyName, secondMoment: SecondMoment, options: AdaptiveOptions): Strategy {
+export function adaptiveOptimizer(name: StrategyName, secondMoment: SecondMoment, options: AdaptiveOptions): ServerOptimizer {
   const { learningRate, beta1, beta2, tau } = options;
   let m: Weights | undefined;
   let v: Weights | undefined;

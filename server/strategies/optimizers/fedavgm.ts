@@ -1,5 +1,5 @@
-import type { Weights } from '../../shared/ml/aggregate.ts';
-import type { Strategy } from './strategy.ts';
+import type { Weights } from '../../../shared/ml/aggregate.ts';
+import type { ServerOptimizer } from '../strategy.ts';
 
 export interface FedAvgMOptions {
   /** Server learning rate η. */
@@ -12,7 +12,7 @@ export interface FedAvgMOptions {
  * FedAvgM (Hsu et al. 2019): server momentum on the mean update.
  * v ← β·v + Δ;  x ← x + η·v.
  */
-export function fedAvgM({ learningRate, momentum }: FedAvgMOptions = { learningRate: 1, momentum: 0.5 }): Strategy {
+export function fedAvgM({ learningRate, momentum }: FedAvgMOptions = { learningRate: 1, momentum: 0.5 }): ServerOptimizer {
   let velocity: Weights | undefined;
   return {
     name: 'fedavgm',
