@@ -4,6 +4,10 @@ import { Type } from 'typebox';
 import { TributaryError } from '../../shared/errors.ts';
 import type { Checkpoints } from '../rounds/checkpoints.ts';
 import { requireTask, type Store } from '../store/store.ts';
+import { ModelCard } from '../../shared/protocol/model-card.ts';
+import type { RoundRecord, TaskRecord } from '../../shared/protocol/task.ts';
+import { parameterCount } from '../../shared/ml/models.ts';
+import { PrivacyBudget } from '../privacy/budget.ts';
 
 export interface ModelRoutesOptions {
   store: Store;
@@ -16,11 +20,39 @@ const Params = Type.Object({
 });
 const Query = Type.Object({ round: Type.Optional(Type.Integer({ minimum: 0 })) });
 
+function modelCard(task: TaskRecord, rounds: readonly RoundRecord[]): ModelCard {
+  const { spec, id } = task;
+  const parameters = parameterCount(spec.model);
+  return {
+    task: { id, name: spec.name },
+    model: { preset: spec.model, parameters, format: 'tfjs-layers', url: `/api/tasks/${id}/model/model.json` },
+    data: { dataset: spec.dataset, partition: spec.partition, shards: spec.shards },
+    rounds: { planned: spec.rounds, completed: task.completedRounds },
+    metrics: rounds.map((r) => ({ round: r.round, accuracy: r.accuracy, loss: r.loss, participants: r.participants, epsilon: r.epsilon })),
+    aggregation: { rule: spec.aggregation, optimizer: spec.strategy, secure: spec.secure, bits: spec.bits },
+    privacy: PrivacyBudget.of(spec, parameters)?.status(task.completedRounds) ?? null,
+    uploadBytes: rounds.reduce((a, r) => a + r.uploadBytes, 0),
+  };
+}
+
 /**
  * The global model as a TF.js layers model: `tf.loadLayersModel('<server>/api/tasks/1/model/model.json')`
  * loads the latest round; `?round=N` picks an earlier checkpoint.
  */
 export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (app, { store, checkpoints }) => {
+  app.withTypeProvider<TypeBoxTypeProvider>().get('/tasks/:id/model/card', {
+    config: { access: 'viewer' },
+    schema: {
+      summary: "The model card: task, model, data, metrics per round, aggregation, the privacy guarantee (or null) and bytes sent",
+      tags: ['model'],
+      params: Type.Object({ id: Type.Integer({ minimum: 1 }) }),
+      response: { 200: ModelCard },
+    },
+  }, async (request) => {
+    const task = await requireTask(store, request.params.id);
+    return modelCard(task, await store.listRounds(task.id));
+  });
+
   app.withTypeProvider<TypeBoxTypeProvider>().get('/tasks/:id/model/:file', {
     config: { access: 'viewer' },
     schema: {

@@ -184,11 +184,10 @@ export const TaskSpec = Type.Object(
 export type TaskSpec = Static<typeof TaskSpec>;
 
 /** A create-task request: every field, nested ones included, may be left to its default. */
+const closed = { additionalProperties: false } as const;
 export const TaskSpecInput = Type.Partial(
-  Type.Object(
-    { ...TaskSpec.properties, hyper: Type.Partial(Hyper), aggregation: Type.Partial(Aggregation), privacy: Type.Partial(Privacy) },
-    { additionalProperties: false },
-  ),
+  Type.Object({ ...TaskSpec.properties, hyper: Type.Partial(Hyper, closed), aggregation: Type.Partial(Aggregation, closed), privacy: Type.Partial(Privacy, closed) }),
+  closed,
 );
 export type TaskSpecInput = Static<typeof TaskSpecInput>;
 

@@ -42,6 +42,9 @@ describe('REST API', () => {
 
   it.each([
     ['an unknown field', { name: 'x', colour: 'red' }],
+    ['an unknown aggregation field', { name: 'x', aggregation: { rule: 'median', colour: 'red' } }],
+    ['an unknown privacy field', { name: 'x', privacy: { mode: 'off', colour: 'red' } }],
+    ['an unknown combine rule', { name: 'x', aggregation: { rule: 'average' } }],
     ['bits the codec does not have', { name: 'x', bits: 3 }],
     ['a non-positive Dirichlet alpha', { name: 'x', partition: { kind: 'dirichlet', alpha: 0 } }],
     ['more required updates than clients per round', { name: 'x', clientsPerRound: 2, minUpdates: 3 }],
@@ -79,6 +82,19 @@ describe('REST API', () => {
     expect(future.json().code).toBe('ROUND_NOT_FOUND');
     const stopped = await inject({ method: 'POST', url: `/api/tasks/${created.id}/stop` });
     expect(stopped.json().status).toBe('stopped');
+  });
+
+  it("serves a model card stating a private task's guarantee and its unit, and null for a task without DP", async () => {
+    const plain = (await inject({ method: 'POST', url: '/api/tasks', payload: { name: 'card plain' } })).json();
+    const noDp = (await inject({ url: `/api/tasks/${plain.id}/model/card` })).json();
+    expect(noDp).toMatchObject({ task: { id: plain.id, name: 'card plain' }, model: { preset: 'fmnist-mlp', parameters: 199_210, format: 'tfjs-layers' }, rounds: { planned: 20, completed: 0 }, metrics: [], privacy: null, uploadBytes: 0 });
+    const payload = { name: 'card dp', shards: 100, clientsPerRound: 10, privacy: { mode: 'central', epsilon: 3, delta: 1e-5, clipNorm: 0.5 } };
+    const dp = (await inject({ method: 'POST', url: '/api/tasks', payload })).json();
+    const card = (await inject({ url: `/api/tasks/${dp.id}/model/card` })).json();
+    expect(card.aggregation).toMatchObject({ rule: { rule: 'mean' }, optimizer: 'fedavg', secure: false });
+    expect(card.privacy).toMatchObject({ mode: 'central', epsilon: 3, delta: 1e-5, spent: 0, roundsLeft: 20, sampleRate: 0.1 });
+    expect(card.privacy.guarantee).toMatch(/user level/);
+    expect(card.privacy.noiseMultiplier).toBeGreaterThan(0);
   });
 
   it('publishes the server signing key with its fingerprint, the same across restarts', async () => {
