@@ -50,10 +50,13 @@ export default defineConfig({
   },
   plugins: [tfjsWasm()],
   test: {
-    include: ['test/**/*.test.ts'],
-    // Integration tests start real servers and client processes on a 2-core machine.
     testTimeout: 120_000,
     hookTimeout: 60_000,
-    fileParallelism: false,
+    projects: [
+      // Unit tests are single modules in memory: two files at a time use both cores.
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'], sequence: { groupOrder: 0 } } },
+      // Integration and browser tests start real servers and client processes on a 2-core machine: one file at a time, after the unit tests.
+      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'], fileParallelism: false, sequence: { groupOrder: 1 } } },
+    ],
   },
 });

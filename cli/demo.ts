@@ -84,16 +84,26 @@ function pickCrashing(n: number, fraction: number, seed: number): number[] {
   return order.slice(0, Math.max(1, Math.round(fraction * n))).sort((a, b) => a - b);
 }
 
-/** The demo's attacking clients: the last ones (shards are assigned by client number, so the choice is reproducible). */
-function attackingClients(options: DemoOptions): Set<number> {
-  if (!options.byzantine) return new Set();
-  const f = attackerCount(options.byzantine.fraction, options.clients);
-  return new Set(Array.from({ length: f }, (_, k) => options.clients - 1 - k));
-}
-
-/** An attacking client's flags: the attack, and for ALIE the z_max of this many clients with f attackers. */
-function attackArgs(byzantine: ByzantineSpec, clients: number, f: number): string[] {
-  return ['--attack', byzantine.attack, ...(byzantine.attack === 'alie' ? ['--alie-z', String(alieZMax(clients, f))] : [])];
+/**
+ * The clients that crash on purpose (`--drop`, seeded) and those that attack (`--byzantine`:
+ * the last ones, so the choice is reproducible), and each one's extra client flags.
+ */
+function misbehavingClients(options: DemoOptions, info: (line: string) => void) {
+  const { drop, byzantine, clients } = options;
+  const crashing = new Set(drop ? pickCrashing(clients, drop.fraction, options.seed) : []);
+  const f = byzantine ? attackerCount(byzantine.fraction, clients) : 0;
+  const attackers = new Set(Array.from({ length: f }, (_, k) => clients - 1 - k));
+  if (drop) info(`clients ${[...crashing].join(', ')} will crash ${drop.phase.replace('ed', '')} in round ${drop.round}`);
+  if (byzantine && f > 0) info(`clients ${[...attackers].join(', ')} attack (${byzantine.attack})`);
+  const attack = byzantine ? ['--attack', byzantine.attack, ...(byzantine.attack === 'alie' ? ['--alie-z', String(alieZMax(clients, f))] : [])] : [];
+  return {
+    crashing,
+    /** A restarted client keeps its identity (still enrolled) and crashes on purpose only once. */
+    flags: (i: number, restarted: boolean): string[] => [
+      ...(!restarted && crashing.has(i) && drop ? ['--crash-at', `${drop.phase}:${drop.round}`] : []),
+      ...(attackers.has(i) ? attack : []),
+    ],
+  };
 }
 
 function progressBar(fraction: number, width = 24): string {
@@ -238,20 +248,14 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
       void api(`${url}/api/tasks/${task.id}/start`, 'POST', undefined, operator).catch(watching.fail);
     });
 
-    const crashing = new Set(options.drop ? pickCrashing(options.clients, options.drop.fraction, options.seed) : []);
-    const attackers = attackingClients(options);
-    if (attackers.size > 0) info(`clients ${[...attackers].join(', ')} attack (${options.byzantine!.attack})`);
-    if (options.drop) info(`clients ${[...crashing].join(', ')} will crash ${options.drop.phase.replace('ed', '')} in round ${options.drop.round}`);
+    const misbehaving = misbehavingClients(options, info);
     const supervisor = superviseClients(options.clients, (i, restarted) => {
-      // A restarted client keeps its identity (still enrolled) and crashes on purpose only once.
-      const crash = !restarted && crashing.has(i) && options.drop ? ['--crash-at', `${options.drop.phase}:${options.drop.round}`] : [];
-      const attack = attackers.has(i) ? attackArgs(options.byzantine!, options.clients, attackers.size) : [];
-      const args = edgeClientArgs(url, task.id, i, options.data, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i), ...crash, ...attack]);
+      const args = edgeClientArgs(url, task.id, i, options.data, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i), ...misbehaving.flags(i, restarted)]);
       const child = spawnTributary(args, join(dataDir, `client-${i}.log`), tokenEnv(token), restarted);
       children.push(child);
       return child;
     }, {
-      expected: (i, signal) => crashing.has(i) && signal === 'SIGKILL',
+      expected: (i, signal) => misbehaving.crashing.has(i) && signal === 'SIGKILL',
       report: (line) => process.stderr.write(`${line} (see ${dataDir}/client-*.log)\n`),
     });
 

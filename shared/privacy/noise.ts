@@ -9,6 +9,9 @@ import type { Rng } from '../random.ts';
  * `createRng(seed)`. A seeded PRNG must never feed real DP noise: whoever learns or
  * guesses the seed can regenerate the noise and subtract it.
  *
+ * (Over 300 lines on purpose: PTRS with the corrections that make it exact, and why each
+ * is needed, is one unit; split up, its constants would lose their reasons.)
+ *
  * Uniforms. Every sampler here builds its uniforms from two `nextUint32()` words (53
  * bits), whatever the Rng's own `next()` gives, so it is exact to double precision with
  * the seeded generator too. The resolution matters for PTRS. Each integer k owns an

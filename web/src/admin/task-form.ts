@@ -67,39 +67,42 @@ export function taskForm(created: (task: TaskRecord) => void): HTMLElement {
   secureChanged();
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const f = new FormData(form);
-    const num = (key: string) => Number(f.get(key));
-    const [kind, alpha] = String(f.get('partition')).split(':');
     error.textContent = '';
     try {
-      const spec: TaskSpecInput = {
-        name: String(f.get('name')),
-        model: String(f.get('model')) as ModelPreset,
-        partition: kind === 'dirichlet' ? { kind, alpha: Number(alpha) } : { kind: 'iid' },
-        shards: num('shards'),
-        rounds: num('rounds'),
-        clientsPerRound: num('clientsPerRound'),
-        minUpdates: Math.min(num('minUpdates'), num('clientsPerRound')),
-        roundDeadlineMs: num('deadline') * 1000,
-        bits: num('bits') as UpdateBits,
-        strategy: String(f.get('strategy')) as StrategyName,
-        aggregation: aggregation.read(f),
-        privacy: privacy.read(f),
-        mode: String(f.get('mode')) as TrainingMode,
-        bufferSize: num('bufferSize'),
-        secure: f.get('secure') === 'on',
-        threshold: num('threshold'),
-        neighbours: num('neighbours'),
-        openEnrollment: f.get('openEnrollment') === 'on',
-        hyper: { localEpochs: num('localEpochs'), batchSize: num('batchSize'), learningRate: num('learningRate'), optimizer: 'momentum', proximalMu: 0 },
-        trainLimit: num('trainLimit'),
-        testLimit: num('testLimit'),
-        seed: num('seed'),
-      };
-      created(await api<TaskRecord>('POST', '/api/tasks', spec));
+      created(await api<TaskRecord>('POST', '/api/tasks', readSpec(new FormData(form), aggregation, privacy)));
     } catch (e) {
       error.textContent = (e as Error).message;
     }
   });
   return form;
+}
+
+/** The create-task request the form's fields describe. */
+function readSpec(f: FormData, aggregation: { read(f: FormData): TaskSpecInput['aggregation'] }, privacy: { read(f: FormData): TaskSpecInput['privacy'] }): TaskSpecInput {
+  const num = (key: string) => Number(f.get(key));
+  const [kind, alpha] = String(f.get('partition')).split(':');
+  return {
+    name: String(f.get('name')),
+    model: String(f.get('model')) as ModelPreset,
+    partition: kind === 'dirichlet' ? { kind, alpha: Number(alpha) } : { kind: 'iid' },
+    shards: num('shards'),
+    rounds: num('rounds'),
+    clientsPerRound: num('clientsPerRound'),
+    minUpdates: Math.min(num('minUpdates'), num('clientsPerRound')),
+    roundDeadlineMs: num('deadline') * 1000,
+    bits: num('bits') as UpdateBits,
+    strategy: String(f.get('strategy')) as StrategyName,
+    aggregation: aggregation.read(f),
+    privacy: privacy.read(f),
+    mode: String(f.get('mode')) as TrainingMode,
+    bufferSize: num('bufferSize'),
+    secure: f.get('secure') === 'on',
+    threshold: num('threshold'),
+    neighbours: num('neighbours'),
+    openEnrollment: f.get('openEnrollment') === 'on',
+    hyper: { localEpochs: num('localEpochs'), batchSize: num('batchSize'), learningRate: num('learningRate'), optimizer: 'momentum', proximalMu: 0 },
+    trainLimit: num('trainLimit'),
+    testLimit: num('testLimit'),
+    seed: num('seed'),
+  };
 }
