@@ -118,7 +118,8 @@ export class Scheduler {
     // Secure rounds cannot close early: every participant is in the masking graph.
     const extra = spec.secure || privateTask || spec.scheduling === 'uniform' ? 0 : Math.ceil(spec.clientsPerRound * OVER_SELECT);
     const participants = privateTask ? poissonSample(ordered, privacySampleRate(spec), cryptoRng()) : ordered.slice(0, spec.clientsPerRound + extra);
-    const enough = Math.min(spec.clientsPerRound, participants.length);
+    // A private round needs every sampled user's update: closing early would let one user's presence push another's out.
+    const enough = privateTask ? participants.length : Math.min(spec.clientsPerRound, participants.length);
     if (spec.scheduling === 'uniform') return { round, participants, enough, budgets: new Map(), targetMs: 0 };
 
     const share = (c: ClientSession) => c.samples * spec.hyper.localEpochs;

@@ -1,3 +1,4 @@
+import { TributaryError } from '../../shared/errors.ts';
 import type { Rng } from '../../shared/random.ts';
 import type { StrategyName, TaskSpec } from '../../shared/protocol/task.ts';
 import { cryptoRng } from '../../shared/privacy/noise.ts';
@@ -37,8 +38,10 @@ export interface StrategyContext {
 export function createStrategy(spec: TaskSpec, context: StrategyContext = {}): Strategy {
   let strategy = composeStrategy(createCombineRule(spec.aggregation), createOptimizer(spec.strategy));
   if (spec.aggregation.normBound > 0 && !spec.secure) strategy = withNormBound(strategy, spec.aggregation.normBound);
-  const central = context.budget?.central;
-  if (spec.privacy.mode === 'central' && central) {
+  if (spec.privacy.mode === 'central') {
+    const central = context.budget?.central;
+    // Never fail open: a central-DP task without its calibrated noise must not run at all.
+    if (!central) throw new TributaryError('INTERNAL', 'a central-DP strategy needs its privacy budget');
     strategy = withCentralDp(strategy, {
       clipNorm: spec.privacy.clipNorm,
       updateNoiseMultiplier: central.updateNoiseMultiplier,

@@ -16,7 +16,7 @@ import {
  * sampling every client with probability q (Poisson), each adding noise to the clipped sum.
  * All RDP math is in rdp.ts; this file validates, composes over the rounds, converts to
  * (ε, δ) with the tight conversion, and searches for the noise a budget allows.
- * Bad inputs throw BAD_REQUEST.
+ * Bad inputs, and budgets no noise can meet, throw PRIVACY_INVALID.
  */
 
 export type { DeltaAtOrder, EpsilonAtOrder } from './rdp.ts';
@@ -44,7 +44,7 @@ export interface SkellamTask {
 }
 
 function bad(detail: string): TributaryError {
-  return new TributaryError('BAD_REQUEST', detail);
+  return new TributaryError('PRIVACY_INVALID', detail);
 }
 
 function checkSampling(q: number, allowZero: boolean): void {

@@ -39,8 +39,9 @@ export interface DistributedDpParams {
 
 export function distributedDpParams(parameters: number, bits: QuantBits, clipSigma: number, clipNorm: number): DistributedDpParams {
   if (!(parameters > 0) || !(clipSigma > 0) || !(clipNorm > 0)) throw new TributaryError('PRIVACY_INVALID', 'distributed DP needs a model, clipSigma > 0 and a clip norm C > 0');
+  // Fewer than 7 levels each side would cost more in rounding than the noise itself.
+  if (bits < 4) throw new TributaryError('PRIVACY_INVALID', `distributed DP needs at least 4-bit updates, got ${bits}`);
   const maxLevel = 2 ** (bits - 1) - 1;
-  if (maxLevel < 1) throw new TributaryError('PRIVACY_INVALID', `distributed DP needs at least 4-bit updates, got ${bits}`);
   const clip = Math.fround((clipSigma * clipNorm) / Math.sqrt(parameters));
   const step = clip / maxLevel;
   const l2 = clipNorm / step + Math.sqrt(parameters);

@@ -24,7 +24,7 @@ export const DEFAULT_ORDERS: readonly number[] = Object.freeze([
 ]);
 
 function bad(detail: string): TributaryError {
-  return new TributaryError('BAD_REQUEST', detail);
+  return new TributaryError('PRIVACY_INVALID', detail);
 }
 
 /** Sums at order α take O(α) terms; past this an order is a mistake, not a budget. */

@@ -65,7 +65,7 @@ function expectBadRequest(run: () => unknown): void {
     thrown = error;
   }
   expect(thrown).toBeInstanceOf(TributaryError);
-  expect((thrown as TributaryError).code).toBe('BAD_REQUEST');
+  expect((thrown as TributaryError).code).toBe('PRIVACY_INVALID');
 }
 
 function logAddExp(a: number, b: number): number {
@@ -361,7 +361,7 @@ describe('gaussianEpsilon', () => {
     expectRelative(gaussianDelta({ ...task, epsilon }).delta, 1e-5, 1e-9);
   });
 
-  it('rejects bad tasks with BAD_REQUEST', () => {
+  it('rejects bad tasks with PRIVACY_INVALID', () => {
     const task = { q: 0.01, noiseMultiplier: 1, steps: 100, delta: 1e-5 };
     expectBadRequest(() => gaussianEpsilon({ ...task, delta: 0 }));
     expectBadRequest(() => gaussianEpsilon({ ...task, delta: 1 }));
@@ -402,7 +402,7 @@ describe('calibrateGaussianNoise', () => {
     expect(atPublished).toBeGreaterThan(7.99);
   });
 
-  it('rejects impossible or malformed budgets with BAD_REQUEST', () => {
+  it('rejects impossible or malformed budgets with PRIVACY_INVALID', () => {
     const budget = { q: 0.01, steps: 100, delta: 1e-5, epsilon: 1 };
     expectBadRequest(() => calibrateGaussianNoise({ ...budget, epsilon: 0 }));
     expectBadRequest(() => calibrateGaussianNoise({ ...budget, epsilon: -1 }));
@@ -525,7 +525,7 @@ describe('skellamEpsilon and calibrateSkellamVariance', () => {
     expect(skellamEpsilon({ ...task, variance: 0.99 * variance }).epsilon).toBeGreaterThan(epsilon);
   });
 
-  it('rejects bad tasks with BAD_REQUEST', () => {
+  it('rejects bad tasks with PRIVACY_INVALID', () => {
     const budget = { q: 0.1, steps: 100, delta: 1e-5, epsilon: 1, ...sensitivities };
     expectBadRequest(() => calibrateSkellamVariance({ ...budget, epsilon: 0 }));
     expectBadRequest(() => calibrateSkellamVariance({ ...budget, q: 0 }));
