@@ -14,7 +14,7 @@ describe('local training on Node backends', () => {
   });
 
   // The CNN trains on the (slow) CPU backend, so it gets fewer samples.
-  it.each<[ModelPreset, string, number]>([['fmnist-mlp', 'wasm', 600], ['fmnist-cnn', 'cpu', 96]])(
+  it.each<[ModelPreset, string, number]>([['fmnist-mlp', 'wasm', 600], ['fmnist-cnn', 'cpu', 32]])(
     'trains %s on %s: same seed gives the same weights, and training lowers the loss',
     async (preset, backend, samples) => {
       expect(await activateNodeBackend(preset)).toBe(backend);
