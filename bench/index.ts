@@ -7,6 +7,7 @@ const benches: Record<string, () => Promise<{ run(options: BenchOptions): Promis
   chaos: () => import('./chaos.ts'),
   scheduling: () => import('./scheduling.ts'),
   browser: () => import('./browser.ts'),
+  robustness: () => import('./robustness.ts'),
 };
 
 export async function runBench(name: string, options: BenchOptions): Promise<void> {

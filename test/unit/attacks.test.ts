@@ -64,8 +64,9 @@ describe('parseByzantine', () => {
 });
 
 describe('model-poisoning attacks', () => {
-  it('sign-flip negates the honest update', () => {
-    expect(plain(signFlip(w([1, -2], [0.5])))).toEqual([[-1, 2], [-0.5]]);
+  it('sign-flip negates the honest update, boosted 4×', () => {
+    expect(plain(signFlip(w([1, -2], [0.5])))).toEqual([[-4, 8], [-2]]);
+    expect(plain(signFlip(w([1, -2], [0.5]), 1))).toEqual([[-1, 2], [-0.5]]);
   });
 
   it('scale multiplies it by 10', () => {
@@ -79,17 +80,17 @@ describe('model-poisoning attacks', () => {
     expect(rms([])).toBe(0);
   });
 
-  it('gaussian draws σ·N(0, 1) per coordinate with σ = 10 · the honest RMS', () => {
-    const honest = w([3, 4], [0]); // rms √(25/3), so σ = 10√(25/3)
-    const sigma = 10 * Math.sqrt(25 / 3);
+  it('gaussian draws σ·N(0, 1) per coordinate with σ = 100 · the honest RMS', () => {
+    const honest = w([3, 4], [0]); // rms √(25/3), so σ = 100√(25/3)
+    const sigma = 100 * Math.sqrt(25 / 3);
     const reference = createRng(7);
     const expected = [sampleStandardNormal(reference), sampleStandardNormal(reference), sampleStandardNormal(reference)].map((z) => Math.fround(sigma * z));
     expect(plain(gaussianUpdate(honest, createRng(7))).flat()).toEqual(expected);
   });
 
   it('gaussian noise has the stated spread and is zero around a zero update', () => {
-    const honest = w(new Array<number>(40_000).fill(0.5)); // rms 0.5, σ = 5
-    const noise = gaussianUpdate(honest, createRng(1))[0]!;
+    const honest = w(new Array<number>(40_000).fill(0.5)); // rms 0.5; at factor 10, σ = 5
+    const noise = gaussianUpdate(honest, createRng(1), 10)[0]!;
     const mean = noise.reduce((a, v) => a + v, 0) / noise.length;
     expect(Math.abs(mean)).toBeLessThan(0.1); // 4 standard errors
     expect(Math.abs(rms([noise]) - 5)).toBeLessThan(0.071); // 4 standard errors, σ/√(2N) each
@@ -174,7 +175,7 @@ describe('craftUpdates', () => {
   const context = { clients: 20, rng: createRng(3) };
 
   it('turns each attacker’s benign update into its upload', () => {
-    expect(craftUpdates('sign-flip', benign, context).map(plain)).toEqual([[[-1, 1]], [[-3, -1]], [[-2, -0]], [[-0, -4]]]);
+    expect(craftUpdates('sign-flip', benign, context).map(plain)).toEqual([[[-4, 4]], [[-12, -4]], [[-8, -0]], [[-0, -16]]]);
     expect(craftUpdates('scale', benign, context).map(plain)).toEqual([[[10, -10]], [[30, 10]], [[20, 0]], [[0, 40]]]);
     expect(craftUpdates('gaussian', benign, context)).toHaveLength(4);
   });
