@@ -246,14 +246,14 @@ admin
 
 program
   .command('bench')
-  .description('run a benchmark: quantization, secagg, optimizers, chaos, scheduling, browser')
+  .description('run a benchmark: quantization, secagg, optimizers, chaos, scheduling, browser, robustness, privacy')
   .argument('<name>', 'benchmark to run')
   .option('--rounds <n>', 'rounds per run', int('rounds', 1), 20)
-  .option('--clients <n>', 'edge clients per run', int('clients', 1), 10)
+  .option('--clients <n>', 'clients per run (default 10; robustness: 20, so that Bulyan with f = 4 is defined)', int('clients', 1))
   .option('--out <dir>', 'where tables and plots are written', 'bench-results')
   .action(async (name: string, opts) => {
     const { runBench } = await import('../bench/index.ts');
-    await runBench(name, opts);
+    await runBench(name, { ...opts, clients: opts.clients ?? (name === 'robustness' ? 20 : 10) });
   });
 
 await program.parseAsync();
