@@ -34,6 +34,21 @@ describe('secure input layout', () => {
     expect(residual).toEqual([Float32Array.of(1, 0)]);
   });
 
+  it('clips the whole scaled input to the round’s norm bound on the device, dropping the excess', () => {
+    // carry = [3, 4] (norm 5) over two tensors; bound 2.5 halves it to [1.5, 2]; clip 2: 1.5 → level 2.25 of 3
+    // rounds to 2 or 3 (−2 + step·q, step 4/3), 2 → level 3 exactly.
+    const residual = zeros([1, 1]);
+    const input = encodeSecureInput([Float32Array.of(3), Float32Array.of(4)], { bits: 2, clips: [2, 2], scale: 1, residual, rng: createRng(1), normBound: 2.5 });
+    expect([2, 3]).toContain(input[0]);
+    expect(input[1]).toBe(3);
+    // What quantization left out is carried; what the bound cut (2.5 of the norm) is gone.
+    const carried = Math.hypot(residual[0]![0]!, residual[1]![0]!);
+    expect(carried).toBeLessThan(2 / 3 + 1e-6);
+    const unbounded = zeros([1, 1]);
+    encodeSecureInput([Float32Array.of(3), Float32Array.of(4)], { bits: 2, clips: [2, 2], scale: 1, residual: unbounded, rng: createRng(1) });
+    expect(unbounded[1]![0]).toBeCloseTo(2, 6); // without a bound, the saturated excess of 4 − 2 is carried instead
+  });
+
   it('adds the residual carried from the last round before quantizing', () => {
     const residual = [Float32Array.of(0.5, -1)];
     const input = encodeSecureInput([Float32Array.of(1, 0.5)], { bits: 2, clips: [1.5], scale: 1, residual, rng: createRng(1) });
