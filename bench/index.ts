@@ -8,6 +8,7 @@ const benches: Record<string, () => Promise<{ run(options: BenchOptions): Promis
   scheduling: () => import('./scheduling.ts'),
   browser: () => import('./browser.ts'),
   robustness: () => import('./robustness.ts'),
+  privacy: () => import('./privacy.ts'),
 };
 
 export async function runBench(name: string, options: BenchOptions): Promise<void> {
