@@ -32,8 +32,8 @@ export interface PrivacySettings {
    * Distributed DP: bits per quantized value, and L, the fewest devices whose noise the sum
    * must carry: this many standard deviations below m of a Poisson cohort's size. A round
    * with fewer is not unmasked and is drawn again; 3 makes that 1 round in ~740, so the
-   * cohorts stay the Poisson samples the accountant assumes (0.9·m is 2.1 sd below m at
-   * m = 400: ~2 % of rounds would be redrawn, a sampling conditioned on its size).
+   * cohorts stay the Poisson samples the accountant assumes (0.9·m is 1.6 sd below m at
+   * m = 250: ~5 % of rounds would be redrawn, a sampling conditioned on its size).
    */
   bits: 8 | 16;
   minUpdatesSigmas: number;
@@ -55,10 +55,11 @@ export interface PrivacySettings {
  * steps take ~28 ms and a device's distributed-DP encoding (2 × 200k Poisson draws for its
  * Skellam noise) ~34 ms more, so a distributed run costs ~2 central ones; the grid took
  * 10.1 min at m = 250 on free cores, grows with R·m, and doubles when other jobs share the
- * cores (m = 200 took 14.9 min, half of it shared).
+ * cores (m = 400: its two first runs alone took 12 min on shared cores).
  * Privacy: the noise on the mean update is z·C/m per coordinate, and z falls with q = m/N,
  * so N is large (6,000 users of 10 images each: a user still has a batch to train on) and m
- * as large as ~20 minutes allow: m = 400, q = 1/15, z = 1.76 at ε = 1 and 0.66 at ε = 8.
+ * as large as ~20 minutes allow on shared cores: m = 250, q = 1/24, z = 1.41 at ε = 1 and
+ * 0.58 at ε = 8.
  * Local training and server step, tried without DP at m = 100 over 20 rounds: one local step
  * (lr 0.1) reached 63 % with FedAvg, 68 % with FedAdam and 70 % with FedAvgM (server momentum
  * 0.5); FedAvgM with 3 epochs over a user's 10 images (3 steps, lr 0.2) reached 78 %.
@@ -66,7 +67,7 @@ export interface PrivacySettings {
 export function defaultSettings(): PrivacySettings {
   return {
     users: 6_000,
-    cohort: 400,
+    cohort: 250,
     epsilons: [1, 3, 8],
     delta: 1e-5,
     strategy: 'fedavgm',
