@@ -223,7 +223,8 @@ async function seededRound(fuzz: boolean): Promise<{ weights: Buffer; tally: Tal
       await pastTransportLimits(h);
       expect((await fetch(`${h.url}/healthz`)).status).toBe(200);
     }
-    await h.waitForStatus(task.id, 'completed', 120_000);
+    // A bound, not a measurement: on a machine with both cores taken by other work the fuzzed round has needed over 120 s.
+    await h.waitForStatus(task.id, 'completed', 300_000);
     clearInterval(watch);
     const weights = readFileSync(join(h.dataDir, 'checkpoints', `task-${task.id}`, 'round-1', 'weights.bin'));
     return { weights, tally };
@@ -246,7 +247,7 @@ async function pastTransportLimits(h: Harness): Promise<void> {
 }
 
 describe('fuzzing a live server during a round', () => {
-  it('answers every malformed message with a coded error, stays up, and leaves the aggregate untouched', { timeout: 300_000 }, async () => {
+  it('answers every malformed message with a coded error, stays up, and leaves the aggregate untouched', { timeout: 720_000 }, async () => {
     const quiet = await seededRound(false);
     const fuzzed = await seededRound(true);
     const { tally } = fuzzed;
