@@ -6,6 +6,10 @@ import { privacySampleRate, type PrivacyStatus, type TaskSpec } from '../../shar
 /** Adaptive clipping's noise on the count of unclipped updates: m/20 (Andrew et al. 2021, §3.1). */
 const COUNT_NOISE_PER_CLIENT = 1 / 20;
 
+/** Budgets by spec: the API and the model card ask for them on every read. */
+const budgets = new Map<string, PrivacyBudget>();
+const MAX_CACHED_BUDGETS = 256;
+
 /** Central DP: what the strategy wrapper needs. */
 export interface CentralNoise {
   /** z_Δ on the update sum (all of z unless adaptive clipping takes a share). */
@@ -64,7 +68,16 @@ export class PrivacyBudget {
 
   /** The task's budget, or undefined when it is not differentially private. Throws PRIVACY_INVALID when it cannot be met. */
   static of(spec: TaskSpec, parameters: number): PrivacyBudget | undefined {
-    return spec.privacy.mode === 'off' ? undefined : new PrivacyBudget(spec, parameters);
+    if (spec.privacy.mode === 'off') return undefined;
+    // Calibration searches the accountant (up to a few hundred ms): a spec's budget is made once, not per request.
+    const key = JSON.stringify([spec, parameters]);
+    let budget = budgets.get(key);
+    if (!budget) {
+      budget = new PrivacyBudget(spec, parameters);
+      if (budgets.size >= MAX_CACHED_BUDGETS) budgets.delete(budgets.keys().next().value!);
+      budgets.set(key, budget);
+    }
+    return budget;
   }
 
   /** ε after `rounds` rounds, at the task's δ. */
