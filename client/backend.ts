@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TributaryError } from '../shared/errors.ts';
-import { PRESETS } from '../shared/ml/models.ts';
-import type { ModelPreset } from '../shared/protocol/task.ts';
+import { trainsOnWasm } from '../shared/ml/models.ts';
+import type { ModelSpec } from '../shared/ml/model-spec.ts';
 
 /** Backends worth trying, best first, for a runtime and a model. */
-export function preferredBackends(runtime: 'browser' | 'node', preset: ModelPreset): string[] {
+export function preferredBackends(runtime: 'browser' | 'node', model: ModelSpec): string[] {
   if (runtime === 'browser') return ['webgpu', 'webgl', 'wasm', 'cpu'];
-  // tfjs-backend-wasm has no Conv2DBackpropFilter kernel, so CNNs cannot train on it.
-  return PRESETS[preset].hasConv ? ['cpu'] : ['wasm', 'cpu'];
+  // tfjs-backend-wasm lacks the Conv2DBackpropFilter and UnsortedSegmentSum kernels: CNNs and embeddings cannot train on it.
+  return trainsOnWasm(model) ? ['wasm', 'cpu'] : ['cpu'];
 }
 
 /**

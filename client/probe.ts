@@ -1,8 +1,8 @@
 import type { Weights } from '../shared/ml/aggregate.ts';
 import type { LabelledSet } from '../shared/data/dataset.ts';
-import { PRESETS } from '../shared/ml/models.ts';
+import { featureCount, outputUnitsOf, targetOf, vocabularySize } from '../shared/data/schema.ts';
 import { createRng } from '../shared/random.ts';
-import type { Hyper, ModelPreset } from '../shared/protocol/task.ts';
+import type { Hyper, TaskModel } from '../shared/protocol/task.ts';
 import { Trainer } from './trainer.ts';
 
 /**
@@ -13,17 +13,17 @@ import { Trainer } from './trainer.ts';
 
 export const PROBE_HYPER: Hyper = { localEpochs: 1, batchSize: 64, learningRate: 0.1, optimizer: 'sgd', proximalMu: 0 };
 
-/** `n` seeded samples of the preset's input shape. */
-export function probeBatch(preset: ModelPreset, n: number): LabelledSet {
-  const { inputShape, numClasses } = PRESETS[preset];
-  const features = inputShape.reduce((a, b) => a * b, 1);
+/** `n` seeded samples the task's schema allows: features in [0, 1] (token ids for text) and labels of its target. */
+export function probeBatch(task: TaskModel, n: number): LabelledSet {
+  const schema = task.data;
+  const features = featureCount(schema);
   const rng = createRng(7);
-  return {
-    x: Float32Array.from({ length: n * features }, () => rng.next()),
-    y: Int32Array.from({ length: n }, () => rng.nextUint32() % numClasses),
-    n,
-    features,
-  };
+  const tokens = schema.kind === 'text' ? vocabularySize(schema) : 0;
+  const x = Float32Array.from({ length: n * features }, () => (tokens ? rng.nextUint32() % tokens : rng.next()));
+  const target = targetOf(schema);
+  const classes = target === 'binary' ? 2 : outputUnitsOf(schema);
+  const y = target === 'regression' ? Float32Array.from({ length: n }, () => rng.next()) : Int32Array.from({ length: n }, () => rng.nextUint32() % classes);
+  return { x, y, n, features };
 }
 
 /**
@@ -36,10 +36,10 @@ export function probeWeights(lengths: readonly number[]): Weights {
 }
 
 /** The weights after one training step from the probe weights on a 32-sample batch. */
-export async function probeStep(preset: ModelPreset): Promise<Weights> {
-  const trainer = new Trainer(preset, 7);
+export async function probeStep(task: TaskModel): Promise<Weights> {
+  const trainer = await Trainer.create(task, 7);
   try {
-    return (await trainer.train(probeWeights(trainer.weightLengths), probeBatch(preset, 32), { ...PROBE_HYPER, batchSize: 32 }, 1)).weights;
+    return (await trainer.train(probeWeights(trainer.weightLengths), probeBatch(task, 32), { ...PROBE_HYPER, batchSize: 32 }, 1)).weights;
   } finally {
     trainer.dispose();
   }
@@ -53,9 +53,9 @@ const MAX_STEPS = 8;
  * Samples per second on the active backend (at the trainer's throttle, as it will train).
  * The first step is left out: on WebGPU it compiles the shaders, which real training then reuses.
  */
-export async function measureThroughput(preset: ModelPreset, throttle = 1): Promise<number> {
-  const trainer = new Trainer(preset, 7, throttle);
-  const batch = probeBatch(preset, PROBE_HYPER.batchSize);
+export async function measureThroughput(task: TaskModel, throttle = 1): Promise<number> {
+  const trainer = await Trainer.create(task, 7, throttle);
+  const batch = probeBatch(task, PROBE_HYPER.batchSize);
   const global = probeWeights(trainer.weightLengths);
   try {
     await trainer.train(global, batch, PROBE_HYPER, 1);

@@ -2,8 +2,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { Weights } from '../shared/ml/aggregate.ts';
 import type { LabelledSet } from '../shared/data/dataset.ts';
-import { PRESETS, buildModel, readWeightsAsync, sparseCrossEntropy, weightLengths, writeWeights } from '../shared/ml/models.ts';
-import type { Hyper, ModelPreset } from '../shared/protocol/task.ts';
+import { buildModel, readWeightsAsync, weightLengths, writeWeights } from '../shared/ml/models.ts';
+import { evaluationSums, finiteMetrics, modelInput, tensorsOf } from '../shared/ml/evaluate.ts';
+import type { DataSchema } from '../shared/data/schema.ts';
+import { objectiveOf, type Metrics, type Objective } from '../shared/ml/objective.ts';
+import type { Hyper, TaskModel } from '../shared/protocol/task.ts';
 import { createRng, shuffleInPlace } from '../shared/random.ts';
 
 export interface TrainResult {
@@ -12,8 +15,10 @@ export interface TrainResult {
   samples: number;
   /** Sample visits: samples × epochs, or the budget. */
   processed: number;
+  /** Mean training loss over the last epoch's worth of steps. */
   loss: number;
-  accuracy: number;
+  /** The objective's scores over those steps (accuracy, AUC, MSE…). */
+  metrics: Metrics;
   durationMs: number;
 }
 
@@ -46,7 +51,6 @@ function optimizer(hyper: Hyper): tf.Optimizer {
  * with a fresh optimizer.
  */
 export class Trainer {
-  private readonly model: tfl.LayersModel;
   private data: { set: LabelledSet; x: tf.Tensor; y: tf.Tensor } | undefined;
 
   readonly weightLengths: number[];
@@ -56,16 +60,29 @@ export class Trainer {
    *   after each step, sparing a device's battery, or standing in for a slower device.
    * @param now the clock that decides when to yield to the event loop and report progress.
    */
+  readonly objective: Objective;
+
   constructor(
-    readonly preset: ModelPreset,
-    seed: number,
+    private readonly model: tfl.LayersModel,
+    private readonly schema: DataSchema,
     private readonly throttle = 1,
     /** Reads the time for progress reports and yields; a test drives it to make yields deterministic. */
     private readonly now: () => number = Date.now,
   ) {
     if (!(throttle > 0 && throttle <= 1)) throw new Error(`throttle must be in (0, 1], got ${throttle}`);
-    this.model = buildModel(preset, seed);
     this.weightLengths = weightLengths(this.model);
+    this.objective = objectiveOf(schema);
+  }
+
+  /** A trainer of the task's model, initialised from `seed` (training always starts from the global weights). */
+  static async create(task: TaskModel, seed: number, throttle = 1, now: () => number = Date.now): Promise<Trainer> {
+    return new Trainer(await buildModel(task.model, task.data, seed), task.data, throttle, now);
+  }
+
+  /** Scores `global` on a held-out set: the objective's metric sums (federated evaluation adds them up across devices). */
+  async evaluate(global: Weights, set: LabelledSet): Promise<Float64Array> {
+    writeWeights(this.model, global);
+    return evaluationSums(this.model, set, this.schema);
   }
 
   /**
@@ -86,7 +103,7 @@ export class Trainer {
     // Loss and accuracy are read over the last epoch's worth of steps.
     const firstCounted = Math.max(0, steps - perEpoch);
     const order = Array.from({ length: set.n }, (_, i) => i);
-    let totals = tf.zeros([2]); // [Σ loss·batch, Σ correct] over the counted steps
+    let totals = tf.zeros([this.objective.sumsLength]); // the objective's metric sums over the counted steps
     let counted = 0;
     let processed = 0;
     const mu = hyper.proximalMu ?? 0;
@@ -123,10 +140,10 @@ export class Trainer {
       opt.dispose();
       if (anchor) tf.dispose(anchor);
     }
-    const [lossTotal, correct] = await totals.data();
+    const sums = await totals.data();
     totals.dispose();
-    const loss = lossTotal! / counted;
-    const accuracy = correct! / counted;
+    const metrics = finiteMetrics(this.objective.metrics(sums));
+    const loss = metrics.loss ?? Number.NaN;
     onProgress?.(1, loss);
     return {
       weights: await readWeightsAsync(this.model),
@@ -134,7 +151,7 @@ export class Trainer {
       samples: Math.min(set.n, processed),
       processed,
       loss,
-      accuracy,
+      metrics,
       durationMs: this.now() - started,
     };
   }
@@ -146,19 +163,24 @@ export class Trainer {
   private step(opt: tf.Optimizer, x: tf.Tensor, y: tf.Tensor, rows: Int32Array, counts: boolean, proximal: { anchor: tf.Tensor[]; mu: number } | undefined): tf.Tensor | undefined {
     return tf.tidy(() => {
       const idx = tf.tensor1d(rows, 'int32');
-      const xb = tf.gather(x, idx);
+      const xb = modelInput(this.schema, tf.gather(x, idx) as tf.Tensor2D);
       const yb = tf.gather(y, idx);
-      let probs: tf.Tensor2D | undefined;
-      const loss = opt.minimize(() => {
-        const p = this.model.apply(xb, { training: true }) as tf.Tensor2D;
-        if (counts) probs = tf.keep(p);
-        const data = tf.mean(sparseCrossEntropy(p, yb as tf.Tensor1D)) as tf.Scalar;
+      let outputs: tf.Tensor | undefined;
+      let losses: tf.Tensor1D | undefined;
+      opt.minimize(() => {
+        const out = this.model.apply(xb, { training: true }) as tf.Tensor;
+        const perSample = this.objective.loss(out, yb);
+        if (counts) {
+          outputs = tf.keep(out);
+          losses = tf.keep(perSample);
+        }
+        const data = tf.mean(perSample) as tf.Scalar;
         return proximal ? tf.add(data, this.proximalTerm(proximal.anchor, proximal.mu)) : data;
-      }, true)!;
-      if (!probs) return undefined;
-      const hits = tf.sum(tf.cast(tf.equal(tf.argMax(probs, 1), yb), 'float32'));
-      probs.dispose();
-      return tf.stack([tf.mul(loss, rows.length), hits]);
+      });
+      if (!outputs || !losses) return undefined;
+      const sums = this.objective.batchSums(outputs, yb, losses);
+      tf.dispose([outputs, losses]);
+      return sums;
     });
   }
 
@@ -197,8 +219,7 @@ export class Trainer {
   private tensorsFor(set: LabelledSet) {
     if (this.data?.set !== set) {
       if (this.data) tf.dispose([this.data.x, this.data.y]);
-      const shape = PRESETS[this.preset].inputShape;
-      this.data = { set, x: tf.tensor(set.x, [set.n, ...shape]), y: tf.tensor1d(set.y, 'int32') };
+      this.data = { set, ...tensorsOf(set, this.schema) };
     }
     return this.data;
   }

@@ -5,7 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
+# The built-in tasks' data: Fashion-MNIST images and the fortune files (the tables come with npm's vega-datasets).
 [ -e /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] || need+=(dataset-fashion-mnist)
+[ -e /usr/share/games/fortunes/computers ] || need+=(fortunes)
 # Browser tests drive Debian's Chromium (never a downloaded one); its SwiftShader Vulkan driver gives WebGPU without a GPU.
 for pkg in chromium libvulkan1; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
 if [ ${#need[@]} -gt 0 ]; then

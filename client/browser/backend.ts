@@ -4,8 +4,8 @@ import '@tensorflow/tfjs-backend-webgl';
 import '@tensorflow/tfjs-backend-webgpu';
 import { setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import type { Weights } from '../../shared/ml/aggregate.ts';
-import { PRESETS } from '../../shared/ml/models.ts';
-import type { ModelPreset } from '../../shared/protocol/task.ts';
+import { trainsOnWasm } from '../../shared/ml/models.ts';
+import type { TaskModel } from '../../shared/protocol/task.ts';
 import { preferredBackends } from '../backend.ts';
 import { measureThroughput, probeStep } from '../probe.ts';
 
@@ -78,15 +78,16 @@ export function configureWasm(path = new URL('/tfjs-wasm/', location.href).href)
 
 /**
  * The fastest backend this browser trains the preset on correctly: WebGPU, then WebGL,
- * then WASM (dense models only: it lacks the convolution filter gradient), then CPU. A GPU
+ * then WASM (dense models only: it lacks the convolution and embedding gradients), then CPU. A GPU
  * backend's first training step is checked against the CPU backend's from the same
  * weights and data; past STEP_TOLERANCE it is passed over, and the reason kept.
  */
-export async function chooseBrowserBackend(preset: ModelPreset, options: { wasmPath?: string; force?: string } = {}): Promise<BackendChoice> {
+export async function chooseBrowserBackend(task: TaskModel, options: { wasmPath?: string; force?: string } = {}): Promise<BackendChoice> {
   configureWasm(options.wasmPath);
   const skipped: BackendChoice['skipped'] = [];
-  const candidates = options.force ? [options.force] : preferredBackends('browser', preset).filter((b) => !(b === 'wasm' && PRESETS[preset].hasConv));
-  if (PRESETS[preset].hasConv && !options.force) skipped.push({ name: 'wasm', reason: 'no convolution filter gradient in the WASM backend' });
+  const wasm = trainsOnWasm(task.model);
+  const candidates = options.force ? [options.force] : preferredBackends('browser', task.model).filter((b) => wasm || b !== 'wasm');
+  if (!wasm && !options.force) skipped.push({ name: 'wasm', reason: 'no convolution or embedding gradient in the WASM backend' });
   let reference: Weights | undefined;
   for (const name of candidates) {
     let adapter: string | undefined;
@@ -105,10 +106,10 @@ export async function chooseBrowserBackend(preset: ModelPreset, options: { wasmP
     }
     let relative: number | undefined;
     if (name === 'webgpu' || name === 'webgl') {
-      const step = await probeStep(preset);
+      const step = await probeStep(task);
       if (!reference) {
         await activate('cpu');
-        reference = await probeStep(preset);
+        reference = await probeStep(task);
         await activate(name);
       }
       relative = relativeError(step, reference);
@@ -119,7 +120,7 @@ export async function chooseBrowserBackend(preset: ModelPreset, options: { wasmP
     }
     return {
       name,
-      throughput: await measureThroughput(preset),
+      throughput: await measureThroughput(task),
       skipped,
       ...(adapter ? { adapter } : {}),
       ...(relative === undefined ? {} : { relativeError: relative }),

@@ -21,6 +21,6 @@ export function runGpuNode(options: GpuNodeOptions): Promise<'completed' | 'stop
     ...options,
     kind: 'gpu',
     identityFile: options.identityFile ?? DEFAULT_GPU_IDENTITY_FILE,
-    activateBackend: (task) => activateGpuBackend(task.spec.model, options.backend),
+    activateBackend: (task) => activateGpuBackend(task.spec, options.backend),
   });
 }

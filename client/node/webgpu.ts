@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { TributaryError } from '../../shared/errors.ts';
-import type { ModelPreset } from '../../shared/protocol/task.ts';
+import type { TaskModel } from '../../shared/protocol/task.ts';
 import type { ActivatedBackend } from '../federated-client.ts';
 import { measureThroughput } from '../probe.ts';
 import { activateNodeBackend } from './tf.ts';
@@ -52,14 +52,14 @@ async function startWebGpu(): Promise<{ adapter: string } | { reason: string }> 
  * the edge client's choice (WASM for dense models, CPU for CNNs) with a warning saying why.
  * `forced` webgpu without an adapter is an error; forced wasm or cpu skips WebGPU.
  */
-export async function activateGpuBackend(preset: ModelPreset, forced = 'auto'): Promise<GpuBackendChoice> {
+export async function activateGpuBackend(task: TaskModel, forced = 'auto'): Promise<GpuBackendChoice> {
   if (forced !== 'auto' && forced !== 'webgpu') {
-    const name = await activateNodeBackend(preset, forced);
-    return { name, throughput: await measureThroughput(preset) };
+    const name = await activateNodeBackend(task.model, forced);
+    return { name, throughput: await measureThroughput(task) };
   }
   const gpu = await startWebGpu();
-  if ('adapter' in gpu) return { name: 'webgpu', adapter: gpu.adapter, throughput: await measureThroughput(preset) };
+  if ('adapter' in gpu) return { name: 'webgpu', adapter: gpu.adapter, throughput: await measureThroughput(task) };
   if (forced === 'webgpu') throw new TributaryError('BACKEND_UNAVAILABLE', `webgpu: ${gpu.reason}`);
-  const name = await activateNodeBackend(preset);
-  return { name, throughput: await measureThroughput(preset), warning: `${gpu.reason}; training on ${name}` };
+  const name = await activateNodeBackend(task.model);
+  return { name, throughput: await measureThroughput(task), warning: `${gpu.reason}; training on ${name}` };
 }

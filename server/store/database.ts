@@ -33,6 +33,8 @@ CREATE TABLE IF NOT EXISTS rounds (
   discarded TEXT NOT NULL DEFAULT '[]',
   epsilon REAL,
   clip_norm REAL,
+  metrics TEXT,
+  federated TEXT,
   PRIMARY KEY (task_id, round)
 );
 CREATE TABLE IF NOT EXISTS round_participants (
@@ -117,6 +119,9 @@ function migrate(db: Database.Database): void {
   if (!columns.has('discarded')) db.exec("ALTER TABLE rounds ADD COLUMN discarded TEXT NOT NULL DEFAULT '[]'");
   if (!columns.has('epsilon')) db.exec('ALTER TABLE rounds ADD COLUMN epsilon REAL');
   if (!columns.has('clip_norm')) db.exec('ALTER TABLE rounds ADD COLUMN clip_norm REAL');
+  // Rows from before metrics were stored as JSON keep them NULL: accuracy and loss are their scores.
+  if (!columns.has('metrics')) db.exec('ALTER TABLE rounds ADD COLUMN metrics TEXT');
+  if (!columns.has('federated')) db.exec('ALTER TABLE rounds ADD COLUMN federated TEXT');
 }
 
 /**

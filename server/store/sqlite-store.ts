@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { LEGACY_PRESETS } from '../../shared/data/builtin.ts';
 import { withTaskDefaults, type ParticipantRecord, type RoundRecord, type TaskRecord, type TaskSpec, type TaskSpecInput, type TaskStatus } from '../../shared/protocol/task.ts';
 import type { Store } from './store.ts';
 
@@ -29,20 +30,29 @@ interface RoundRow {
   discarded: string;
   epsilon: number | null;
   clip_norm: number | null;
+  metrics: string | null;
+  federated: string | null;
 }
 
 function toTask(row: TaskRow): TaskRecord {
   return {
     id: row.id,
     // Specs stored by an older version lack newer fields: those take their defaults.
-    spec: withTaskDefaults(JSON.parse(row.spec) as TaskSpecInput),
+    spec: withTaskDefaults(upgradeSpec(JSON.parse(row.spec) as Record<string, unknown>)),
     status: row.status,
     completedRounds: row.completed_rounds,
     createdAt: row.created_at,
   };
 }
 
+/** A spec stored before models were described by architecture names a preset: the same layers, the same weights. */
+function upgradeSpec(stored: Record<string, unknown>): TaskSpecInput {
+  const model = typeof stored.model === 'string' ? LEGACY_PRESETS[stored.model] : stored.model;
+  return { ...stored, model } as TaskSpecInput;
+}
+
 function toRound(row: RoundRow): RoundRecord {
+  const metrics = row.metrics === null ? { accuracy: row.accuracy, loss: row.loss } : (JSON.parse(row.metrics) as Record<string, number>);
   return {
     taskId: row.task_id,
     round: row.round,
@@ -52,8 +62,10 @@ function toRound(row: RoundRow): RoundRecord {
     rejected: row.rejected,
     samples: row.samples,
     staleness: row.staleness,
-    accuracy: row.accuracy,
-    loss: row.loss,
+    accuracy: metrics.accuracy ?? null,
+    loss: metrics.loss ?? null,
+    metrics,
+    federated: row.federated === null ? null : (JSON.parse(row.federated) as RoundRecord['federated']),
     uploadBytes: row.upload_bytes,
     uploadBytesPerParam: row.upload_bytes_per_param,
     durationMs: row.duration_ms,
@@ -99,12 +111,14 @@ export class SqliteStore implements Store {
       this.db
         .prepare(
           `INSERT INTO rounds (task_id, round, participants, dropped, late, rejected, samples, staleness, accuracy, loss,
-             upload_bytes, upload_bytes_per_param, duration_ms, finished_at, rule, discarded, epsilon, clip_norm)
-           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+             upload_bytes, upload_bytes_per_param, duration_ms, finished_at, rule, discarded, epsilon, clip_norm, metrics, federated)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
         )
         .run(
-          r.taskId, r.round, r.participants, r.dropped, r.late, r.rejected, r.samples, r.staleness, r.accuracy, r.loss,
+          // accuracy and loss columns predate the metrics JSON, which is what is read back: 0 fills them when unmeasured.
+          r.taskId, r.round, r.participants, r.dropped, r.late, r.rejected, r.samples, r.staleness, r.accuracy ?? 0, r.loss ?? 0,
           r.uploadBytes, r.uploadBytesPerParam, r.durationMs, r.finishedAt, r.rule, JSON.stringify(r.discarded), r.epsilon, r.clipNorm,
+          JSON.stringify(r.metrics), r.federated === null ? null : JSON.stringify(r.federated),
         );
       this.db.prepare('UPDATE tasks SET completed_rounds = ? WHERE id = ?').run(r.round, r.taskId);
     })();

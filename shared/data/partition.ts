@@ -17,6 +17,7 @@ const MAX_DIRICHLET_ATTEMPTS = 1000;
 export function parsePartition(text: string): PartitionSpec {
   const trimmed = text.trim();
   if (trimmed === 'iid') return { kind: 'iid' };
+  if (trimmed === 'source') return { kind: 'source' };
   if (trimmed.startsWith('sizes:')) {
     const parts = trimmed.slice('sizes:'.length).split(',');
     const sizes = parts.map(Number);
@@ -29,11 +30,11 @@ export function parsePartition(text: string): PartitionSpec {
     if (DECIMAL.test(raw) && Number.isFinite(alpha) && alpha > 0) return { kind: 'dirichlet', alpha };
     throw new TributaryError('BAD_REQUEST', `Dirichlet alpha must be a positive number, got "${raw}"`);
   }
-  throw new TributaryError('BAD_REQUEST', `unknown partition "${text}": use "iid", "dirichlet:<alpha>" or "sizes:<w1>,<w2>,…"`);
+  throw new TributaryError('BAD_REQUEST', `unknown partition "${text}": use "iid", "source", "dirichlet:<alpha>" or "sizes:<w1>,<w2>,…"`);
 }
 
 export function formatPartition(spec: PartitionSpec): string {
-  if (spec.kind === 'iid') return 'iid';
+  if (spec.kind === 'iid' || spec.kind === 'source') return spec.kind;
   return spec.kind === 'dirichlet' ? `dirichlet:${spec.alpha}` : `sizes:${spec.sizes.join(',')}`;
 }
 
@@ -45,7 +46,8 @@ export function shardsBySize(spec: PartitionSpec, shards: number): number[] | un
 
 /**
  * Sample indices for each shard: every index lands in exactly one shard, and each shard
- * is sorted ascending. Deterministic in `seed`.
+ * is sorted ascending. Deterministic in `seed`. A by-source split needs `sources`, each
+ * sample's source.
  */
 export function partitionIndices(
   labels: ArrayLike<number>,
@@ -53,6 +55,7 @@ export function partitionIndices(
   shards: number,
   spec: PartitionSpec,
   seed: number,
+  sources?: ArrayLike<number>,
 ): number[][] {
   if (!Number.isInteger(shards) || shards < 1) {
     throw new TributaryError('BAD_REQUEST', `shards must be a positive integer, got ${shards}`);
@@ -65,6 +68,9 @@ export function partitionIndices(
   let parts: number[][];
   if (spec.kind === 'iid') {
     parts = splitIid(labels.length, shards, rng);
+  } else if (spec.kind === 'source') {
+    if (!sources) throw new TributaryError('BAD_REQUEST', 'this data set has no sources to split by');
+    parts = splitBySource(sources, shards, rng);
   } else if (spec.kind === 'sizes') {
     if (spec.sizes.length !== shards) throw new TributaryError('BAD_REQUEST', `${spec.sizes.length} shard sizes for ${shards} shards`);
     parts = splitSized(labels.length, spec.sizes, rng);
@@ -90,6 +96,38 @@ function splitIid(n: number, shards: number, rng: Rng): number[][] {
     start += size;
   }
   return parts;
+}
+
+/**
+ * Shards that never mix sources: each source gets shards in proportion to its size (at
+ * least one, largest remainders first), its samples dealt among them at random. With
+ * fewer shards than sources, the smallest sources share the last shard.
+ */
+function splitBySource(sources: ArrayLike<number>, shards: number, rng: Rng): number[][] {
+  const bySource = new Map<number, number[]>();
+  for (let i = 0; i < sources.length; i++) {
+    const members = bySource.get(sources[i]!) ?? [];
+    members.push(i);
+    bySource.set(sources[i]!, members);
+  }
+  const groups = [...bySource.values()].sort((a, b) => b.length - a.length);
+  if (shards < groups.length) {
+    const merged = groups.slice(0, shards - 1);
+    merged.push(groups.slice(shards - 1).flat());
+    return merged;
+  }
+  const total = sources.length;
+  const quota = groups.map((g) => Math.max(1, Math.floor((g.length / total) * shards)));
+  let left = shards - quota.reduce((a, b) => a + b, 0);
+  const remainders = groups.map((g, i) => ({ i, r: (g.length / total) * shards - quota[i]! })).sort((a, b) => b.r - a.r);
+  for (let k = 0; left > 0; k = (k + 1) % remainders.length, left--) quota[remainders[k]!.i]!++;
+  for (let k = groups.length - 1; left < 0; k = (k + groups.length - 1) % groups.length) {
+    if (quota[k]! > 1) {
+      quota[k]!--;
+      left++;
+    }
+  }
+  return groups.flatMap((g, i) => splitIid(g.length, quota[i]!, rng).map((part) => part.map((j) => g[j]!)));
 }
 
 /** A random split into shards whose sizes follow the given weights (each gets at least one sample). */

@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { decodeShard } from '../../shared/codec/demo-shard.ts';
-import { demoShard, loadFashionMnist, type IdxSource } from '../../shared/data/fashion-mnist.ts';
-import { withTaskDefaults } from '../../shared/protocol/task.ts';
+import { loadFashionMnist, type IdxSource } from '../../shared/data/fashion-mnist.ts';
+import { demoShard } from '../../shared/data/shards.ts';
+import { withTaskDefaults, type TaskRecord } from '../../shared/protocol/task.ts';
 import { DemoShards } from '../../server/data/demo-shards.ts';
+import { BuiltinSplits } from '../../server/data/splits.ts';
 import { heldOutTestSets } from '../../server/data/test-sets.ts';
+import { EvaluationSets } from '../../server/data/evaluation-sets.ts';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const ROWS = 60;
 
@@ -38,7 +43,7 @@ const LIMITS = [0, 5, 10, 17, 23, 31, 40, 59, 60, 1000];
 describe('the server’s data sets, whatever limits tasks ask for', () => {
   it('reads the training split once for demo shards of many distinct trainLimits, cutting each exactly as a device would', async () => {
     const { source, reads } = countingSource();
-    const shards = new DemoShards(source);
+    const shards = new DemoShards(new BuiltinSplits(() => source));
     for (const trainLimit of LIMITS) {
       const spec = withTaskDefaults({ name: 't', shards: 3, trainLimit, partition: { kind: 'dirichlet', alpha: 0.5 } });
       const expected = demoShard(await loadFashionMnist(countingSource().source, 'train', trainLimit), spec, 1);
@@ -51,8 +56,9 @@ describe('the server’s data sets, whatever limits tasks ask for', () => {
 
   it('reads the test split once for many distinct testLimits, each set the first rows of one shared copy', async () => {
     const { source, reads } = countingSource();
-    const testSet = heldOutTestSets(source);
-    const sets = await Promise.all(LIMITS.map((limit) => testSet(limit)));
+    const testSet = heldOutTestSets(new BuiltinSplits(() => source), new EvaluationSets(join(tmpdir(), 'tributary-no-uploads')));
+    const task = (testLimit: number): TaskRecord => ({ id: 1, spec: withTaskDefaults({ name: 't', testLimit }), status: 'running', completedRounds: 0, createdAt: '' });
+    const sets = await Promise.all(LIMITS.map(async (testLimit) => (await testSet(task(testLimit)))!));
     for (const [i, limit] of LIMITS.entries()) {
       const expected = await loadFashionMnist(countingSource().source, 't10k', limit);
       expect({ n: sets[i]!.n, x: [...sets[i]!.x], y: [...sets[i]!.y] }).toEqual({ n: expected.n, x: [...expected.x], y: [...expected.y] });

@@ -84,4 +84,21 @@ describe('SQLite store', () => {
     expect(task.spec).toEqual({ ...TASK_DEFAULTS, name: 'old', hyper: { ...olderHyper, proximalMu: 0 } });
     await reopened.close();
   });
+
+  it('reads a task that named a model preset and no data schema as the same model on the default built-in data', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tributary-store-'));
+    dirs.push(dir);
+    const file = join(dir, 'tributary.db');
+    await new SqliteStore(openDatabase(file)).close();
+    const { data: _d, evaluation: _e, ...rest } = { ...TASK_DEFAULTS, name: 'preset era' };
+    const db = new Database(file);
+    for (const model of ['fmnist-mlp', 'fmnist-cnn']) db.prepare('INSERT INTO tasks (spec, status, created_at) VALUES (?, ?, ?)').run(JSON.stringify({ ...rest, model }), 'stopped', new Date().toISOString());
+    db.close();
+
+    const reopened = new SqliteStore(openDatabase(file));
+    const [mlp, cnn] = await reopened.listTasks();
+    expect(mlp!.spec).toEqual({ ...TASK_DEFAULTS, name: 'preset era', model: { kind: 'mlp', hidden: [200, 200] } });
+    expect(cnn!.spec.model).toEqual({ kind: 'cnn', filters: [16, 32], dense: 64 });
+    await reopened.close();
+  });
 });

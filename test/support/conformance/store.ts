@@ -6,8 +6,9 @@ import { expectDateString, expectRejection, expectRejectsWithCode, type StoreHar
 /** A spec that sets every field away from its default, floats and nested objects included. */
 const UNUSUAL_SPEC: TaskSpec = {
   name: 'unusual — ünïcode ✓',
-  model: 'fmnist-cnn',
-  dataset: 'fashion-mnist',
+  model: { kind: 'mlp', hidden: [24, 12] },
+  data: { kind: 'tabular', columns: [{ name: 'x', type: 'numeric', min: -2.5, max: 7 }, { name: 'y', type: 'categorical', categories: ['a', 'b', 'c'] }], label: 'y' },
+  dataset: 'own',
   partition: { kind: 'sizes', sizes: [3, 1.5, 0.25] },
   shards: 3,
   rounds: 7,
@@ -31,6 +32,7 @@ const UNUSUAL_SPEC: TaskSpec = {
   roundDeadlineMs: 45_000,
   trainLimit: 600,
   testLimit: 100,
+  evaluation: { every: 3, fraction: 0.5, holdout: 0.25 },
   seed: 0xffff_fffe,
 };
 
@@ -46,6 +48,8 @@ function roundRecord(taskId: number, round: number, fields: Partial<RoundRecord>
     staleness: 0.75,
     accuracy: 0.8125 + round / 1024,
     loss: 0.4321,
+    metrics: { accuracy: 0.8125 + round / 1024, loss: 0.4321, auc: 0.875 },
+    federated: { version: round - 1, clients: 3, samples: 456, metrics: { accuracy: 0.75, loss: 0.5 } },
     uploadBytes: 98_765,
     uploadBytesPerParam: 1.0625,
     rule: 'norm-bound(bulyan) → fedyogi — ✓',
