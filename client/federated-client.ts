@@ -2,14 +2,17 @@ import { EventEmitter } from 'eventemitter3';
 import { cryptoReady, fingerprint, generateSigningKeyPair } from '../shared/crypto/sodium.ts';
 import { TributaryError } from '../shared/errors.ts';
 import type { Capabilities, JoinReply, ReadyRequest } from '../shared/protocol/events.ts';
-import type { TaskRecord } from '../shared/protocol/task.ts';
+import { evaluatesFederatedly, type TaskRecord } from '../shared/protocol/task.ts';
 import { Connection } from './connection.ts';
 import { enroll } from './enrollment.ts';
 import { RoundRunner, type TrainingSetup } from './round-runner.ts';
 import { Trainer } from './trainer.ts';
+import { resolveData } from './data-input.ts';
+import { holdOut } from '../shared/data/dataset.ts';
 import type { ClientEvents, FederatedClientOptions } from './types.ts';
 
-export type { ActivatedBackend, ClientEvents, DataProvider, Enrollment, FederatedClientOptions, SecurePhase } from './types.ts';
+export type { ActivatedBackend, ClientEvents, Enrollment, FederatedClientOptions, SecurePhase } from './types.ts';
+export type { DataInput, DataProvider, RawSample } from './data-input.ts';
 
 /** The device's side of a task: backend, trainer and data, set up once whatever connection gets to it. */
 interface Setup extends TrainingSetup {
@@ -61,7 +64,7 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
       },
       events: {
         'round:start': (start) => this.rounds?.started(start),
-        'round:end': (end) => this.emit('model-updated', { version: end.modelVersion, accuracy: end.accuracy, loss: end.loss }),
+        'round:end': (end) => this.emit('model-updated', { version: end.modelVersion, accuracy: end.accuracy, loss: end.loss, metrics: end.metrics }),
         'task:status': ({ status }) => {
           if (status === 'completed' || status === 'stopped') this.emit('finished', { status });
         },
@@ -165,10 +168,12 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
       const { throughput = 0, adapter, memoryMb } = activated;
       this.capabilities = { throughput, ...(adapter ? { adapter } : {}), ...(memoryMb ? { memoryMb } : {}) };
     }
-    const trainer = new Trainer(task.spec.model, task.spec.seed, this.options.throttle);
+    const trainer = await Trainer.create(task.spec, task.spec.seed, this.options.throttle);
     try {
-      const data = await this.options.data({ task, shard });
-      return { backend: typeof activated === 'string' ? activated : activated.name, trainer, data };
+      const all = await resolveData(this.options.data, { task, shard });
+      // The held-out part is never trained on: federated evaluation scores global models on it.
+      const { train, test } = holdOut(all, evaluatesFederatedly(task.spec) ? task.spec.evaluation.holdout : 0, this.seed);
+      return { backend: typeof activated === 'string' ? activated : activated.name, trainer, data: train, heldOut: test };
     } catch (error) {
       trainer.dispose();
       throw error;

@@ -5,7 +5,8 @@
  * and add their runtime's helpers.
  */
 export { FederatedClient } from './federated-client.ts';
-export type { ActivatedBackend, ClientEvents, DataProvider, Enrollment, FederatedClientOptions, SecurePhase } from './types.ts';
+export type { ActivatedBackend, ClientEvents, Enrollment, FederatedClientOptions, SecurePhase } from './types.ts';
+export type { DataInput, DataProvider, RawSample } from './data-input.ts';
 export { Trainer, type TrainResult } from './trainer.ts';
 export { activateBackend, preferredBackends } from './backend.ts';
 export { TributaryError, type ErrorCode } from '../shared/errors.ts';

@@ -2,6 +2,8 @@ import type { EventEmitter } from 'eventemitter3';
 import { encodeSecureInput } from '../shared/codec/secure-codec.ts';
 import { decodeWeights } from '../shared/codec/model-wire.ts';
 import { encodeUpdate } from '../shared/codec/update-codec.ts';
+import { encodeMetricLimbs, prependMetricSums } from '../shared/codec/metric-sums.ts';
+import { finiteMetrics } from '../shared/ml/evaluate.ts';
 import { equalBytes, seal, type KeyPair } from '../shared/crypto/sodium.ts';
 import type { LabelledSet } from '../shared/data/dataset.ts';
 import { TributaryError } from '../shared/errors.ts';
@@ -28,6 +30,8 @@ const REMEMBERED_ATTEMPTS = 8;
 export interface TrainingSetup {
   trainer: Trainer;
   data: LabelledSet;
+  /** The device's held-out samples (never trained on), scored for federated evaluation; undefined when the task has none. */
+  heldOut: LabelledSet | undefined;
 }
 
 export interface RoundRunnerOptions {
@@ -132,13 +136,24 @@ export class RoundRunner {
       downloadedWeights: start.weights !== null,
     });
     this.residual ??= setup.trainer.weightLengths.map((n) => new Float32Array(n));
+    // Scored before training moves the weights: the model the server sent, on data never trained on.
+    const sums = await this.evaluate(setup, start, global.weights);
     const train = () => this.train(setup, start, global.weights, signal);
-    if (start.secure) return this.runSecure(start, start.secure, train, signal);
+    if (start.secure) return this.runSecure(start, start.secure, train, sums, signal);
     const { delta, train: trained } = await train();
     // Sealed to this round's aggregator key: relays and proxies see ciphertext only.
     const update = encodeUpdate(delta, { bits: start.bits, clipSigma: start.clipSigma, rng: this.rng, residual: this.residual });
-    await this.upload(start, seal(update, start.aggregatorKey), trained, trained.samples, signal);
+    await this.upload(start, seal(prependMetricSums(sums, start.metricSums, update), start.aggregatorKey), trained, trained.samples, signal);
     this.options.uploaded();
+  }
+
+  /** Federated evaluation, when the round asks this device: the objective's metric sums of the sent model on the held-out data. */
+  private async evaluate({ trainer, heldOut }: TrainingSetup, start: RoundStart, global: Weights): Promise<Float64Array | undefined> {
+    if (!start.evaluate || start.metricSums === 0 || !heldOut) return undefined;
+    const sums = await trainer.evaluate(global, heldOut);
+    if (sums.length !== start.metricSums) throw new TributaryError('UPDATE_WRONG_LENGTH', `${sums.length} metric sums, the round expects ${start.metricSums}`);
+    this.options.events.emit('evaluated', { round: start.round, modelVersion: start.modelVersion, samples: heldOut.n, metrics: finiteMetrics(trainer.objective.metrics(sums)) });
+    return sums;
   }
 
   private async train({ trainer, data }: TrainingSetup, start: RoundStart, global: Weights, signal: AbortSignal): Promise<Trained> {
@@ -160,7 +175,7 @@ export class RoundRunner {
    * online), then training, then the masked input and the unmasking phases. Each request's
    * ack arrives when the server closes that phase.
    */
-  private async runSecure(start: RoundStart, secure: SecureRoundConfig, train: () => Promise<Trained>, signal: AbortSignal): Promise<void> {
+  private async runSecure(start: RoundStart, secure: SecureRoundConfig, train: () => Promise<Trained>, sums: Float64Array | undefined, signal: AbortSignal): Promise<void> {
     const { connection, identity, events } = this.options;
     const ref = { taskId: start.taskId, round: start.round };
     const index = secure.participants.findIndex((p) => p.clientId === connection.clientId);
@@ -181,7 +196,11 @@ export class RoundRunner {
 
     const { delta, train: trained } = await train();
     const me = secure.participants[index]!;
-    const levels = this.secureInput(delta, start, secure, me.samples);
+    const model = this.secureInput(delta, start, secure, me.samples);
+    const limbs = encodeMetricLimbs(sums, start.metricSums, start.bits);
+    const levels = new Uint32Array(model.length + limbs.length);
+    levels.set(model);
+    levels.set(limbs, model.length);
     const masked = encodeRing(protocol.mask(levels, expandSeed), secure.ringBits);
     await this.upload(start, seal(encodeMaskedUpload(protocol.partnersSignature(), masked), start.aggregatorKey), trained, me.samples, signal);
     phase('uploaded');

@@ -4,17 +4,20 @@ import type { LabelledSet } from '../shared/data/dataset.ts';
 import type { ClientKind } from '../shared/protocol/events.ts';
 import type { TaskRecord } from '../shared/protocol/task.ts';
 import type { TrainResult } from './trainer.ts';
+import type { DataInput } from './data-input.ts';
 
 /** The SDK's contract: what a FederatedClient takes and what it reports, apart from how it does it. */
 
-/** Where a client's training data comes from, once it knows its task (and demo shard). */
-export type DataProvider = (context: { task: TaskRecord; shard: number | null }) => Promise<LabelledSet>;
 
 export interface FederatedClientOptions {
   /** Server URL, e.g. `http://127.0.0.1:8080`. */
   server: string;
   taskId: number;
-  data: DataProvider;
+  /**
+   * The device's data: raw samples of the task's schema (table rows, images, text), as an
+   * array or an async iterable, or a provider of encoded samples (a demo shard, say).
+   */
+  data: DataInput;
   kind?: ClientKind;
   /**
    * Activates the TF.js backend for the task's model (before any model is built) and
@@ -101,7 +104,10 @@ export interface ClientEvents {
   progress: (info: { round: number; fraction: number; loss: number }) => void;
   uploaded: (info: { round: number; bytes: number; chunks: number; train: Omit<TrainResult, 'weights'> }) => void;
   'secure-phase': (info: { round: number; phase: SecurePhase }) => void;
-  'model-updated': (info: { version: number; accuracy: number; loss: number }) => void;
+  /** Federated evaluation: this device scored the model it was sent on its held-out samples (sent with its update). */
+  evaluated: (info: { round: number; modelVersion: number; samples: number; metrics: Record<string, number> }) => void;
+  /** A new global model; the server's scores of it (null, metrics empty, when it holds no test set). */
+  'model-updated': (info: { version: number; accuracy: number | null; loss: number | null; metrics: Record<string, number> }) => void;
   finished: (info: { status: 'completed' | 'stopped' }) => void;
   error: (error: Error) => void;
 }

@@ -9,8 +9,9 @@ import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Server } from 'socket.io';
 import { cryptoReady } from '../shared/crypto/sodium.ts';
-import { FASHION_MNIST_DIR } from '../shared/data/fashion-mnist.ts';
-import { idxFolder } from '../node/idx-folder.ts';
+import { datasetFiles, type DatasetDirs } from '../node/dataset-files.ts';
+import { BuiltinSplits } from './data/splits.ts';
+import { EvaluationSets } from './data/evaluation-sets.ts';
 import { TributaryError } from '../shared/errors.ts';
 import { installAccessControl, SESSION_COOKIE, type RouteRule } from './auth/access.ts';
 import { Accounts } from './auth/accounts.ts';
@@ -46,8 +47,8 @@ import type { Store } from './store/store.ts';
 export interface AppOptions {
   /** Where the SQLite file and checkpoints live. */
   dataDir: string;
-  /** Folder holding the Fashion-MNIST IDX files (for the held-out test set). */
-  fashionMnistDir?: string;
+  /** Folders of the built-in data sets (held-out test sets, demo shards); each defaults to where its package puts it. */
+  datasetDirs?: DatasetDirs;
   /** Largest upload chunk a client may send; the socket message limit follows from it. */
   chunkBytes?: number;
   logger?: Logger;
@@ -179,13 +180,14 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const metrics = createMetrics(clients);
   const unmaskPool = new UnmaskPool();
   const scheduler = new Scheduler(clients);
-  const fashionMnist = idxFolder(options.fashionMnistDir ?? FASHION_MNIST_DIR);
+  const splits = new BuiltinSplits((name) => datasetFiles(name, options.datasetDirs));
+  const evaluationSets = new EvaluationSets(join(options.dataDir, 'evaluation-sets'));
   const coordinator = new Coordinator({
     store,
     checkpoints,
     clients,
     events: fanOutRoundEvents(socketRoundEvents(io), metrics.events, auditRoundEvents(audit, log)),
-    testSet: heldOutTestSets(fashionMnist),
+    testSet: heldOutTestSets(splits, evaluationSets),
     chunkBytes,
     signingKey: serverKey.secretKey,
     unmask: (job, maskedSum) => unmaskPool.unmask(job, maskedSum),
@@ -209,7 +211,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await installHttpBasics(http, corsOrigins);
   const routes = installAccessControl(http, accounts);
   await http.register(adminNamespace, { io, accounts, clients, corsOrigins, trustProxy: options.trustProxy });
-  await http.register(apiRoutes, { prefix: '/api', store, accounts, enrollments, audit, coordinator, checkpoints, clients, fashionMnist, serverKey: serverKey.publicKey });
+  await http.register(apiRoutes, { prefix: '/api', store, accounts, enrollments, audit, coordinator, checkpoints, clients, splits, evaluationSets, serverKey: serverKey.publicKey });
   let closing = false;
   await http.register(healthRoutes, { store, metrics: metrics.registry, metricsPublic: options.metricsPublic ?? false, closing: () => closing });
   await http.register(webPages, { root: options.webRoot ?? DEFAULT_WEB_ROOT });

@@ -55,7 +55,7 @@ export function createMetrics(clients: ClientRegistry): { registry: Registry; ev
         uploadBytes.inc({ task }, record.uploadBytes);
         roundSeconds.observe({ task }, record.durationMs / 1000);
         aggregationSeconds.observe({ task }, timing.aggregationMs / 1000);
-        accuracy.set({ task }, record.accuracy);
+        if (record.accuracy !== null) accuracy.set({ task }, record.accuracy);
       },
       roundAborted(event) {
         rounds.inc({ task: String(event.taskId), outcome: 'aborted' });

@@ -3,17 +3,20 @@ import pretty from 'pino-pretty';
 import { buildApp, type App } from './app.ts';
 import type { TrustProxy } from './auth/client-address.ts';
 import { withTaskDefaults } from '../shared/protocol/task.ts';
+import { DEFAULT_DATASET, isBuiltin } from '../shared/data/builtin.ts';
+import { parseDatasetDirs } from '../node/dataset-files.ts';
 
 export interface ServeOptions {
   port: number;
   host: string;
   dataDir: string;
-  data: string;
+  /** `name=dir` pairs: where built-in data sets' files are (default: where their packages put them). */
+  datasetDir: string[];
   chunkKb: number;
   logLevel: string;
   /** pretty: a readable line per event (the default on a terminal); json: one JSON object a line (piped, or for log shippers). */
   logFormat: 'auto' | 'pretty' | 'json';
-  /** Create (if there is none) and start a Fashion-MNIST demo task. */
+  /** Create (if there is none) and start a demo task on the default built-in data set. */
   demoTask: boolean;
   /** Let any address scrape /metrics (default: loopback only). */
   metricsPublic: boolean;
@@ -29,7 +32,7 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
   const logger = createLogger(options.logLevel, options.logFormat);
   const app = await buildApp({
     dataDir: options.dataDir,
-    fashionMnistDir: options.data,
+    datasetDirs: parseDatasetDirs(options.datasetDir, isBuiltin),
     chunkBytes: options.chunkKb * 1024,
     logger,
     metricsPublic: options.metricsPublic,
@@ -51,7 +54,7 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
   if (options.demoTask) {
     const tasks = await app.store.listTasks();
     const task = tasks[0] ?? (await app.store.createTask(withTaskDefaults({
-      name: 'Fashion-MNIST demo',
+      name: `${DEFAULT_DATASET} demo`,
       partition: { kind: 'dirichlet', alpha: 0.5 },
       clientsPerRound: 3,
       shards: 3,

@@ -1,4 +1,4 @@
-import { FederatedClient, type DataProvider, type FederatedClientOptions } from '../federated-client.ts';
+import { FederatedClient, type DataInput, type FederatedClientOptions } from '../federated-client.ts';
 import { chooseBrowserBackend, type BackendChoice } from './backend.ts';
 import { demoShardData } from './data.ts';
 import { browserIdentity, pinnedServerKey, pinServerKey } from './identity.ts';
@@ -9,15 +9,15 @@ import { browserIdentity, pinnedServerKey, pinServerKey } from './identity.ts';
  */
 export * from '../index.ts';
 export { chooseBrowserBackend, relativeError, STEP_TOLERANCE, type BackendChoice } from './backend.ts';
-export { concatSets, demoShardData, imagesToSamples } from './data.ts';
+export { demoShardData, imagesToSamples, readCsvFile, readImageFolder, readTextFile, type ImageReading, type LocalReading, type TableReading, type TextReading } from './data.ts';
+export { concatSets } from '../../shared/data/dataset.ts';
 export { browserIdentity } from './identity.ts';
-export { FASHION_MNIST_LABELS } from '../../shared/data/fashion-mnist.ts';
 
 export interface BrowserClientOptions extends Partial<Omit<FederatedClientOptions, 'server' | 'taskId'>> {
   server: string;
   taskId: number;
-  /** Your own labelled data; by default the task's demo shard (fetched once, kept in IndexedDB). */
-  data?: DataProvider;
+  /** Your own data (rows, images or text, by the task's schema); by default the task's demo shard (fetched once, kept in IndexedDB). */
+  data?: DataInput;
   /** Force a backend ('webgpu', 'webgl', 'wasm', 'cpu') instead of the best that checks out. */
   backend?: string;
   /** Told which backend was chosen, how fast it trains, and why others were passed over. */
@@ -52,7 +52,7 @@ export async function createBrowserClient(options: BrowserClientOptions): Promis
     ...(resume ? { resume: { clientId: resume.clientId, token: Uint8Array.from(resume.token) } } : {}),
     battery,
     activateBackend: async (task) => {
-      const choice = await chooseBrowserBackend(task.spec.model, {
+      const choice = await chooseBrowserBackend(task.spec, {
         wasmPath: new URL(/* @vite-ignore */ '../tfjs-wasm/', import.meta.url).href,
         ...(backend ? { force: backend } : {}),
       });

@@ -5,19 +5,24 @@ import { loadOrCreateKeyFile } from '../../node/key-file.ts';
 import { cryptoReady, fromBase64, toBase64 } from '../../shared/crypto/sodium.ts';
 import { TributaryError } from '../../shared/errors.ts';
 import type { TaskRecord } from '../../shared/protocol/task.ts';
-import { FederatedClient, type ActivatedBackend, type SecurePhase } from '../federated-client.ts';
-import { loadDemoShard } from './fashion-mnist.ts';
+import { FederatedClient, type ActivatedBackend, type FederatedClientOptions, type SecurePhase } from '../federated-client.ts';
+import { loadDemoShard } from './demo-data.ts';
+import { loadLocalData } from './local-data.ts';
+import { parseDatasetDirs } from '../../node/dataset-files.ts';
+import { isBuiltin } from '../../shared/data/builtin.ts';
+import { outputUnitsOf } from '../../shared/data/schema.ts';
 import { clientAttack } from './attack.ts';
 import type { AttackName } from '../../shared/ml/attacks.ts';
-import { FASHION_MNIST_CLASSES } from '../../shared/data/fashion-mnist.ts';
 import { measureThroughput } from '../probe.ts';
 import { activateNodeBackend } from './tf.ts';
 
 export interface EdgeClientOptions {
   server: string;
   taskId: number;
-  /** Fashion-MNIST folder the demo shard is cut from. */
-  data: string;
+  /** The device's own data (a CSV file, a folder of per-label image folders, or a text file); default: the task's demo shard. */
+  data?: string;
+  /** `name=dir` pairs: where built-in data sets' files are (for demo shards). */
+  datasetDir?: string[];
   shard?: number;
   backend?: string;
   seed?: number;
@@ -94,7 +99,8 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
   const token = enrollmentTokenOf(options);
   // Kept for the join message: the adapter, throughput and any fall-back warning.
   let activated: (ActivatedBackend & { warning?: string }) | undefined;
-  const attack = options.attack ? clientAttack(options.attack, { classes: FASHION_MNIST_CLASSES, alieZ: options.alieZ ?? 1, seed: options.seed ?? 0 }) : undefined;
+  const datasetDirs = parseDatasetDirs(options.datasetDir ?? [], isBuiltin);
+  let attack: ReturnType<typeof clientAttack> | undefined;
   const client = new FederatedClient({
     ...(pinned ? { pinnedServerKey: fromBase64(pinned) } : {}),
     identity,
@@ -109,14 +115,15 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
       // Measured here, reported to the scheduler, which sizes this device's work by it.
       activated = options.activateBackend
         ? await options.activateBackend(task)
-        : { name: await activateNodeBackend(task.spec.model, options.backend), throughput: await measureThroughput(task.spec.model, options.throttle ?? 1) };
+        : { name: await activateNodeBackend(task.spec.model, options.backend), throughput: await measureThroughput(task.spec, options.throttle ?? 1) };
       return { ...activated, memoryMb: Math.round(totalmem() / 2 ** 20) };
     },
     data: async ({ task, shard }) => {
-      const set = await loadDemoShard(options.data, task.spec, shard ?? 0);
+      const set = options.data ? await loadLocalData(options.data, task.spec.data) : await loadDemoShard(task.spec, shard ?? 0, datasetDirs);
+      if (options.attack) attack = clientAttack(options.attack, { classes: outputUnitsOf(task.spec.data), alieZ: options.alieZ ?? 1, seed: options.seed ?? 0 });
       return attack ? attack.data(set) : set;
     },
-    ...(attack ? { transformUpdate: attack.transform } : {}),
+    ...(options.attack ? { transformUpdate: (update: Parameters<NonNullable<FederatedClientOptions['transformUpdate']>>[0]) => attack!.transform(update) } : {}),
   });
   const say = (event: string, fields: Record<string, unknown>, text: string) => {
     console.log(options.json ? JSON.stringify({ event, ...fields }) : text);
@@ -141,8 +148,9 @@ export async function runEdgeClient(options: EdgeClientOptions): Promise<'comple
   client.on('round-abandoned', (e) => say('round-abandoned', e, `round ${e.round} abandoned: ${e.reason}`));
   client.on('round-start', (e) => say('round-start', e, `round ${e.round}: training${e.downloadedWeights ? '' : ' (cached model)'}`));
   client.on('uploaded', (e) => say('uploaded', { round: e.round, bytes: e.bytes, chunks: e.chunks, ...e.train },
-    `round ${e.round}: local loss ${e.train.loss.toFixed(3)}, accuracy ${(e.train.accuracy * 100).toFixed(1)} %, trained in ${e.train.durationMs} ms, uploaded ${e.bytes} bytes`));
-  client.on('model-updated', (e) => say('model-updated', e, `model v${e.version}: test accuracy ${(e.accuracy * 100).toFixed(2)} %`));
+    `round ${e.round}: local ${Object.entries(e.train.metrics).map(([k, v]) => `${k} ${v.toPrecision(4)}`).join(', ')}, trained in ${e.train.durationMs} ms, uploaded ${e.bytes} bytes`));
+  client.on('evaluated', (e) => say('evaluated', e, `round ${e.round}: model v${e.modelVersion} on ${e.samples} held-out samples: ${Object.entries(e.metrics).map(([k, v]) => `${k} ${v.toPrecision(4)}`).join(', ')}`));
+  client.on('model-updated', (e) => say('model-updated', e, `model v${e.version}${e.accuracy === null ? '' : `: test accuracy ${(e.accuracy * 100).toFixed(2)} %`}`));
   client.on('secure-phase', (e) => {
     say('secure-phase', e, `round ${e.round}: secure aggregation, ${e.phase}`);
     const crash = options.crashAt;

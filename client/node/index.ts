@@ -5,7 +5,8 @@
  */
 export * from '../index.ts';
 export { activateNodeBackend } from './tf.ts';
-export { loadDemoShard } from './fashion-mnist.ts';
-export { FASHION_MNIST_DIR } from '../../shared/data/fashion-mnist.ts';
+export { loadDemoShard } from './demo-data.ts';
+export { loadLocalData } from './local-data.ts';
+export { parseCsv } from '../../shared/data/csv.ts';
 export { runEdgeClient, type EdgeClientOptions } from './edge.ts';
 export { runGpuNode, type GpuNodeOptions } from './gpu-node.ts';

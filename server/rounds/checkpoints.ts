@@ -79,6 +79,21 @@ export class Checkpoints {
     }
   }
 
+  /** An uploaded model's initial weights (float32, in weight order), kept until round 0's checkpoint is made from them. */
+  async saveInitialWeights(taskId: number, weights: Weights): Promise<void> {
+    await mkdir(join(this.root, `task-${taskId}`), { recursive: true });
+    await writeFile(this.initialFile(taskId), encodeWeights(weights));
+  }
+
+  async loadInitialWeights(taskId: number, lengths: readonly number[]): Promise<Weights | undefined> {
+    const bytes = await readFile(this.initialFile(taskId)).catch(() => undefined);
+    return bytes && decodeWeights(bytes, lengths);
+  }
+
+  private initialFile(taskId: number): string {
+    return join(this.root, `task-${taskId}`, 'initial-weights.bin');
+  }
+
   async loadWeights(taskId: number, round: number, lengths: readonly number[]): Promise<Weights> {
     return decodeWeights(await this.readFile(taskId, round, 'weights.bin'), lengths);
   }

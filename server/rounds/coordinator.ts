@@ -28,7 +28,11 @@ export class Coordinator {
     if (this.runners.has(taskId) || this.opening.has(taskId)) throw new TributaryError('TASK_ALREADY_RUNNING');
     if (task.status === 'stopped') throw new TributaryError('TASK_FINISHED', 'the task was stopped');
     if (task.completedRounds >= task.spec.rounds) throw new TributaryError('TASK_FINISHED');
-    const opened = (async () => GlobalModel.open(task, { ...this.options, testSet: await this.options.testSet(task.spec.testLimit) }))();
+    const opened = (async () => {
+      // Loaded (and cached) before the task serves: missing data fails the start, not its first round.
+      await this.options.testSet(task);
+      return GlobalModel.open(task, { ...this.options, testSet: () => this.options.testSet(task) });
+    })();
     this.opening.set(taskId, opened.catch(() => undefined));
     let global: GlobalModel;
     try {

@@ -14,9 +14,9 @@ import { RoundCollection } from './round-collection.ts';
  * sealed, chunked uploads.
  */
 
-export type RoundBase = Omit<RoundStart, 'signature' | 'weights' | 'modelVersion' | 'budget'>;
+export type RoundBase = Omit<RoundStart, 'signature' | 'weights' | 'modelVersion' | 'budget' | 'evaluate'>;
 
-export function roundBase(task: TaskRecord, chunkBytes: number, round: number, deadline: number, aggregator: KeyPair, secure: SecureRoundConfig | null): RoundBase {
+export function roundBase(task: TaskRecord, chunkBytes: number, round: number, deadline: number, aggregator: KeyPair, secure: SecureRoundConfig | null, metricSums = 0): RoundBase {
   const { spec, id } = task;
   return {
     taskId: id,
@@ -28,6 +28,7 @@ export function roundBase(task: TaskRecord, chunkBytes: number, round: number, d
     chunkBytes,
     aggregatorKey: aggregator.publicKey,
     secure,
+    metricSums,
   };
 }
 
@@ -41,13 +42,15 @@ export function sendRoundStarts(
   global: { version: number; weights: Weights },
   signingKey: Uint8Array,
   budgets: ReadonlyMap<string, number> = new Map(),
+  evaluators: ReadonlySet<string> = new Set(),
 ): void {
   let weights: Uint8Array | undefined;
   for (const client of clients) {
     const stale = client.cachedVersion !== global.version;
     if (stale) weights ??= encodeWeights(global.weights);
     const budget = budgets.get(client.id) ?? null;
-    client.sendRoundStart(signRoundStart({ ...base, modelVersion: global.version, weights: stale ? weights! : null, budget }, signingKey));
+    const evaluate = base.metricSums > 0 && evaluators.has(client.id);
+    client.sendRoundStart(signRoundStart({ ...base, modelVersion: global.version, weights: stale ? weights! : null, budget, evaluate }, signingKey));
     client.cachedVersion = global.version;
   }
 }

@@ -3,10 +3,11 @@ import { countParameters, type Weights } from '../../shared/ml/aggregate.ts';
 import type { LabelledSet } from '../../shared/data/dataset.ts';
 import { buildModel, readWeights, weightLengths, writeWeights } from '../../shared/ml/models.ts';
 import { INITIAL_SECURE_CLIP } from '../../shared/codec/secure-codec.ts';
-import type { ParticipantRecord, RoundRecord, TaskRecord } from '../../shared/protocol/task.ts';
+import type { FederatedMetrics, ParticipantRecord, RoundRecord, TaskRecord } from '../../shared/protocol/task.ts';
 import type { Checkpoints } from './checkpoints.ts';
 import type { RoundEvents } from './runner.ts';
-import { evaluate } from './evaluator.ts';
+import { evaluationSums, finiteMetrics } from '../../shared/ml/evaluate.ts';
+import { objectiveOf, type Objective } from '../../shared/ml/objective.ts';
 import type { Store } from '../store/store.ts';
 import { PrivacyBudget } from '../privacy/budget.ts';
 import { createStrategy } from '../strategies/index.ts';
@@ -32,13 +33,16 @@ export interface Contribution {
   startedAt: number;
   /** Each participant's share of work and outcome, where the runner tracks them. */
   participantsDetail?: ParticipantRecord[];
+  /** Federated evaluation the participants reported with their updates (of the version they were sent). */
+  federated?: FederatedMetrics | null;
 }
 
 export interface GlobalModelOptions {
   store: Store;
   checkpoints: Checkpoints;
   events: RoundEvents;
-  testSet: LabelledSet;
+  /** The server's own held-out set, read at each round (an operator may upload one later); none: only federated evaluation scores the model. */
+  testSet: () => Promise<LabelledSet | undefined>;
   log: { info(fields: object, message: string): void };
 }
 
@@ -55,6 +59,7 @@ export class GlobalModel {
   private weightsNow: Weights;
   /** A differentially private task's noise and accountant; undefined otherwise. */
   readonly privacy: PrivacyBudget | undefined;
+  readonly objective: Objective;
 
   private constructor(
     private readonly task: TaskRecord,
@@ -65,6 +70,7 @@ export class GlobalModel {
     this.lengths = weightLengths(model);
     this.privacy = PrivacyBudget.of(task.spec, this.lengths.reduce((a, b) => a + b, 0));
     this.strategy = createStrategy(task.spec, { budget: this.privacy });
+    this.objective = objectiveOf(task.spec.data);
     this.clipsNow = this.lengths.map(() => Math.fround(INITIAL_SECURE_CLIP));
     this.weightsNow = readWeights(model);
   }
@@ -72,8 +78,14 @@ export class GlobalModel {
   /** The task's model at its last completed round (the seeded initial model before the first). */
   static async open(task: TaskRecord, options: GlobalModelOptions): Promise<GlobalModel> {
     const { checkpoints } = options;
-    const global = new GlobalModel(task, buildModel(task.spec.model, task.spec.seed), task.completedRounds, options);
+    const global = new GlobalModel(task, await buildModel(task.spec.model, task.spec.data, task.spec.seed), task.completedRounds, options);
     if (task.completedRounds === 0) {
+      // An uploaded model brings its own initial weights; a built-in one starts from its seed.
+      const initial = await checkpoints.loadInitialWeights(task.id, global.lengths);
+      if (initial) {
+        writeWeights(global.model, initial);
+        global.weightsNow = readWeights(global.model);
+      }
       await checkpoints.save(task.id, 0, global.model, global.serverState());
       return global;
     }
@@ -124,7 +136,10 @@ export class GlobalModel {
     const aggregationMs = c.aggregationMs + performance.now() - stepStarted;
     writeWeights(this.model, next);
     const clips = c.clips ?? this.clipsNow;
-    const { accuracy, loss } = await evaluate(this.model, this.options.testSet);
+    const testSet = await this.options.testSet();
+    const metrics = testSet ? finiteMetrics(this.objective.metrics(await evaluationSums(this.model, testSet, this.task.spec.data))) : {};
+    const accuracy = metrics.accuracy ?? null;
+    const loss = metrics.loss ?? null;
     // Checkpoint first, record second: a crash between the two only repeats the round.
     await checkpoints.save(id, round, this.model, this.serverState(clips));
     const record: RoundRecord = {
@@ -138,6 +153,8 @@ export class GlobalModel {
       staleness: c.staleness,
       accuracy,
       loss,
+      metrics,
+      federated: c.federated ?? null,
       uploadBytes: c.uploadBytes,
       uploadBytesPerParam: c.uploadBytes / c.participants / countParameters(next),
       durationMs: Date.now() - c.startedAt,
@@ -152,7 +169,7 @@ export class GlobalModel {
     this.clipsNow = clips;
     this.versionNow = round;
     log.info({ taskId: id, round, accuracy, loss, participants: record.participants, durationMs: record.durationMs }, 'round complete');
-    events.roundComplete(record, { taskId: id, round, modelVersion: round, accuracy, loss, participants: record.participants }, { aggregationMs, deadlineMs: this.task.spec.roundDeadlineMs, participants: c.participantsDetail ?? [] });
+    events.roundComplete(record, { taskId: id, round, modelVersion: round, accuracy, loss, metrics, participants: record.participants }, { aggregationMs, deadlineMs: this.task.spec.roundDeadlineMs, participants: c.participantsDetail ?? [] });
     return record;
   }
 }

@@ -4,25 +4,41 @@ import { minimumUpdates } from '../strategies/combine/index.ts';
 import { plainUpdateMaxBytes, roundBase } from './dispatch.ts';
 import type { Contribution } from './global-model.ts';
 import type { RoundRun } from './round-run.ts';
+import { plainMetricBytes, splitMetricSums } from '../../shared/codec/metric-sums.ts';
+import { addSums } from '../../shared/ml/objective.ts';
+import { federatedMetrics, type EvaluationPlan } from './federated-evaluation.ts';
+import type { FederatedMetrics } from '../../shared/protocol/task.ts';
+
+/** The accepted evaluators' summed metric sums as the round's federated scores of the model they were sent. */
+function evaluatedBy(run: RoundRun, evaluation: EvaluationPlan, accepted: readonly { clientId: string; value: { sums: Float64Array } }[]): FederatedMetrics | null {
+  const evaluators = accepted.filter((u) => evaluation.evaluators.has(u.clientId));
+  const total = new Float64Array(evaluation.sums);
+  for (const u of evaluators) addSums(total, u.value.sums);
+  return federatedMetrics(run.task.spec, run.global.version, evaluators.length, total);
+}
 
 /**
  * A plain round: each update sealed to a fresh aggregator key, decoded, averaged by
  * samples. Null when fewer than minUpdates arrived (the runner retries the round).
  */
 export async function runPlainRound(run: RoundRun): Promise<Contribution | null> {
-  const { task, global, plan, options } = run;
+  const { task, global, plan, options, evaluation } = run;
   const { spec } = task;
   const deadline = Date.now() + spec.roundDeadlineMs;
   // A fresh aggregator key per round: a payload sealed for one round opens in no other.
   const aggregator = generateBoxKeyPair();
+  const metricSums = evaluation?.sums ?? 0;
   const collecting = run.collect({
     uploaders: plan.participants,
     deadline,
-    maxBytes: plainUpdateMaxBytes(global.lengths, spec.bits),
-    decode: (bytes) => decodeUpdate(openSealed(bytes, aggregator), global.lengths, spec.bits),
+    maxBytes: plainUpdateMaxBytes(global.lengths, spec.bits) + plainMetricBytes(metricSums),
+    decode: (bytes) => {
+      const { sums, update } = splitMetricSums(openSealed(bytes, aggregator), metricSums);
+      return { sums, delta: decodeUpdate(update, global.lengths, spec.bits) };
+    },
     enough: plan.enough,
   });
-  run.announce(roundBase(task, options.chunkBytes, plan.round, deadline, aggregator, null));
+  run.announce(roundBase(task, options.chunkBytes, plan.round, deadline, aggregator, null, metricSums));
   const collected = await collecting;
   const participantsDetail = run.account(collected);
   if (collected.accepted.length < Math.max(spec.minUpdates, minimumUpdates(spec.aggregation))) {
@@ -34,7 +50,8 @@ export async function runPlainRound(run: RoundRun): Promise<Contribution | null>
   const identity = new Map(plan.participants.map((p) => [p.id, Buffer.from(p.identityKey)]));
   const ordered = [...collected.accepted].sort((a, b) => Buffer.compare(identity.get(a.clientId)!, identity.get(b.clientId)!));
   return {
-    input: { updates: ordered.map((u) => ({ clientId: u.clientId, delta: u.value, weight: u.samples })) },
+    input: { updates: ordered.map((u) => ({ clientId: u.clientId, delta: u.value.delta, weight: u.samples })) },
+    federated: evaluation ? evaluatedBy(run, evaluation, collected.accepted) : null,
     aggregationMs: performance.now() - started,
     participants: collected.accepted.length,
     dropped: collected.dropped.length,

@@ -6,6 +6,7 @@ import type { GlobalModel } from './global-model.ts';
 import type { CollectedRound } from './round-collection.ts';
 import type { CoordinatorOptions } from './runner.ts';
 import type { RoundPlan } from './scheduler.ts';
+import type { EvaluationPlan } from './federated-evaluation.ts';
 
 /** What one sync round, plain (plain-round.ts) or secure (secagg/masked-round.ts), gets from the runner that owns it. */
 export interface RoundRun {
@@ -14,6 +15,8 @@ export interface RoundRun {
   plan: RoundPlan;
   /** When the round began, ms since epoch. */
   startedAt: number;
+  /** Who evaluates the sent model this round, and how many metric sums uploads carry; undefined: no evaluation. */
+  evaluation: EvaluationPlan | undefined;
   options: CoordinatorOptions;
   /** Signs and sends each participant its config, and tells watchers the round started. */
   announce(base: RoundBase): void;

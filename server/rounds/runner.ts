@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { LabelledSet } from '../../shared/data/dataset.ts';
+import type { TestSets } from '../data/test-sets.ts';
 import type { ChunkAck, ChunkMeta, RoundAbortedEvent, RoundEnd, RoundStartedEvent, TaskStatusEvent, UploadProgressEvent } from '../../shared/protocol/events.ts';
 import type { ParticipantRecord, RoundRecord } from '../../shared/protocol/task.ts';
 import type { Unmasker } from '../../shared/secagg/unmask.ts';
@@ -25,7 +25,8 @@ export interface CoordinatorOptions {
   checkpoints: Checkpoints;
   clients: ClientRegistry;
   events: RoundEvents;
-  testSet: (limit: number) => Promise<LabelledSet>;
+  /** The server's held-out set for a task, if it has one (server/data/test-sets.ts). */
+  testSet: TestSets;
   chunkBytes: number;
   /** The server's Ed25519 secret key, which signs every round config. */
   signingKey: Uint8Array;

@@ -4,6 +4,7 @@ import { populationOf, type TaskRecord } from '../../shared/protocol/task.ts';
 import { runMaskedRound } from '../secagg/masked-round.ts';
 import type { SecureRound } from '../secagg/secure-round.ts';
 import { collectUploads, sendRoundStarts } from './dispatch.ts';
+import { planEvaluation } from './federated-evaluation.ts';
 import type { Contribution, GlobalModel } from './global-model.ts';
 import { accountParticipants } from './participants.ts';
 import { runPlainRound } from './plain-round.ts';
@@ -131,14 +132,16 @@ export class SyncRunner implements TaskRunner {
   private roundRun(plan: RoundPlan): RoundRun {
     const { task, global, options } = this;
     const startedAt = Date.now();
+    const evaluation = planEvaluation(task.spec, plan.round, plan.participants.map((p) => p.id));
     return {
       task,
       global,
       plan,
       startedAt,
+      evaluation,
       options,
       announce: (base) => {
-        sendRoundStarts(plan.participants, base, global, options.signingKey, plan.budgets);
+        sendRoundStarts(plan.participants, base, global, options.signingKey, plan.budgets, evaluation?.evaluators);
         options.events.roundStarted({ taskId: task.id, round: base.round, participants: plan.participants.map((p) => p.id), deadline: base.deadline });
       },
       collect: async (request) => {

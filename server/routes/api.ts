@@ -1,6 +1,8 @@
 import type { FastifyPluginAsync } from 'fastify';
 import { fingerprint, toBase64 } from '../../shared/crypto/sodium.ts';
-import type { IdxSource } from '../../shared/data/fashion-mnist.ts';
+import type { BuiltinSplits } from '../data/splits.ts';
+import type { EvaluationSets } from '../data/evaluation-sets.ts';
+import { evaluationSetRoutes } from './evaluation-set.ts';
 import type { Accounts } from '../auth/accounts.ts';
 import type { Enrollments } from '../auth/enrollment.ts';
 import type { AuditLog } from '../auth/model.ts';
@@ -26,8 +28,10 @@ export interface ApiOptions {
   coordinator: Coordinator;
   checkpoints: Checkpoints;
   clients: ClientRegistry;
-  /** Fashion-MNIST, which the demo shards are cut from. */
-  fashionMnist: IdxSource;
+  /** The built-in data sets, which demo shards are cut from. */
+  splits: BuiltinSplits;
+  /** Evaluation sets operators upload for their tasks. */
+  evaluationSets: EvaluationSets;
   /** The server's Ed25519 public key. */
   serverKey: Uint8Array;
 }
@@ -42,10 +46,11 @@ export const apiRoutes: FastifyPluginAsync<ApiOptions> = async (api, options) =>
   }, () => ({ publicKey: toBase64(serverKey), fingerprint: fingerprint(serverKey) }));
   await api.register(authRoutes, { accounts });
   await api.register(userRoutes, { accounts });
-  await api.register(taskRoutes, { store, coordinator, audit });
+  await api.register(taskRoutes, { store, coordinator, audit, checkpoints });
   await api.register(roundRoutes, { store });
+  await api.register(evaluationSetRoutes, { store, evaluationSets: options.evaluationSets, audit });
   await api.register(modelRoutes, { store, checkpoints });
   await api.register(enrollmentRoutes, { enrollments });
   await api.register(auditRoutes, { audit });
-  await api.register(clientRoutes, { store, clients, shards: new DemoShards(options.fashionMnist) });
+  await api.register(clientRoutes, { store, clients, shards: new DemoShards(options.splits) });
 };

@@ -41,7 +41,7 @@ export const clientRoutes: FastifyPluginAsync<ClientRoutesOptions> = async (app,
   });
 
   api.get('/tasks/:id/demo-shard/:shard', {
-    // Public Fashion-MNIST, cut the way the task's devices cut it: what a contribute page trains on.
+    // A public built-in data set, cut the way the task's devices cut it: what a contribute page trains on.
     config: { access: 'public', rateLimit: { max: 30, timeWindow: 60_000 } },
     schema: {
       summary: "A demo data shard of the task's partition (binary: shared/demo-shard.ts), standing in for a browser's own data",

@@ -20,15 +20,16 @@ const Params = Type.Object({
 });
 const Query = Type.Object({ round: Type.Optional(Type.Integer({ minimum: 0 })) });
 
-function modelCard(task: TaskRecord, rounds: readonly RoundRecord[]): ModelCard {
+async function modelCard(task: TaskRecord, rounds: readonly RoundRecord[]): Promise<ModelCard> {
   const { spec, id } = task;
-  const parameters = parameterCount(spec.model);
+  const parameters = await parameterCount(spec.model, spec.data);
   return {
     task: { id, name: spec.name },
-    model: { preset: spec.model, parameters, format: 'tfjs-layers', url: `/api/tasks/${id}/model/model.json` },
-    data: { dataset: spec.dataset, partition: spec.partition, shards: spec.shards },
+    model: { kind: spec.model.kind, parameters, format: 'tfjs-layers', url: `/api/tasks/${id}/model/model.json` },
+    data: { schema: spec.data, dataset: spec.dataset, partition: spec.partition, shards: spec.shards },
+    evaluation: spec.evaluation,
     rounds: { planned: spec.rounds, completed: task.completedRounds },
-    metrics: rounds.map((r) => ({ round: r.round, accuracy: r.accuracy, loss: r.loss, participants: r.participants, epsilon: r.epsilon })),
+    metrics: rounds.map((r) => ({ round: r.round, server: r.metrics, federated: r.federated, participants: r.participants, epsilon: r.epsilon })),
     aggregation: { rule: spec.aggregation, optimizer: spec.strategy, secure: spec.secure, bits: spec.bits },
     privacy: PrivacyBudget.of(spec, parameters)?.status(task.completedRounds) ?? null,
     uploadBytes: rounds.reduce((a, r) => a + r.uploadBytes, 0),
@@ -68,9 +69,11 @@ export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (app, {
     if (round > task.completedRounds) throw new TributaryError('ROUND_NOT_FOUND', `round ${round}`);
     const body = await checkpoints.readFile(id, round, file);
     if (file === 'model.json') {
-      // Pin the weights to the same round as the topology, even if a round completes in between.
+      // Pin the weights of "the latest" to the same round as the topology, even if a round completes
+      // in between. A request that named its round needs no pin: tf.loadLayersModel appends the
+      // model.json URL's query to each weight path itself (pinning too gave "?round=N?round=N").
       const json = JSON.parse(body.toString('utf8')) as { weightsManifest: { paths: string[] }[] };
-      for (const group of json.weightsManifest) group.paths = group.paths.map((p) => `${p}?round=${round}`);
+      if (request.query.round === undefined) for (const group of json.weightsManifest) group.paths = group.paths.map((p) => `${p}?round=${round}`);
       return reply.type('application/json').header('x-tributary-round', round).send(json);
     }
     return reply.type('application/octet-stream').header('x-tributary-round', round).send(body);

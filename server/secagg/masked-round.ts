@@ -15,6 +15,8 @@ import type { Contribution } from '../rounds/global-model.ts';
 import type { RoundRun } from '../rounds/round-run.ts';
 import type { RoundPlan } from '../rounds/scheduler.ts';
 import { SecureRound, type MaskedUpload } from './secure-round.ts';
+import { decodeMetricLimbs, metricLimbsLength } from '../../shared/codec/metric-sums.ts';
+import { federatedMetrics } from '../rounds/federated-evaluation.ts';
 
 /** Longest wait for one phase of a secure round. */
 const SECURE_PHASE_MS = 30_000;
@@ -80,15 +82,18 @@ const phaseDuration = (spec: TaskSpec) => Math.min(SECURE_PHASE_MS, spec.roundDe
  * the survivors' summed rms statistic sets the next round's clips.
  */
 export async function runMaskedRound(run: RoundRun): Promise<Contribution> {
-  const { task, global, plan, options } = run;
+  const { task, global, plan, options, evaluation } = run;
   const { spec, id } = task;
   const { participants, round } = plan;
+  const metricSums = evaluation?.sums ?? 0;
   const now = Date.now();
   const deadline = now + spec.roundDeadlineMs;
   const noise = global.privacy?.distributed;
   const config = secureRoundConfig(spec, plan, [...global.clips], now, noise);
   const aggregator = generateBoxKeyPair();
-  const inputLength = secureInputLength(global.lengths);
+  // The model's levels, then the evaluators' metric sums as limbs: the server learns only their totals too.
+  const modelLength = secureInputLength(global.lengths);
+  const inputLength = modelLength + metricLimbsLength(metricSums, spec.bits);
   const protocol = new SecureRound({ config, context: roundContext(id, round, aggregator.publicKey), inputLength, phaseMs: phaseDuration(spec), unmask: options.unmask });
   // Every byte a participant sends this round counts: keys and shares as well as its upload.
   const startBytes = participants.map((p) => p.wireBytes());
@@ -96,7 +101,7 @@ export async function runMaskedRound(run: RoundRun): Promise<Contribution> {
   let participantsDetail: ParticipantRecord[] | undefined;
   run.runProtocol(protocol);
   try {
-    run.announce(roundBase(task, options.chunkBytes, round, deadline, aggregator, config));
+    run.announce(roundBase(task, options.chunkBytes, round, deadline, aggregator, config, metricSums));
     const { sum, survivors, unmaskMs, forgers, excluded } = await protocol.run(async (sharers) => {
       const collected = await run.collect<MaskedUpload>({
         uploaders: sharers.map((i) => participants[i]!),
@@ -117,11 +122,14 @@ export async function runMaskedRound(run: RoundRun): Promise<Contribution> {
     }
     const decodeStarted = performance.now();
     const samples = survivors.reduce((a, u) => a + weightOf(plan, participants[u]!), 0);
-    const { mean, clips } = readSum(sum, config, survivors, spec, global.lengths, noise);
+    const { mean, clips } = readSum(sum.subarray(0, modelLength), config, survivors, spec, global.lengths, noise);
+    const evaluators = evaluation ? survivors.filter((u) => evaluation.evaluators.has(participants[u]!.id)).length : 0;
+    const federated = evaluation ? federatedMetrics(spec, global.version, evaluators, decodeMetricLimbs(sum.subarray(modelLength), metricSums, spec.bits)) : null;
     options.log.debug({ taskId: id, round, clips, ringBits: config.ringBits }, 'secure round unmasked');
     return {
       input: { mean },
       clips,
+      federated,
       aggregationMs: unmaskMs + performance.now() - decodeStarted,
       participants: survivors.length,
       dropped: participants.length - survivors.length - rejected - excluded.length,

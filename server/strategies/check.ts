@@ -8,7 +8,7 @@ import { checkAggregation } from './combine/index.ts';
  * Refuses a task whose aggregation or privacy settings cannot hold, with the reason:
  * AGGREGATION_INVALID or PRIVACY_INVALID. Run when a task is created, before anything is stored.
  */
-export function checkStrategySettings(spec: TaskSpec): void {
+export async function checkStrategySettings(spec: TaskSpec): Promise<void> {
   const { aggregation, privacy } = spec;
   // An async step combines one buffer of updates: that is the n a rule must be defined for.
   checkAggregation(aggregation, spec.mode === 'async' ? bufferSizeOf(spec) : spec.clientsPerRound);
@@ -27,5 +27,5 @@ export function checkStrategySettings(spec: TaskSpec): void {
     throw new TributaryError('PRIVACY_INVALID', `the accountant counts the sensitivity of a sum of clipped updates: use the mean rule, not ${aggregation.rule}`);
   }
   if (spec.mode === 'async') throw new TributaryError('PRIVACY_INVALID', 'differential privacy needs sync rounds: Poisson-sampled cohorts are what the accountant counts');
-  PrivacyBudget.of(spec, parameterCount(spec.model));
+  PrivacyBudget.of(spec, await parameterCount(spec.model, spec.data));
 }

@@ -1,12 +1,11 @@
-import type { ModelPreset } from './task.ts';
-
 /** What the device benchmark page (web/src/bench.ts) measures, and `npm run bench -- browser` reads. */
 
 export const BENCH_BACKENDS = ['webgpu', 'webgl', 'wasm', 'cpu'] as const;
 export type BenchBackend = (typeof BENCH_BACKENDS)[number];
 
 export interface Measurement {
-  preset: ModelPreset;
+  /** Which model was timed, e.g. mlp or cnn (web/src/bench.ts names them). */
+  preset: string;
   backend: BenchBackend;
   status: 'ok' | 'n/a' | 'unavailable' | 'failed';
   /** Why there is no number (status other than ok). */

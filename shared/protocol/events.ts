@@ -141,6 +141,13 @@ export interface RoundStart {
   aggregatorKey: Uint8Array;
   /** Present in secure rounds: participants, graph, threshold, clips and phase deadlines. */
   secure: SecureRoundConfig | null;
+  /**
+   * Federated evaluation: how many metric sums every upload of this round carries (0: the
+   * round does not evaluate), and whether this participant computes them, on its held-out
+   * data with the model of `modelVersion`, or sends zeros (shared/codec/metric-sums.ts).
+   */
+  metricSums: number;
+  evaluate: boolean;
   /** Ed25519 signature by the server over all of the above (shared/round-signature.ts). */
   signature: Uint8Array;
 }
@@ -149,8 +156,10 @@ export interface RoundEnd {
   taskId: number;
   round: number;
   modelVersion: number;
-  accuracy: number;
-  loss: number;
+  /** The server's scores of the new model; null (and metrics empty) when it holds no test set. */
+  accuracy: number | null;
+  loss: number | null;
+  metrics: Record<string, number>;
   participants: number;
 }
 

@@ -12,7 +12,7 @@ function signedBytes(start: Omit<RoundStart, 'signature'>): Uint8Array {
   const fields = JSON.stringify([
     'tributary-round-v1', start.taskId, start.round, start.modelVersion, start.deadline, start.bits,
     start.clipSigma, hyper.localEpochs, hyper.batchSize, hyper.learningRate, hyper.optimizer, hyper.proximalMu, start.chunkBytes,
-    start.budget,
+    start.budget, start.metricSums, start.evaluate,
     secure && [
       secure.participants.map((p) => [p.clientId, p.samples]), secure.neighbours, secure.threshold,
       secure.ringBits, secure.clips, secure.keysDeadline, secure.sharesDeadline,

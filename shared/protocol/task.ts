@@ -1,6 +1,10 @@
 import { Type, type Static, type TLiteral, type TUnion } from 'typebox';
 import { TributaryError } from '../errors.ts';
 import { secureParameters } from '../secagg/parameters.ts';
+import { DataSchema, checkDataSchema, targetOf } from '../data/schema.ts';
+import { BUILTIN_DATASETS, DEFAULT_DATASET, isBuiltin } from '../data/builtin.ts';
+import { ModelSpec } from '../ml/model-spec.ts';
+import { ModelUpload } from './model-upload.ts';
 
 /** What a task trains, on what data, and how its rounds run. One schema for REST and storage. */
 
@@ -8,9 +12,6 @@ import { secureParameters } from '../secagg/parameters.ts';
 export function choicesOf<T extends string | number>(schema: TUnion<TLiteral<T>[]>): T[] {
   return schema.anyOf.map((literal) => literal.const);
 }
-
-export const ModelPreset = Type.Union([Type.Literal('fmnist-mlp'), Type.Literal('fmnist-cnn')]);
-export type ModelPreset = Static<typeof ModelPreset>;
 
 export const StrategyName = Type.Union([Type.Literal('fedavg'), Type.Literal('fedavgm'), Type.Literal('fedadam'), Type.Literal('fedyogi')]);
 export type StrategyName = Static<typeof StrategyName>;
@@ -80,11 +81,13 @@ export const Privacy = Type.Object(
 export type Privacy = Static<typeof Privacy>;
 
 /**
- * How the demo training set is split among clients: evenly at random, with Dirichlet label
- * skew, or at random into shards of given relative sizes.
+ * How a built-in training set is split among demo clients: evenly at random, with Dirichlet
+ * label skew, at random into shards of given relative sizes, or by the data's own sources
+ * (islands, topics), as it is split in real life.
  */
 export const Partition = Type.Union([
   Type.Object({ kind: Type.Literal('iid') }, { additionalProperties: false }),
+  Type.Object({ kind: Type.Literal('source') }, { additionalProperties: false }),
   Type.Object(
     { kind: Type.Literal('dirichlet'), alpha: Type.Number({ exclusiveMinimum: 0, maximum: 1e6 }) },
     { additionalProperties: false },
@@ -124,11 +127,37 @@ export const Hyper = Type.Object(
 );
 export type Hyper = Static<typeof Hyper>;
 
+/**
+ * Federated evaluation: every `every` rounds, each participant evaluates the global model it
+ * was sent on the `holdout` fraction of its own data it never trains on, with probability
+ * `fraction`, and reports metric sums with its update (in a secure task, inside the masked
+ * sum). 0 = never.
+ */
+export const Evaluation = Type.Object(
+  {
+    every: Type.Integer({ minimum: 0, maximum: 100_000 }),
+    fraction: Type.Number({ minimum: 0, maximum: 1 }),
+    holdout: Type.Number({ minimum: 0, maximum: 0.5 }),
+  },
+  { additionalProperties: false },
+);
+export type Evaluation = Static<typeof Evaluation>;
+
+/** Devices bring their own data; no built-in set backs the task. */
+export const OWN_DATA = 'own';
+
 export const TaskSpec = Type.Object(
   {
     name: Type.String({ minLength: 1, maxLength: 120 }),
-    model: ModelPreset,
-    dataset: Type.Literal('fashion-mnist'),
+    model: ModelSpec,
+    /** What the devices' data looks like; it picks the preprocessing, the loss and the metrics. */
+    data: DataSchema,
+    /**
+     * A built-in data set (demo shards for devices without data of their own, and the
+     * server's held-out test set), or "own": devices bring their data, and only federated
+     * evaluation scores the model.
+     */
+    dataset: Type.String({ minLength: 1, maxLength: 64 }),
     partition: Partition,
     /** How many shards the training set is cut into; joining clients are handed one each. */
     shards: Type.Integer({ minimum: 1, maximum: 10_000 }),
@@ -175,27 +204,42 @@ export const TaskSpec = Type.Object(
     roundDeadlineMs: Type.Integer({ minimum: 1_000, maximum: 86_400_000 }),
     /** Only the first N training samples are partitioned (quick tests); 0 means all. */
     trainLimit: Type.Integer({ minimum: 0 }),
-    /** Held-out images evaluated after each round; 0 means the whole test set. */
+    /** Held-out samples of a built-in test set the server evaluates after each round; 0 means all. */
     testLimit: Type.Integer({ minimum: 0 }),
+    evaluation: Evaluation,
     seed: Type.Integer({ minimum: 0, maximum: 0xffff_ffff }),
   },
   { additionalProperties: false },
 );
 export type TaskSpec = Static<typeof TaskSpec>;
 
+/** What builds a task's model: its architecture (or topology) and its data schema. */
+export type TaskModel = Pick<TaskSpec, 'model' | 'data'>;
+
 /** A create-task request: every field, nested ones included, may be left to its default. */
 const closed = { additionalProperties: false } as const;
 export const TaskSpecInput = Type.Partial(
-  Type.Object({ ...TaskSpec.properties, hyper: Type.Partial(Hyper, closed), aggregation: Type.Partial(Aggregation, closed), privacy: Type.Partial(Privacy, closed) }),
+  Type.Object({
+    ...TaskSpec.properties,
+    /** A built-in architecture, a stored topology, or an uploaded model.json and weights (checked on the server). */
+    model: Type.Union([ModelSpec, ModelUpload]),
+    hyper: Type.Partial(Hyper, closed),
+    aggregation: Type.Partial(Aggregation, closed),
+    privacy: Type.Partial(Privacy, closed),
+    evaluation: Type.Partial(Evaluation, closed),
+  }),
   closed,
 );
 export type TaskSpecInput = Static<typeof TaskSpecInput>;
 
+const DEFAULT_BUILTIN = BUILTIN_DATASETS[DEFAULT_DATASET];
+
 export const TASK_DEFAULTS: Omit<TaskSpec, 'name'> = {
-  model: 'fmnist-mlp',
-  dataset: 'fashion-mnist',
-  partition: { kind: 'iid' },
-  shards: 10,
+  model: DEFAULT_BUILTIN.model,
+  data: DEFAULT_BUILTIN.schema,
+  dataset: DEFAULT_DATASET,
+  partition: DEFAULT_BUILTIN.defaults.partition,
+  shards: DEFAULT_BUILTIN.defaults.shards,
   rounds: 20,
   clientsPerRound: 10,
   minUpdates: 1,
@@ -212,23 +256,41 @@ export const TASK_DEFAULTS: Omit<TaskSpec, 'name'> = {
   secure: false,
   threshold: 0,
   neighbours: 0,
-  hyper: { localEpochs: 1, batchSize: 64, learningRate: 0.02, optimizer: 'momentum', proximalMu: 0 },
+  hyper: { ...DEFAULT_BUILTIN.defaults.hyper, proximalMu: 0 },
   openEnrollment: false,
   roundDeadlineMs: 120_000,
   trainLimit: 0,
   testLimit: 0,
+  evaluation: { every: 1, fraction: 1, holdout: 0.2 },
   seed: 1,
 };
 
+/**
+ * A task from what the user gave: a built-in data set brings its schema, model, partition
+ * and hyper-parameters, each of which the user's own settings override.
+ */
 export function withTaskDefaults(input: TaskSpecInput): TaskSpec {
+  const dataset = input.dataset ?? (input.data ? OWN_DATA : DEFAULT_DATASET);
+  if (dataset !== OWN_DATA && !isBuiltin(dataset)) throw new TributaryError('BAD_REQUEST', `dataset "${dataset}" is neither built in (${Object.keys(BUILTIN_DATASETS).join(', ')}) nor "${OWN_DATA}"`);
+  const builtin = isBuiltin(dataset) ? BUILTIN_DATASETS[dataset] : undefined;
+  const base = builtin ? { model: builtin.model, data: builtin.schema, partition: builtin.defaults.partition, shards: builtin.defaults.shards } : {};
   const spec = {
     ...TASK_DEFAULTS,
+    ...base,
     name: input.name ?? 'untitled',
     ...input,
-    hyper: { ...TASK_DEFAULTS.hyper, ...input.hyper },
+    dataset,
+    hyper: { ...TASK_DEFAULTS.hyper, ...builtin?.defaults.hyper, ...input.hyper },
     aggregation: { ...TASK_DEFAULTS.aggregation, ...input.aggregation },
     privacy: { ...TASK_DEFAULTS.privacy, ...input.privacy },
+    evaluation: { ...TASK_DEFAULTS.evaluation, ...input.evaluation },
   } as TaskSpec;
+  if (builtin && input.data && JSON.stringify(input.data) !== JSON.stringify(builtin.schema)) {
+    throw new TributaryError('SCHEMA_INVALID', `the built-in data set ${dataset} has its own schema: leave data out, or use dataset "${OWN_DATA}"`);
+  }
+  checkDataSchema(spec.data);
+  if (spec.partition.kind === 'dirichlet' && targetOf(spec.data) === 'regression') throw new TributaryError('BAD_REQUEST', 'a Dirichlet label split needs class labels; this task is a regression');
+  if (spec.partition.kind === 'source' && !builtin) throw new TributaryError('BAD_REQUEST', 'a by-source partition splits a built-in data set; devices with their own data are split already');
   // Masked sums add integers: float32 updates cannot be summed securely.
   if (spec.secure && spec.bits === 32) throw new TributaryError('BAD_REQUEST', 'secure aggregation needs quantized updates (bits 2, 4, 8 or 16)');
   // A masked sum needs one cohort that masks together; FedBuff's buffer fills with whoever finishes first.
@@ -249,6 +311,15 @@ export function privacySampleRate(spec: TaskSpec): number {
 /** Differential privacy: the users a round's clients are sampled from. */
 export function populationOf(spec: TaskSpec): number {
   return spec.privacy.population > 0 ? spec.privacy.population : spec.shards;
+}
+
+/**
+ * Whether the task's devices evaluate federatedly (and so hold data out of training): sync
+ * tasks without differential privacy (the accountant counts the model's releases, not metric
+ * sums; async uploads score different versions, which do not add up).
+ */
+export function evaluatesFederatedly(spec: TaskSpec): boolean {
+  return spec.evaluation.every > 0 && spec.evaluation.fraction > 0 && spec.mode === 'sync' && spec.privacy.mode === 'off';
 }
 
 /** Async mode: updates per server step. */
@@ -276,6 +347,16 @@ export const TaskRecord = Type.Object({
 });
 export type TaskRecord = Static<typeof TaskRecord>;
 
+/** Scores of one model version, summed over the devices that evaluated it on their held-out data. */
+export const FederatedMetrics = Type.Object({
+  version: Type.Integer({ minimum: 0 }),
+  /** Devices that evaluated, and the held-out samples they scored. */
+  clients: Type.Integer({ minimum: 0 }),
+  samples: Type.Integer({ minimum: 0 }),
+  metrics: Type.Record(Type.String(), Type.Number()),
+});
+export type FederatedMetrics = Static<typeof FederatedMetrics>;
+
 export const RoundRecord = Type.Object({
   taskId: Type.Integer(),
   round: Type.Integer(),
@@ -288,8 +369,13 @@ export const RoundRecord = Type.Object({
   samples: Type.Integer(),
   /** Mean model versions the counted updates were behind (async mode; 0 in sync rounds). */
   staleness: Type.Number(),
-  accuracy: Type.Number(),
-  loss: Type.Number(),
+  /** The server's evaluation on its held-out set; null without one (or, for accuracy, in a regression). */
+  accuracy: Type.Union([Type.Number(), Type.Null()]),
+  loss: Type.Union([Type.Number(), Type.Null()]),
+  /** Every score of the server's evaluation, by the task's objective; empty without a held-out set. */
+  metrics: Type.Record(Type.String(), Type.Number()),
+  /** Federated evaluation reported in this round: of the model version the participants were sent. */
+  federated: Type.Union([FederatedMetrics, Type.Null()]),
   uploadBytes: Type.Integer(),
   uploadBytesPerParam: Type.Number(),
   durationMs: Type.Integer(),

@@ -8,7 +8,6 @@ import { buildApp, type App } from '../../server/app.ts';
 import { currentTotp } from '../../server/auth/totp.ts';
 import { cryptoReady, generateSigningKeyPair, toBase64 } from '../../shared/crypto/sodium.ts';
 import { joinRaw } from '../support/harness.ts';
-import { FASHION_MNIST_DIR } from '../../shared/data/fashion-mnist.ts';
 
 const PASSWORD = 'a long enough password';
 
@@ -21,7 +20,7 @@ describe('accounts, sessions and enrollment', () => {
   beforeAll(async () => {
     await cryptoReady();
     dataDir = mkdtempSync(join(tmpdir(), 'tributary-auth-'));
-    app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST_DIR, logger: pino({ level: 'silent' }), corsOrigins: ['https://app.example'] });
+    app = await buildApp({ dataDir, logger: pino({ level: 'silent' }), corsOrigins: ['https://app.example'] });
     url = await app.http.listen({ port: 0, host: '127.0.0.1' });
   });
   afterAll(async () => {

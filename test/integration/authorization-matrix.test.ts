@@ -15,7 +15,6 @@ import { cryptoReady } from '../../shared/crypto/sodium.ts';
 import { CLIENT_EVENT_SCHEMAS, type ClientToServerEvents } from '../../shared/protocol/events.ts';
 import { withTaskDefaults } from '../../shared/protocol/task.ts';
 import { joinRaw, type RawSocket } from '../support/harness.ts';
-import { FASHION_MNIST_DIR } from '../../shared/data/fashion-mnist.ts';
 
 /**
  * Every HTTP route and every socket event, tried as every kind of caller. The rows come
@@ -48,7 +47,7 @@ describe('authorization matrix', () => {
   beforeAll(async () => {
     await cryptoReady();
     dataDir = mkdtempSync(join(tmpdir(), 'tributary-matrix-'));
-    app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST_DIR, logger: pino({ level: 'silent' }) });
+    app = await buildApp({ dataDir, logger: pino({ level: 'silent' }) });
     url = await app.http.listen({ port: 0, host: '127.0.0.1' });
     for (const role of ['viewer', 'operator', 'admin'] as const) {
       const { user } = await app.accounts.createUser(role, 'matrix password!', role, { actor: 'test', ip: '' });

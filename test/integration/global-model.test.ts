@@ -30,7 +30,7 @@ describe('the global model across a server restart', () => {
   async function server(name: string) {
     const dir = join(root, name);
     const store = new SqliteStore(openDatabase(join(mkdirp(dir), 'tributary.db')));
-    const options = { store, checkpoints: new Checkpoints(join(dir, 'checkpoints')), events: quiet, testSet, log: { info() {} } };
+    const options = { store, checkpoints: new Checkpoints(join(dir, 'checkpoints')), events: quiet, testSet: async () => testSet, log: { info() {} } };
     const task = await store.createTask(withTaskDefaults({ name, strategy: 'fedadam', rounds: 3 }));
     return { dir, store, options, reopen: async () => GlobalModel.open((await store.getTask(task.id))!, options) };
   }

@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { SWIFTSHADER_ICD } from '../../client/node/webgpu.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
-import { FASHION_MNIST_DIR } from '../../shared/data/fashion-mnist.ts';
 
 const bin = fileURLToPath(new URL('../../bin/tributary.js', import.meta.url));
 
@@ -33,7 +32,7 @@ describe('GPU node', () => {
     // An owner-only runtime folder keeps the Vulkan loader from complaining on every start.
     const runtime = join(h.dataDir, 'xdg-runtime');
     mkdirSync(runtime, { recursive: true, mode: 0o700 });
-    const args = ['gpu-node', '--server', h.url, '--task', String(taskId), '--shard', String(shard), '--data', FASHION_MNIST_DIR, '--seed', String(shard),
+    const args = ['gpu-node', '--server', h.url, '--task', String(taskId), '--shard', String(shard), '--seed', String(shard),
       '--token', token, '--json', '--pin-file', join(h.dataDir, 'known-servers.json'), '--identity-file', join(h.dataDir, `gpu-${nodes.length}-identity.json`)];
     const child = spawn(process.execPath, [bin, ...args], {
       stdio: ['ignore', 'pipe', 'inherit'],

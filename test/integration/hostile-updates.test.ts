@@ -3,7 +3,7 @@ import { createRng } from '../../shared/random.ts';
 import { encodeUpdate } from '../../shared/codec/update-codec.ts';
 import { cryptoReady, seal } from '../../shared/crypto/sodium.ts';
 import { verifyRoundStart } from '../../shared/protocol/round-signature.ts';
-import { handDrivenClient, MLP_LENGTHS, startHarness, type Harness } from '../support/harness.ts';
+import { handDrivenClient, MLP_LENGTHS, plainPayload, startHarness, type Harness } from '../support/harness.ts';
 
 describe('hostile updates during a live round', () => {
   let h: Harness;
@@ -30,13 +30,13 @@ describe('hostile updates during a live round', () => {
     // Round configs are signed by the server key handed out at join; any change breaks the signature.
     expect(() => verifyRoundStart(start1, wrongLength.serverKey)).not.toThrow();
     expect(() => verifyRoundStart({ ...start1, bits: 4 }, wrongLength.serverKey)).toThrow(/Signature/);
-    const short = seal(encodeUpdate(MLP_LENGTHS.slice(0, 5).map((n) => new Float32Array(n).fill(0.01)), { bits: 8, clipSigma: 6, rng }), start1.aggregatorKey);
+    const short = seal(plainPayload(start1, encodeUpdate(MLP_LENGTHS.slice(0, 5).map((n) => new Float32Array(n).fill(0.01)), { bits: 8, clipSigma: 6, rng })), start1.aggregatorKey);
     expect(await wrongLength.upload(start1, short)).toMatchObject({ ok: false, error: { code: 'UPDATE_WRONG_LENGTH' } });
 
     const start2 = await notFinite.nextRoundStart();
     const plain = encodeUpdate(MLP_LENGTHS.map((n) => new Float32Array(n).fill(0.01)), { bits: 8, clipSigma: 6, rng });
-    const nan = plain.slice();
-    new DataView(nan.buffer, nan.byteOffset).setFloat32(8, Number.NaN, true); // first tensor's clip
+    const nan = plainPayload(start2, plain).slice();
+    new DataView(nan.buffer, nan.byteOffset).setFloat32(nan.length - plain.length + 8, Number.NaN, true); // first tensor's clip
     const nanSealed = seal(nan, start2.aggregatorKey);
     expect(await notFinite.upload(start2, nanSealed)).toMatchObject({ ok: false, error: { code: 'UPDATE_NOT_FINITE' } });
 
@@ -48,7 +48,7 @@ describe('hostile updates during a live round', () => {
 
     // A well-formed update that is not sealed to the round's aggregator key is refused.
     const start3 = await unsealed.nextRoundStart();
-    expect(await unsealed.upload(start3, plain)).toMatchObject({ ok: false, error: { code: 'DECRYPTION_FAILED' } });
+    expect(await unsealed.upload(start3, plainPayload(start3, plain))).toMatchObject({ ok: false, error: { code: 'DECRYPTION_FAILED' } });
 
     await h.waitForStatus(task.id, 'completed');
     const [round] = await h.app.store.listRounds(task.id);

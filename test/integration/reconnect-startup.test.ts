@@ -1,10 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Socket } from 'socket.io';
 import type { FederatedClient, FederatedClientOptions } from '../../client/federated-client.ts';
-import { loadDemoShard } from '../../client/node/fashion-mnist.ts';
+import { loadDemoShard } from '../../client/node/demo-data.ts';
 import { activateNodeBackend } from '../../client/node/tf.ts';
 import { cryptoReady } from '../../shared/crypto/sodium.ts';
-import { FASHION_MNIST_DIR } from '../../shared/data/fashion-mnist.ts';
 import { inProcessClient, startHarness, type Harness } from '../support/harness.ts';
 
 /** A promise and its resolver, to hold a client's set-up until the test lets it go on. */
@@ -42,7 +41,7 @@ describe('a client that loses its connection while it sets up', () => {
         return work();
       };
       const options: Partial<FederatedClientOptions> = held === 'data'
-        ? { data: ({ task: t }) => hold(() => loadDemoShard(FASHION_MNIST_DIR, t.spec, 0)) }
+        ? { data: ({ task: t }) => hold(() => loadDemoShard(t.spec, 0)) }
         : { activateBackend: (t) => hold(() => activateNodeBackend(t.spec.model)) };
       const client: FederatedClient = inProcessClient(h, task.id, 0, options);
       const errors: Error[] = [];

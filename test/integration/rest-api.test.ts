@@ -7,7 +7,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
 import { TASK_DEFAULTS } from '../../shared/protocol/task.ts';
 import { fingerprint, fromBase64 } from '../../shared/crypto/sodium.ts';
-import { FASHION_MNIST_DIR } from '../../shared/data/fashion-mnist.ts';
 
 describe('REST API', () => {
   let app: App;
@@ -15,7 +14,7 @@ describe('REST API', () => {
   let inject: (options: InjectOptions) => Promise<LightMyRequestResponse>;
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'tributary-rest-'));
-    app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST_DIR, logger: pino({ level: 'silent' }) });
+    app = await buildApp({ dataDir, logger: pino({ level: 'silent' }) });
     // An operator's API token: these tests are about the API, the authorization test is elsewhere.
     const { user } = await app.accounts.createUser('operator', 'correct horse battery', 'operator', { actor: 'test', ip: '' });
     const { token } = await app.accounts.createApiToken(user, 'rest test', '');
@@ -77,7 +76,7 @@ describe('REST API', () => {
     // Start answers once the task can be served: checkpoint 0 is already on disk.
     const model = await inject({ url: `/api/tasks/${created.id}/model/model.json` });
     expect(model.statusCode).toBe(200);
-    expect(model.json().modelTopology.config.name).toBe('fmnist_mlp');
+    expect(model.json().modelTopology.config.name).toBe('mlp_model');
     const future = await inject({ url: `/api/tasks/${created.id}/model/weights.bin?round=5` });
     expect(future.json().code).toBe('ROUND_NOT_FOUND');
     const stopped = await inject({ method: 'POST', url: `/api/tasks/${created.id}/stop` });
@@ -87,7 +86,7 @@ describe('REST API', () => {
   it("serves a model card stating a private task's guarantee and its unit, and null for a task without DP", async () => {
     const plain = (await inject({ method: 'POST', url: '/api/tasks', payload: { name: 'card plain' } })).json();
     const noDp = (await inject({ url: `/api/tasks/${plain.id}/model/card` })).json();
-    expect(noDp).toMatchObject({ task: { id: plain.id, name: 'card plain' }, model: { preset: 'fmnist-mlp', parameters: 199_210, format: 'tfjs-layers' }, rounds: { planned: 20, completed: 0 }, metrics: [], privacy: null, uploadBytes: 0 });
+    expect(noDp).toMatchObject({ task: { id: plain.id, name: 'card plain' }, model: { kind: 'mlp', parameters: 199_210, format: 'tfjs-layers' }, data: { dataset: 'fashion-mnist' }, rounds: { planned: 20, completed: 0 }, metrics: [], privacy: null, uploadBytes: 0 });
     const payload = { name: 'card dp', shards: 100, clientsPerRound: 10, privacy: { mode: 'central', epsilon: 3, delta: 1e-5, clipNorm: 0.5 } };
     const dp = (await inject({ method: 'POST', url: '/api/tasks', payload })).json();
     const card = (await inject({ url: `/api/tasks/${dp.id}/model/card` })).json();
@@ -100,7 +99,7 @@ describe('REST API', () => {
   it('publishes the server signing key with its fingerprint, the same across restarts', async () => {
     const first = (await app.http.inject({ url: '/api/server-key' })).json();
     expect(first.fingerprint).toBe(fingerprint(fromBase64(first.publicKey)));
-    const again = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST_DIR, logger: pino({ level: 'silent' }) });
+    const again = await buildApp({ dataDir, logger: pino({ level: 'silent' }) });
     expect((await again.http.inject({ url: '/api/server-key' })).json()).toEqual(first);
     await again.close();
   });

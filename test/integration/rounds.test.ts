@@ -18,7 +18,7 @@ describe('federated rounds with real client processes', () => {
       bits: 8,
       trainLimit: 6000,
       testLimit: 2000,
-      scheduling: 'uniform', // every client trains its whole shard: 6,000 samples a round
+      scheduling: 'uniform', // every client trains its whole shard less the fifth it holds out: 4,800 samples a round
     });
     await h.app.coordinator.start(task.id);
     for (let shard = 0; shard < 3; shard++) h.spawnClient(task.id, shard);
@@ -28,15 +28,15 @@ describe('federated rounds with real client processes', () => {
     expect(rounds.map((r) => r.round)).toEqual([1, 2, 3]);
     for (const r of rounds) {
       expect(r.participants).toBe(3);
-      expect(r.samples).toBe(6000);
+      expect(r.samples).toBe(4800);
       // Counted on the wire by the server, framing included.
       expect(r.uploadBytesPerParam).toBeGreaterThan(1);
       expect(r.uploadBytesPerParam).toBeLessThanOrEqual(1.05);
     }
-    expect(rounds[2]!.accuracy).toBeGreaterThan(rounds[0]!.accuracy);
-    // Seeded end to end (partition, initial model, shuffles, rounding): round 3 measured
-    // 0.7805 in each of three runs (rounds 1-3: 0.693, 0.7605, 0.7805). The bound leaves
-    // 18 pp for what may differ on another machine (float summation order, a slower backend).
+    expect(rounds[2]!.accuracy).toBeGreaterThan(rounds[0]!.accuracy ?? 1);
+    // Seeded end to end (partition, initial model, shuffles, rounding, the held-out fifth):
+    // rounds 1-3 measured 0.664, 0.719, 0.782. The bound leaves 18 pp for what may differ on
+    // another machine (float summation order, a slower backend).
     expect(rounds[2]!.accuracy).toBeGreaterThan(0.6);
 
     const model = await h.asAdmin({ url: `/api/tasks/${task.id}/model/model.json` });

@@ -15,7 +15,7 @@ describe('capability-aware scheduling', () => {
   it('leaves a participant far slower than its estimate behind at the deadline, and sizes its next work by a corrected estimate', async () => {
     const task = await h.createTask({ name: 'straggler', shards: 2, clientsPerRound: 2, rounds: 2, trainLimit: 2_400, testLimit: 500, roundDeadlineMs: 10_000 });
     const honest = inProcessClient(h, task.id, 0, {
-      activateBackend: async (t) => ({ name: await activateNodeBackend(t.spec.model), throughput: await measureThroughput(t.spec.model) }),
+      activateBackend: async (t) => ({ name: await activateNodeBackend(t.spec.model), throughput: await measureThroughput(t.spec) }),
     });
     // Claims to be very fast, trains a thousand times slower than it could: each step is
     // followed by ~1,000× its own time asleep, so no share of work fits any deadline here.

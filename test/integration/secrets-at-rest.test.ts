@@ -10,7 +10,6 @@ import { hashPassword } from '../../server/auth/passwords.ts';
 import { currentTotp, newTotp } from '../../server/auth/totp.ts';
 import { openDatabase } from '../../server/store/database.ts';
 import { SqliteAccounts } from '../../server/store/sqlite-accounts.ts';
-import { FASHION_MNIST_DIR } from '../../shared/data/fashion-mnist.ts';
 import { TributaryError } from '../../shared/errors.ts';
 
 const PASSWORD = 'a long enough password';
@@ -31,7 +30,7 @@ describe('secrets at rest', () => {
   });
 
   async function start(options: Partial<AppOptions> = {}): Promise<App> {
-    const app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST_DIR, logger: pino({ level: 'silent' }), ...options });
+    const app = await buildApp({ dataDir, logger: pino({ level: 'silent' }), ...options });
     apps.push(app);
     return app;
   }

@@ -6,7 +6,6 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { edgeClientArgs } from '../../cli/processes.ts';
 import { enrollmentTokenOf } from '../../client/node/edge.ts';
 import { cryptoReady } from '../../shared/crypto/sodium.ts';
-import { FASHION_MNIST_DIR } from '../../shared/data/fashion-mnist.ts';
 import { startHarness, type Harness } from '../support/harness.ts';
 
 /** A client's enrollment token never appears in its argument list, which every user of the machine can read (`ps`). */
@@ -44,7 +43,7 @@ describe('enrollment tokens of spawned clients', () => {
     const file = join(h.dataDir, 'token');
     writeFileSync(file, `${h.token(task.id)}\n`, { mode: 0o600 });
     const { TRIBUTARY_TOKEN: _none, ...env } = process.env;
-    const child = spawn(process.execPath, [bin, ...edgeClientArgs(h.url, task.id, 1, FASHION_MNIST_DIR, h.dataDir, ['--token-file', file])], { stdio: ['ignore', 'ignore', 'inherit'], env });
+    const child = spawn(process.execPath, [bin, ...edgeClientArgs(h.url, task.id, 1, [], h.dataDir, ['--token-file', file])], { stdio: ['ignore', 'ignore', 'inherit'], env });
     children.push(child);
     await joined(task.id, 1);
     expect(procFile(child, 'cmdline').join(' ')).not.toContain(h.token(task.id));

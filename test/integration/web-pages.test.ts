@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
-import { FASHION_MNIST_DIR } from '../../shared/data/fashion-mnist.ts';
 
 describe('web pages when the web app is not built', () => {
   let app: App;
@@ -14,7 +13,7 @@ describe('web pages when the web app is not built', () => {
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'tributary-pages-'));
     const logger = pino({ level: 'warn' }, { write: (line: string) => void warnings.push((JSON.parse(line) as { msg: string }).msg) });
-    app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST_DIR, logger, webRoot: join(dataDir, 'no-such-build') });
+    app = await buildApp({ dataDir, logger, webRoot: join(dataDir, 'no-such-build') });
   });
   afterAll(async () => {
     await app.close();
@@ -49,7 +48,7 @@ describe('web pages when the web app is built', () => {
     const webRoot = join(dataDir, 'web');
     mkdirSync(join(webRoot, 'admin'), { recursive: true });
     writeFileSync(join(webRoot, 'admin', 'index.html'), '<!doctype html><title>admin</title>');
-    const app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST_DIR, logger: pino({ level: 'silent' }), webRoot });
+    const app = await buildApp({ dataDir, logger: pino({ level: 'silent' }), webRoot });
     try {
       const res = await app.http.inject({ url: '/admin/' });
       expect(res.statusCode).toBe(200);

@@ -5,7 +5,6 @@ import pino from 'pino';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { buildApp, type App } from '../../server/app.ts';
 import { currentTotp } from '../../server/auth/totp.ts';
-import { FASHION_MNIST_DIR } from '../../shared/data/fashion-mnist.ts';
 
 /** Real Chromium (Debian's, never a downloaded one) driving the built web app of a real server on loopback. */
 
@@ -28,7 +27,7 @@ export interface WebServer {
 
 export async function startWebServer(): Promise<WebServer> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tributary-e2e-'));
-  const app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST_DIR, logger: pino({ level: 'silent' }) });
+  const app = await buildApp({ dataDir, logger: pino({ level: 'silent' }) });
   const url = await app.http.listen({ port: 0, host: '127.0.0.1' });
   const setupToken = (await app.accounts.setupTokenIfNeeded())!;
   mkdirSync(ARTIFACTS, { recursive: true });

@@ -10,13 +10,13 @@ import { edgeClientArgs, tokenEnv } from '../../cli/processes.ts';
 import { cryptoReady, generateSigningKeyPair, seal, sign, type KeyPair } from '../../shared/crypto/sodium.ts';
 import { joinProofMessage, type ChunkAck, type ClientKind, type ClientToServerEvents, type JoinReply, type Reply, type RoundStart, type ServerToClientEvents } from '../../shared/protocol/events.ts';
 import { encodeUpdate } from '../../shared/codec/update-codec.ts';
+import { prependMetricSums } from '../../shared/codec/metric-sums.ts';
 import { createRng } from '../../shared/random.ts';
 import { FederatedClient, type FederatedClientOptions } from '../../client/federated-client.ts';
-import { loadDemoShard } from '../../client/node/fashion-mnist.ts';
+import { loadDemoShard } from '../../client/node/demo-data.ts';
 import { activateNodeBackend } from '../../client/node/tf.ts';
 import { buildApp, type App, type AppOptions } from '../../server/app.ts';
 import { withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../shared/protocol/task.ts';
-import { FASHION_MNIST_DIR } from '../../shared/data/fashion-mnist.ts';
 
 /** A real server on a loopback port, real client processes, and clean-up for both. */
 
@@ -32,7 +32,7 @@ export function inProcessClient(h: Harness, taskId: number, shard: number, optio
     kind: 'edge',
     seed: shard,
     activateBackend: (task) => activateNodeBackend(task.spec.model),
-    data: ({ task }) => loadDemoShard(FASHION_MNIST_DIR, task.spec, shard),
+    data: ({ task }) => loadDemoShard(task.spec, shard),
     ...options,
   });
 }
@@ -66,13 +66,18 @@ export interface HandDrivenClient {
   upload(start: RoundStart, payload: Uint8Array): Promise<Reply<ChunkAck>>;
 }
 
-/** The MLP preset's tensor lengths (shared/ml/models.ts fmnist-mlp). */
+/** The default task's MLP tensor lengths (DEFAULT_MODELS.mlp on the default built-in images). */
 export const MLP_LENGTHS = [156_800, 200, 40_000, 200, 2_000, 10];
+
+/** A plain upload's payload as a device not asked to evaluate sends it: the round's metric sums as zeros (if it carries any), then the update. */
+export function plainPayload(start: RoundStart, update: Uint8Array): Uint8Array {
+  return prependMetricSums(undefined, start.metricSums, update);
+}
 
 /** A well-formed plain update for `start`: every value `value`, quantized as the round says and sealed to its aggregator. */
 export function sealedUpdate(start: RoundStart, value: number, lengths: readonly number[] = MLP_LENGTHS, seed = 7): Uint8Array {
   const delta = lengths.map((n) => new Float32Array(n).fill(value));
-  return seal(encodeUpdate(delta, { bits: start.bits, clipSigma: start.clipSigma, rng: createRng(seed) }), start.aggregatorKey);
+  return seal(plainPayload(start, encodeUpdate(delta, { bits: start.bits, clipSigma: start.clipSigma, rng: createRng(seed) })), start.aggregatorKey);
 }
 
 export async function handDrivenClient(h: Harness, taskId: number, options: { shard?: number; samples?: number } = {}): Promise<HandDrivenClient> {
@@ -130,7 +135,7 @@ export interface Harness {
 
 export async function startHarness(options: Partial<AppOptions> = {}): Promise<Harness> {
   const dataDir = mkdtempSync(join(tmpdir(), 'tributary-test-'));
-  const app = await buildApp({ dataDir, fashionMnistDir: FASHION_MNIST_DIR, logger: pino({ level: 'silent' }), ...options });
+  const app = await buildApp({ dataDir, logger: pino({ level: 'silent' }), ...options });
   const url = await app.http.listen({ port: 0, host: '127.0.0.1' });
   const children: ChildProcess[] = [];
   const tokens = new Map<number, string>();
@@ -160,7 +165,7 @@ export async function startHarness(options: Partial<AppOptions> = {}): Promise<H
       await app.enrollments.enrollWithToken(token, identityKey, '127.0.0.1');
     },
     spawnClient(taskId, shard, extra = []) {
-      const args = edgeClientArgs(url, taskId, shard, FASHION_MNIST_DIR, dataDir, ['--seed', String(shard), ...extra]);
+      const args = edgeClientArgs(url, taskId, shard, [], dataDir, ['--seed', String(shard), ...extra]);
       const child = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'ignore', 'inherit'], env: tokenEnv(tokens.get(taskId)!) });
       children.push(child);
       return child;

@@ -180,7 +180,7 @@ describe('Coordinator', () => {
     const id = await task({ rounds: 1 });
     await store.completeRound({
       taskId: id, round: 1, participants: 1, dropped: 0, late: 0, rejected: 0, samples: 1, staleness: 0,
-      accuracy: 0.5, loss: 1, uploadBytes: 1, uploadBytesPerParam: 1, durationMs: 1, finishedAt: new Date(0).toISOString(),
+      accuracy: 0.5, loss: 1, metrics: { accuracy: 0.5, loss: 1 }, federated: null, uploadBytes: 1, uploadBytesPerParam: 1, durationMs: 1, finishedAt: new Date(0).toISOString(),
       rule: 'mean → fedavg', discarded: [], epsilon: null, clipNorm: null,
     });
     await expectRejectsWith(c.start(id), 'TASK_FINISHED');

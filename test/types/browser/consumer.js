@@ -22,7 +22,7 @@ export async function contribute(data) {
   const onJoined = (e) => console.log(e.serverFingerprint);
   client.on('joined', onJoined);
   await client.start();
-  return { client, runEdgeClient, chooseBrowserBackend, preferredBackends: preferredBackends('browser', 'fmnist-mlp'), Trainer };
+  return { client, runEdgeClient, chooseBrowserBackend, preferredBackends: preferredBackends('browser', { kind: 'mlp', hidden: [200, 200] }), Trainer };
 }
 
 /** @param {TrainResult} result */

@@ -13,7 +13,6 @@ import {
 // @ts-expect-error the browser's helpers are not in Node's entry
 import { createBrowserClient } from 'tributary/client';
 
-const FASHION_MNIST = '/usr/share/datasets/fashion-mnist';
 
 /** @import { ErrorCode, FederatedClientOptions, KeyPair, TaskRecord } from 'tributary/client' */
 
@@ -26,7 +25,7 @@ export async function contribute(identity) {
     identity,
     enrollment: { token: 'trb_enroll_example' },
     activateBackend: (/** @type {TaskRecord} */ task) => activateNodeBackend(task.spec.model),
-    data: ({ task, shard }) => loadDemoShard(FASHION_MNIST, task.spec, shard ?? 0),
+    data: ({ task, shard }) => loadDemoShard(task.spec, shard ?? 0),
   };
   const client = new FederatedClient(options);
   client.on('error', (e) => {
@@ -38,6 +37,8 @@ export async function contribute(identity) {
   new FederatedClient({ server: 'http://127.0.0.1:8080', taskId: 1 });
   await client.start();
   /** @type {'completed' | 'stopped'} */
-  const status = await runEdgeClient({ server: options.server, taskId: 1, data: FASHION_MNIST });
+  // Raw samples of the task's schema go straight in: table rows here.
+  new FederatedClient({ ...options, data: [{ 'Beak Length (mm)': 39.1, Sex: 'MALE', Species: 'Adelie' }] });
+  const status = await runEdgeClient({ server: options.server, taskId: 1, data: './rows.csv' });
   return { status, gpu: runGpuNode, createBrowserClient, Trainer };
 }
