@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { io } from 'socket.io-client';
 import { parsePartition } from '../shared/data/partition.ts';
+import { BUILTIN_DATASETS, type BuiltinName } from '../shared/data/builtin.ts';
+import { DEFAULT_MODELS, type ModelKind } from '../shared/ml/model-spec.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import type { AdminClientToServerEvents, AdminServerToClientEvents } from '../shared/protocol/events.ts';
 import { alieZMax, attackerCount, type ByzantineSpec } from '../shared/ml/attacks.ts';
-import type { Aggregation, LocalOptimizer, ModelPreset, Privacy, RoundRecord, Scheduling, StrategyName, TaskRecord, TaskSpecInput, TrainingMode, UpdateBits } from '../shared/protocol/task.ts';
+import type { Aggregation, LocalOptimizer, Privacy, RoundRecord, Scheduling, StrategyName, TaskRecord, TaskSpecInput, TrainingMode, UpdateBits } from '../shared/protocol/task.ts';
 import type { Socket } from 'socket.io-client';
 import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, tokenEnv, waitForHealth } from './processes.ts';
 import { superviseClients } from './supervise.ts';
@@ -15,18 +17,26 @@ import { superviseClients } from './supervise.ts';
 export interface DemoOptions {
   clients: number;
   rounds: number;
-  model: ModelPreset;
-  partition: string;
+  /** The built-in task to train. */
+  task: BuiltinName;
+  /** An architecture other than the task's own. */
+  model?: Exclude<ModelKind, 'layers'>;
+  /** Default: Dirichlet(0.5) label skew for images, the data's own sources otherwise. */
+  partition?: string;
   bits: UpdateBits;
-  localEpochs: number;
-  batchSize: number;
-  lr: number;
-  optimizer: LocalOptimizer;
+  /** Local training; each defaults to the task's own. */
+  localEpochs?: number;
+  batchSize?: number;
+  lr?: number;
+  optimizer?: LocalOptimizer;
   proximalMu: number;
   seed: number;
   trainLimit: number;
   testLimit: number;
-  data: string;
+  /** Federated evaluation every k rounds (0: never); default the task default. */
+  evalEvery?: number;
+  /** `name=dir` pairs: where built-in data sets' files are. */
+  datasetDir: string[];
   dataDir?: string;
   port: number;
   backend: string;
@@ -54,8 +64,12 @@ export interface DemoOptions {
 /** What a demo prints for each completed round with --json. */
 export interface DemoRoundLine {
   round: number;
-  accuracy: number;
-  loss: number;
+  /** The server's evaluation on the task's test set. */
+  accuracy: number | null;
+  loss: number | null;
+  metrics: Record<string, number>;
+  /** Federated evaluation reported in this round (of the model version its participants were sent). */
+  federated: RoundRecord['federated'];
   participants: number;
   dropped: number;
   uploadBytesPerParam: number;
@@ -70,7 +84,8 @@ export interface DemoRoundLine {
 export interface DemoDoneLine {
   done: true;
   rounds: number;
-  accuracy: number;
+  accuracy: number | null;
+  metrics: Record<string, number>;
   wallMs: number;
   /** Client processes that died unexpectedly and were started again. */
   clientRestarts: number;
@@ -106,17 +121,37 @@ function misbehavingClients(options: DemoOptions, info: (line: string) => void) 
   };
 }
 
+/** Scores as people read them: fractions as percentages, the rest to four significant figures. */
+export function formatMetrics(metrics: Record<string, number>): string {
+  const percent = new Set(['accuracy', 'auc']);
+  return Object.entries(metrics)
+    .map(([name, v]) => (percent.has(name) ? `${name} ${(v * 100).toFixed(2)} %` : `${name} ${v.toPrecision(4)}`))
+    .join('  ');
+}
+
 function progressBar(fraction: number, width = 24): string {
   const full = Math.round(fraction * width);
   return `${'█'.repeat(full)}${'░'.repeat(width - full)}`;
 }
 
 /** The task a demo (or a benchmark standing in for one) creates. */
-export function demoTaskSpec(options: Omit<DemoOptions, 'data' | 'port' | 'backend' | 'json' | 'drop' | 'byzantine'>): TaskSpecInput {
+export function demoTaskSpec(options: Omit<DemoOptions, 'datasetDir' | 'port' | 'backend' | 'json' | 'drop' | 'byzantine'>): TaskSpecInput {
+  const builtin = BUILTIN_DATASETS[options.task];
+  const model = options.model && options.model !== builtin.model.kind ? DEFAULT_MODELS[options.model] : builtin.model;
+  const partition = options.partition ?? (builtin.schema.kind === 'image' ? 'dirichlet:0.5' : 'source');
+  const hyper = {
+    ...builtin.defaults.hyper,
+    ...(options.localEpochs ? { localEpochs: options.localEpochs } : {}),
+    ...(options.batchSize ? { batchSize: options.batchSize } : {}),
+    ...(options.lr ? { learningRate: options.lr } : {}),
+    ...(options.optimizer ? { optimizer: options.optimizer } : {}),
+    proximalMu: options.proximalMu,
+  };
   return {
-    name: `demo ${options.model} ${options.partition} ${options.bits}-bit ${options.aggregation?.rule && options.aggregation.rule !== 'mean' ? `${options.aggregation.rule} ` : ''}${options.strategy}${options.mode === 'async' ? ' async' : ''}${options.secure ? ' secure' : ''}${options.privacy?.mode && options.privacy.mode !== 'off' ? ` ${options.privacy.mode} DP` : ''}`,
-    model: options.model,
-    partition: parsePartition(options.partition),
+    name: `demo ${options.task} ${model.kind} ${partition} ${options.bits}-bit ${options.aggregation?.rule && options.aggregation.rule !== 'mean' ? `${options.aggregation.rule} ` : ''}${options.strategy}${options.mode === 'async' ? ' async' : ''}${options.secure ? ' secure' : ''}${options.privacy?.mode && options.privacy.mode !== 'off' ? ` ${options.privacy.mode} DP` : ''}`,
+    dataset: options.task,
+    model,
+    partition: parsePartition(partition),
     shards: options.clients,
     rounds: options.rounds,
     clientsPerRound: options.clients,
@@ -131,9 +166,10 @@ export function demoTaskSpec(options: Omit<DemoOptions, 'data' | 'port' | 'backe
     secure: options.secure,
     threshold: options.threshold ?? 0,
     neighbours: options.neighbours ?? 0,
-    hyper: { localEpochs: options.localEpochs, batchSize: options.batchSize, learningRate: options.lr, optimizer: options.optimizer, proximalMu: options.proximalMu },
+    hyper,
     trainLimit: options.trainLimit,
     testLimit: options.testLimit,
+    ...(options.evalEvery === undefined ? {} : { evaluation: { every: options.evalEvery } }),
     seed: options.seed,
   };
 }
@@ -148,7 +184,13 @@ function watchTask(adminUrl: string, token: string, taskId: number, options: Dem
   let fail!: (error: Error) => void;
   const finished = new Promise<'completed' | 'stopped'>((resolve, reject) => {
     fail = reject;
-    socket.on('connect_error', reject);
+    // Refused at first contact (a bad token): fail. Later, socket.io reconnects by itself; a
+    // connect attempt that times out on a loaded machine is not the end of the run.
+    let connected = false;
+    socket.once('connect', () => (connected = true));
+    socket.on('connect_error', (error) => {
+      if (!connected) reject(error);
+    });
     socket.on('task:status', (e) => {
       if (e.taskId === taskId && (e.status === 'completed' || e.status === 'stopped')) resolve(e.status);
     });
@@ -166,6 +208,8 @@ function watchTask(adminUrl: string, token: string, taskId: number, options: Dem
         round: record.round,
         accuracy: record.accuracy,
         loss: record.loss,
+        metrics: record.metrics,
+        federated: record.federated,
         participants: record.participants,
         dropped: record.dropped,
         uploadBytesPerParam: record.uploadBytesPerParam,
@@ -179,8 +223,8 @@ function watchTask(adminUrl: string, token: string, taskId: number, options: Dem
     }
     if (process.stdout.isTTY) process.stdout.write('\r\x1b[K');
     out(
-      `round ${String(record.round).padStart(3)}/${options.rounds}  accuracy ${(record.accuracy * 100).toFixed(2)} %` +
-        `  loss ${record.loss.toFixed(4)}  ${record.participants} clients${record.dropped ? ` (${record.dropped} dropped)` : ''}  ` +
+      `round ${String(record.round).padStart(3)}/${options.rounds}  ${formatMetrics(record.metrics) || 'no server-side test set'}` +
+        `${record.federated ? `  federated (v${record.federated.version}, ${record.federated.samples} samples): ${formatMetrics(record.federated.metrics)}` : ''}  ${record.participants} clients${record.dropped ? ` (${record.dropped} dropped)` : ''}  ` +
         `${record.uploadBytesPerParam.toFixed(3)} B/param  ${(record.durationMs / 1000).toFixed(1)} s` +
         `${record.discarded.length ? `  ${record.discarded.length} discarded by ${record.rule}` : ''}${record.epsilon === null ? '' : `  ε ${record.epsilon.toFixed(2)}`}`,
     );
@@ -198,7 +242,7 @@ function watchTask(adminUrl: string, token: string, taskId: number, options: Dem
 
 /**
  * `tributary demo`: a server and N edge clients as separate processes on loopback,
- * R rounds of a Fashion-MNIST task, progress on the terminal (or JSON lines).
+ * R rounds of a built-in task, progress on the terminal (or JSON lines).
  */
 export async function runDemo(options: DemoOptions): Promise<boolean> {
   const started = Date.now();
@@ -225,7 +269,7 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     info(`server: ${url}  state: ${dataDir}  logs: ${dataDir}/*.log`);
     const operator = operatorToken(dataDir);
     const server = spawnTributary(
-      ['serve', '--port', String(port), '--data-dir', dataDir, '--data', options.data, '--log-level', process.env.TRIBUTARY_DEMO_LOG_LEVEL ?? 'warn'],
+      ['serve', '--port', String(port), '--data-dir', dataDir, ...options.datasetDir.flatMap((d) => ['--dataset-dir', d]), '--log-level', process.env.TRIBUTARY_DEMO_LOG_LEVEL ?? 'warn'],
       join(dataDir, 'server.log'),
     );
     children.push(server);
@@ -250,7 +294,7 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
 
     const misbehaving = misbehavingClients(options, info);
     const supervisor = superviseClients(options.clients, (i, restarted) => {
-      const args = edgeClientArgs(url, task.id, i, options.data, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i), ...misbehaving.flags(i, restarted)]);
+      const args = edgeClientArgs(url, task.id, i, options.datasetDir, dataDir, ['--backend', options.backend, '--seed', String(options.seed * 1000 + i), ...misbehaving.flags(i, restarted)]);
       const child = spawnTributary(args, join(dataDir, `client-${i}.log`), tokenEnv(token), restarted);
       children.push(child);
       return child;
@@ -262,10 +306,10 @@ export async function runDemo(options: DemoOptions): Promise<boolean> {
     const status = await finished;
     const { restarts, lost } = supervisor.finish();
     const last = records.at(-1);
-    const done: DemoDoneLine = { done: true, rounds: records.length, accuracy: last?.accuracy ?? 0, wallMs: Date.now() - started, clientRestarts: restarts, clientsLost: lost };
+    const done: DemoDoneLine = { done: true, rounds: records.length, accuracy: last?.accuracy ?? null, metrics: last?.metrics ?? {}, wallMs: Date.now() - started, clientRestarts: restarts, clientsLost: lost };
     if (options.json) out(JSON.stringify(done));
     else {
-      info(`${status}: ${done.rounds} rounds, final accuracy ${(done.accuracy * 100).toFixed(2)} %, wall time ${(done.wallMs / 1000).toFixed(1)} s`);
+      info(`${status}: ${done.rounds} rounds, final ${formatMetrics(done.metrics) || 'model (no server-side test set)'}, wall time ${(done.wallMs / 1000).toFixed(1)} s`);
       if (restarts > 0 || lost > 0) info(`clients: ${restarts} restarted after dying, ${lost} never came back`);
     }
     return status === 'completed' && lost === 0;

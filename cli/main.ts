@@ -1,6 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { choicesOf, CombineRuleName, LocalOptimizer, ModelPreset, PrivacyMode, Scheduling, StrategyName, TASK_DEFAULTS, TrainingMode, UpdateBits } from '../shared/protocol/task.ts';
-import { FASHION_MNIST_DIR } from '../shared/data/fashion-mnist.ts';
+import { choicesOf, CombineRuleName, LocalOptimizer, PrivacyMode, Scheduling, StrategyName, TASK_DEFAULTS, TrainingMode, UpdateBits } from '../shared/protocol/task.ts';
+import { BUILTIN_NAMES, DEFAULT_DATASET } from '../shared/data/builtin.ts';
+import { MODEL_KINDS } from '../shared/ml/model-spec.ts';
 import { ATTACKS, parseByzantine } from '../shared/ml/attacks.ts';
 import { parseTrustProxy } from '../server/auth/client-address.ts';
 
@@ -83,7 +84,7 @@ program
   .option('--port <n>', 'port to listen on', int('port'), 8080)
   .option('--host <host>', 'address to bind', '127.0.0.1')
   .option('--data-dir <dir>', 'where the SQLite database and model checkpoints live', './data')
-  .option('--data <dir>', 'Fashion-MNIST folder (held-out test set)', FASHION_MNIST_DIR)
+  .option('--dataset-dir <name=dir...>', `where a built-in data set's files are (default: where its package puts them); names: ${BUILTIN_NAMES.join(', ')}`, [])
   .option('--chunk-kb <n>', 'largest upload chunk clients may send, KiB', int('chunk-kb', 1), 256)
   .option('--log-level <level>', 'pino log level', 'info')
   .addOption(new Option('--log-format <format>', 'auto: readable lines on a terminal, JSON when piped').choices(['auto', 'pretty', 'json']).default('auto'))
@@ -91,7 +92,7 @@ program
   .option('--cors-origins <origin...>', 'web app origins allowed to use the API and sockets (pages embedding the SDK)', [])
   .option('--trust-proxy <proxies>', 'reverse proxies (addresses, CIDRs, loopback…, comma-separated, or true) whose X-Forwarded-For/-Proto/-Host to believe', trustProxy)
   .addOption(secretsKeyOption())
-  .option('--demo-task', 'create (if none) and start a Fashion-MNIST demo task', false)
+  .option('--demo-task', `create (if none) and start a demo task on the built-in ${DEFAULT_DATASET} data set`, false)
   .option('--demo-clients <n>', 'with --demo-task: also run N edge client processes', int('demo-clients'), 0)
   .action(async (opts) => {
     const { serve } = await import('../server/serve.ts');
@@ -100,7 +101,7 @@ program
       const { edgeClientArgs, spawnTributary, tokenEnv } = await import('./processes.ts');
       const { join } = await import('node:path');
       for (let shard = 0; shard < opts.demoClients; shard++) {
-        const child = spawnTributary(edgeClientArgs(url, demo.taskId, shard, opts.data, opts.dataDir), join(opts.dataDir, `client-${shard}.log`), tokenEnv(demo.token));
+        const child = spawnTributary(edgeClientArgs(url, demo.taskId, shard, opts.datasetDir, opts.dataDir), join(opts.dataDir, `client-${shard}.log`), tokenEnv(demo.token));
         process.once('exit', () => child.kill());
       }
       console.log(`${opts.demoClients} edge clients training (logs: ${opts.dataDir}/client-*.log)`);
@@ -114,7 +115,8 @@ program
   .option('--server <url>', 'server URL', 'http://127.0.0.1:8080')
   .option('--shard <n>', 'demo data shard to train on (default: the server assigns one)', int('shard'))
   .addOption(new Option('--backend <name>', 'TF.js backend').choices(['auto', 'wasm', 'cpu']).default('auto'))
-  .option('--data <dir>', 'Fashion-MNIST folder', FASHION_MNIST_DIR)
+  .option('--data <path>', "this device's own data: a CSV file (tables), a folder with one subfolder of PNG/JPEG images per label, or a text file; default: the task's demo shard")
+  .option('--dataset-dir <name=dir...>', `where a built-in data set's files are (default: where its package puts them); names: ${BUILTIN_NAMES.join(', ')}`, [])
   .option('--seed <n>', 'seed for stochastic rounding', int('seed'))
   .option('--json', 'one JSON object per event', false)
   .option('--pin-file <file>', 'where server keys are pinned at first contact (default ~/.tributary/known-servers.json)')
@@ -140,7 +142,8 @@ program
   .option('--server <url>', 'server URL', 'http://127.0.0.1:8080')
   .option('--shard <n>', 'demo data shard to train on (default: the server assigns one)', int('shard'))
   .addOption(new Option('--backend <name>', 'TF.js backend (auto: webgpu if Dawn finds an adapter, else wasm or cpu)').choices(['auto', 'webgpu', 'wasm', 'cpu']).default('auto'))
-  .option('--data <dir>', 'Fashion-MNIST folder', FASHION_MNIST_DIR)
+  .option('--data <path>', "this node's own data (as for client --data); default: the task's demo shard")
+  .option('--dataset-dir <name=dir...>', `where a built-in data set's files are (default: where its package puts them); names: ${BUILTIN_NAMES.join(', ')}`, [])
   .option('--seed <n>', 'seed for stochastic rounding', int('seed'))
   .option('--json', 'one JSON object per event', false)
   .option('--pin-file <file>', 'where server keys are pinned at first contact (default ~/.tributary/known-servers.json)')
@@ -162,18 +165,20 @@ program
   .description('start a server and N edge clients as separate processes and train R rounds')
   .option('--clients <n>', 'edge client processes', int('clients', 1), 10)
   .option('--rounds <n>', 'rounds to run', int('rounds', 1), 20)
-  .addOption(new Option('--model <preset>', 'model preset').choices(choicesOf(ModelPreset)).default(TASK_DEFAULTS.model))
-  .option('--partition <spec>', 'iid or dirichlet:<alpha>', 'dirichlet:0.5')
+  .addOption(new Option('--task <name>', 'the built-in task to train').choices(BUILTIN_NAMES).default(DEFAULT_DATASET))
+  .addOption(new Option('--model <kind>', "model architecture (default: the task's own)").choices(MODEL_KINDS))
+  .option('--partition <spec>', "iid, source (by the data's own sources), dirichlet:<alpha> or sizes:<w1>,… (default: dirichlet:0.5 for images, source otherwise)")
   .addOption(new Option('--bits <b>', 'update quantization bits (32 = float32)').choices(choicesOf(UpdateBits).map(String)).default(String(TASK_DEFAULTS.bits)))
-  .option('--local-epochs <n>', 'local epochs per round', int('local-epochs', 1), 1)
-  .option('--batch-size <n>', 'local batch size', int('batch-size', 1), 64)
-  .option('--lr <rate>', 'local learning rate', Number, 0.02)
-  .addOption(new Option('--optimizer <name>', 'local optimizer').choices(choicesOf(LocalOptimizer)).default(TASK_DEFAULTS.hyper.optimizer))
+  .option('--local-epochs <n>', "local epochs per round (default: the task's)", int('local-epochs', 1))
+  .option('--batch-size <n>', "local batch size (default: the task's)", int('batch-size', 1))
+  .option('--lr <rate>', "local learning rate (default: the task's)", positive('lr'))
+  .addOption(new Option('--optimizer <name>', "local optimizer (default: the task's)").choices(choicesOf(LocalOptimizer)))
   .option('--proximal-mu <mu>', 'FedProx: weight of the proximal term μ/2·‖w − w_global‖² in local training (0 = off)', Number, 0)
   .option('--seed <n>', 'seed for partition, initial model and rounding', int('seed'), 1)
-  .option('--train-limit <n>', 'use only the first N training images (0: all)', int('train-limit'), 0)
-  .option('--test-limit <n>', 'evaluate on the first N test images (0: all 10,000)', int('test-limit'), 0)
-  .option('--data <dir>', 'Fashion-MNIST folder', FASHION_MNIST_DIR)
+  .option('--train-limit <n>', 'use only the first N training samples (0: all)', int('train-limit'), 0)
+  .option('--test-limit <n>', 'the server evaluates on the first N test samples (0: all)', int('test-limit'), 0)
+  .option('--eval-every <k>', 'federated evaluation every k rounds (0: never)', int('eval-every'), TASK_DEFAULTS.evaluation.every)
+  .option('--dataset-dir <name=dir...>', `where a built-in data set's files are (default: where its package puts them); names: ${BUILTIN_NAMES.join(', ')}`, [])
   .option('--data-dir <dir>', 'server state folder (default: a fresh temporary folder)')
   .option('--port <n>', 'server port (default: a free one)', int('port'), 0)
   .addOption(new Option('--backend <name>', 'TF.js backend for clients').choices(['auto', 'wasm', 'cpu']).default('auto'))
@@ -244,9 +249,41 @@ admin
     await createApiToken(opts);
   });
 
+const task = program.command('task').description('manage tasks on a running server, over REST with an operator API token');
+
+task
+  .command('create')
+  .description("create a task from a TF.js Layers model (model.json and its weights) and a data schema; prints the new task's id")
+  .requiredOption('--model <file>', "model.json, as tensorflowjs_converter (Keras) or TF.js's model.save() writes it")
+  .option('--weights <file>', "the weights (default: the files model.json's manifest lists, beside it, if they are there)")
+  .option('--schema <file>', "the devices' data schema, JSON: image, tabular or text (see the README); devices bring their own data")
+  .addOption(new Option('--dataset <name>', 'a built-in data set (its schema and demo shards) instead of --schema').choices(BUILTIN_NAMES).conflicts('schema'))
+  .requiredOption('--name <name>', 'task name')
+  .option('--server <url>', 'server URL', 'http://127.0.0.1:8080')
+  .option('--rounds <n>', `rounds to run (default ${TASK_DEFAULTS.rounds})`, int('rounds', 1))
+  .option('--clients-per-round <n>', `clients a round waits for (default ${TASK_DEFAULTS.clientsPerRound})`, int('clients-per-round', 1))
+  .option('--min-updates <n>', 'fewest updates a round may close with after its deadline (default 1)', int('min-updates', 1))
+  .option('--local-epochs <n>', 'local epochs per round', int('local-epochs', 1))
+  .option('--batch-size <n>', 'local batch size', int('batch-size', 1))
+  .option('--lr <rate>', 'local learning rate', positive('lr'))
+  .addOption(new Option('--optimizer <name>', 'local optimizer').choices(choicesOf(LocalOptimizer)))
+  .option('--seed <n>', 'seed for selection and rounding', int('seed'))
+  .option('--settings <file>', "any other task settings, a JSON object of the REST body's fields (the options above override it)")
+  .option('--token-file <file>', 'read the operator API token from this file (default: TRIBUTARY_API_TOKEN from the environment)')
+  .option('--json', 'print the created task as JSON', false)
+  .addHelpText('after', `
+Limits: model.json 2 MiB, weights 64 MiB, 20 million parameters; only layer classes TF.js ships.
+Example:
+  TRIBUTARY_API_TOKEN=trb_… tributary task create --server http://127.0.0.1:8080 \\
+    --model ./model/model.json --schema ./schema.json --name churn --rounds 20 --clients-per-round 5`)
+  .action(async (opts) => {
+    const { runCreateTask } = await import('./task.ts');
+    await runCreateTask(opts);
+  });
+
 program
   .command('bench')
-  .description('run a benchmark: quantization, secagg, optimizers, chaos, scheduling, browser, robustness, privacy')
+  .description('run a benchmark: quantization, secagg, optimizers, chaos, scheduling, browser, robustness, privacy, tasks (built-in tasks federated vs central), overhead (SDK round vs raw TF.js), update-size (bytes per parameter)')
   .argument('<name>', 'benchmark to run')
   .option('--rounds <n>', 'rounds per run', int('rounds', 1), 20)
   .option('--clients <n>', 'clients per run (default 10; robustness: 20, so that Bulyan with f = 4 is defined)', int('clients', 1))

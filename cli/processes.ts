@@ -23,8 +23,8 @@ export function tokenEnv(token: string): NodeJS.ProcessEnv {
 }
 
 /** Args for an edge client of a local run; it keeps its pinned server key and identity in the run's own state folder. */
-export function edgeClientArgs(url: string, taskId: number, shard: number, data: string, stateDir: string, extra: string[] = []): string[] {
-  return ['client', '--server', url, '--task', String(taskId), '--shard', String(shard), '--data', data,
+export function edgeClientArgs(url: string, taskId: number, shard: number, datasetDirs: readonly string[], stateDir: string, extra: string[] = []): string[] {
+  return ['client', '--server', url, '--task', String(taskId), '--shard', String(shard), ...datasetDirs.flatMap((d) => ['--dataset-dir', d]),
     '--pin-file', join(stateDir, 'known-servers.json'), '--identity-file', join(stateDir, `client-${shard}-identity.json`), ...extra];
 }
 

@@ -1,4 +1,4 @@
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyError, FastifyPluginAsync } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { TributaryError } from '../../shared/errors.ts';
@@ -11,16 +11,34 @@ import { ErrorReply } from './errors.ts';
 import { checkStrategySettings } from '../strategies/check.ts';
 import { PrivacyBudget } from '../privacy/budget.ts';
 import { parameterCount } from '../../shared/ml/models.ts';
+import { base64Length, MODEL_LIMITS } from '../../shared/protocol/model-upload.ts';
+import { acceptModel } from '../models/accept-model.ts';
+import type { Checkpoints } from '../rounds/checkpoints.ts';
 
 export interface TaskRoutesOptions {
   store: Store;
   coordinator: Coordinator;
   audit: AuditLog;
+  /** Where an uploaded model's initial weights are kept. */
+  checkpoints: Checkpoints;
+}
+
+const MiB = 1024 * 1024;
+/** A create-task body may carry a whole model: the weights' base64, model.json and the rest of the spec. */
+const CREATE_BODY_LIMIT = base64Length(MODEL_LIMITS.weightsBytes) + MODEL_LIMITS.modelJsonBytes + MiB;
+
+/** A body over the limit is a model too large: answered with its code, like every other failure. */
+function bodyTooLargeIsModelTooLarge(error: FastifyError): never {
+  if (error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    throw new TributaryError('MODEL_TOO_LARGE', `the request is over ${Math.floor(CREATE_BODY_LIMIT / MiB)} MiB: weights at most ${MODEL_LIMITS.weightsBytes / MiB} MiB, model.json ${MODEL_LIMITS.modelJsonBytes / MiB} MiB`);
+  }
+  // Thrown on: the app's error handler answers it.
+  throw error;
 }
 
 const TaskParams = Type.Object({ id: Type.Integer({ minimum: 1 }) });
 
-export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { store, coordinator, audit }) => {
+export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { store, coordinator, audit, checkpoints }) => {
   const api = app.withTypeProvider<TypeBoxTypeProvider>();
   const getTask = (id: number) => requireTask(store, id);
 
@@ -31,21 +49,36 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { s
 
   api.post('/tasks', {
     config: { access: 'operator' },
+    bodyLimit: CREATE_BODY_LIMIT,
+    errorHandler: bodyTooLargeIsModelTooLarge,
     schema: {
       summary: 'Create a task; omitted fields take their defaults',
       tags: ['tasks'],
       body: TaskSpecInput,
-      response: { 201: TaskRecord, 400: ErrorReply },
-      description: 'Refused with AGGREGATION_INVALID or PRIVACY_INVALID, naming the reason, when the aggregation rule or the privacy settings cannot hold (docs/errors.md).',
+      response: { 201: TaskRecord, 400: ErrorReply, 413: ErrorReply },
+      description: [
+        'Refused with AGGREGATION_INVALID or PRIVACY_INVALID, naming the reason, when the aggregation rule or the privacy settings cannot hold (docs/errors.md).',
+        '`model` is a built-in architecture (`{"kind":"mlp","hidden":[64]}`, cnn, gru), a stored TF.js topology (`{"kind":"layers","topology":{…}}`),',
+        'or an upload: `{"kind":"layers","modelJson":<model.json as tensorflowjs_converter or model.save() write it>,"weights":"<base64 of the weight files its manifest lists, concatenated in order>"}`',
+        '(without weights the model starts from its initializers). Every model is built once before the task is created and refused with one code:',
+        `MODEL_TOO_LARGE (413: model.json over ${MODEL_LIMITS.modelJsonBytes / MiB} MiB, weights over ${MODEL_LIMITS.weightsBytes / MiB} MiB, over ${MODEL_LIMITS.parameters.toLocaleString('en')} parameters),`,
+        'MODEL_LAYER_UNSUPPORTED (a layer class TF.js does not ship), MODEL_SHAPE_MISMATCH (input or output not the data schema\'s), MODEL_MALFORMED (no topology, a manifest that does not describe the weights)',
+        'or MODEL_WEIGHTS_NOT_FINITE (NaN or Infinity). The task stores the topology; the uploaded weights are its round 0.',
+      ].join(' '),
     },
   }, async (request, reply) => {
-    const spec = withTaskDefaults(request.body);
+    const { model, ...input } = request.body;
+    const defaults = withTaskDefaults(input);
+    const accepted = await acceptModel(model ?? defaults.model, defaults.data);
+    const spec = { ...defaults, model: accepted.spec };
     if (spec.minUpdates > spec.clientsPerRound) {
       throw new TributaryError('BAD_REQUEST', 'minUpdates cannot exceed clientsPerRound');
     }
-    checkStrategySettings(spec);
+    await checkStrategySettings(spec);
     const task = await store.createTask(spec);
-    await audit.record({ ...actorOf(request), action: 'task.create', target: `task ${task.id}`, detail: { name: spec.name, secure: spec.secure, mode: spec.mode, rule: spec.aggregation.rule, privacy: spec.privacy.mode } });
+    // Round 0 is made from them when the task first starts.
+    if (accepted.weights) await checkpoints.saveInitialWeights(task.id, accepted.weights);
+    await audit.record({ ...actorOf(request), action: 'task.create', target: `task ${task.id}`, detail: { name: spec.name, model: spec.model.kind, secure: spec.secure, mode: spec.mode, rule: spec.aggregation.rule, privacy: spec.privacy.mode } });
     reply.code(201);
     return task;
   });
@@ -65,7 +98,7 @@ export const taskRoutes: FastifyPluginAsync<TaskRoutesOptions> = async (app, { s
     },
   }, async (request) => {
     const task = await getTask(request.params.id);
-    const budget = PrivacyBudget.of(task.spec, parameterCount(task.spec.model));
+    const budget = PrivacyBudget.of(task.spec, await parameterCount(task.spec.model, task.spec.data));
     if (!budget) throw new TributaryError('NOT_FOUND', `task ${task.id} is not differentially private`);
     return budget.status(task.completedRounds);
   });

@@ -34,7 +34,13 @@ export class TasksView {
   private readonly list = h('nav', { 'aria-label': 'Tasks' });
   private readonly detail = h('section', { 'aria-live': 'polite' });
   private readonly charts = {
-    accuracy: new RoundChart('Accuracy and loss', [{ label: 'accuracy', color: '#2458d6', format: pct }, { label: 'loss', color: '#b3261e', axis: 1, format: (v) => v.toFixed(3) }], ['accuracy', 'loss']),
+    accuracy: new RoundChart('Accuracy and loss', [
+      { label: 'accuracy', color: '#2458d6', format: pct },
+      { label: 'loss', color: '#b3261e', axis: 1, format: (v) => v.toFixed(3) },
+      // The devices' scores of the same version, on their held-out data (federated evaluation).
+      { label: 'federated accuracy', color: '#7aa2f7', format: pct },
+      { label: 'federated loss', color: '#e08a84', axis: 1, format: (v) => v.toFixed(3) },
+    ], ['accuracy', 'loss']),
     participants: new RoundChart('Participants and drop-outs', [{ label: 'participants', color: '#177245' }, { label: 'dropped', color: '#b3261e' }, { label: 'late', color: '#9a5b00' }], ['clients']),
     bytes: new RoundChart('Bytes uploaded per round', [{ label: 'KiB', color: '#6b3fa0', format: (v) => `${v.toFixed(1)} KiB` }], ['KiB']),
     duration: new RoundChart('Round duration', [{ label: 'seconds', color: '#0b7a8a', format: (v) => `${v.toFixed(1)} s` }], ['seconds']),
@@ -193,7 +199,9 @@ export class TasksView {
       stat('Last round', last ? `${(last.durationMs / 1000).toFixed(1)} s` : '—'),
     );
     const x = r.map((x) => x.round);
-    this.charts.accuracy.update(x, [r.map((x) => x.accuracy), r.map((x) => x.loss)]);
+    // A round's federated scores are of the version it sent out: plotted at that version, next to the server's scores of it.
+    const federated = new Map(r.flatMap((x) => (x.federated ? [[x.federated.version, x.federated.metrics] as const] : [])));
+    this.charts.accuracy.update(x, [r.map((x) => x.accuracy), r.map((x) => x.loss), x.map((v) => federated.get(v)?.accuracy ?? null), x.map((v) => federated.get(v)?.loss ?? null)]);
     this.charts.participants.update(x, [r.map((x) => x.participants), r.map((x) => x.dropped), r.map((x) => x.late)]);
     this.charts.bytes.update(x, [r.map((x) => x.uploadBytes / 1024)]);
     this.charts.duration.update(x, [r.map((x) => x.durationMs / 1000)]);

@@ -2,7 +2,8 @@ import { h } from './api.ts';
 
 /** Numbers as the dashboard shows them. */
 
-export const pct = (v: number) => `${(v * 100).toFixed(2)} %`;
+/** A fraction as a percentage; — when it was not measured (no server-side test set, or a regression). */
+export const pct = (v: number | null) => (v === null ? '—' : `${(v * 100).toFixed(2)} %`);
 
 /** ε to three significant digits: 0.0123, 1.23, 12.3. */
 export const eps = (v: number) => (v === 0 ? '0' : v.toPrecision(3));

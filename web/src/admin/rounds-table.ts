@@ -16,10 +16,19 @@ function discarded(r: RoundRecord): Node | string {
   return h('span', { class: 'discarded', title: ids }, String(r.discarded.length), h('span', { class: 'visually-hidden' }, ` (${ids})`));
 }
 
+/** The devices' scores of the version this round sent out, on their held-out data. */
+function federated(r: RoundRecord): string {
+  if (!r.federated) return '—';
+  const { version, samples, metrics } = r.federated;
+  const score = metrics.accuracy !== undefined ? pct(metrics.accuracy) : Object.entries(metrics).map(([k, v]) => `${k} ${v.toPrecision(3)}`).join(', ');
+  return `${score} (v${version}, ${samples.toLocaleString()} samples)`;
+}
+
 const BEFORE_EPSILON: Column[] = [
   { heading: 'round', cell: (r) => String(r.round) },
   { heading: 'accuracy', cell: (r) => pct(r.accuracy) },
-  { heading: 'loss', cell: (r) => r.loss.toFixed(4) },
+  { heading: 'loss', cell: (r) => (r.loss === null ? '—' : r.loss.toFixed(4)) },
+  { heading: 'federated', cell: federated },
   { heading: 'participants', cell: (r) => String(r.participants) },
   { heading: 'dropped', cell: (r) => String(r.dropped) },
   { heading: 'late', cell: (r) => String(r.late) },
