@@ -9,7 +9,7 @@ import { table } from './report.ts';
 
 /**
  * Training step time per TF.js backend in headless Chromium (Debian's), for the dense and
- * the convolutional preset: the /bench/ page of the built web app, served by an
+ * the convolutional model (mlp, cnn): the /bench/ page of the built web app, served by an
  * in-process server on loopback (cross-origin isolated, as in production), with WebGPU
  * on SwiftShader where there is no GPU.
  */

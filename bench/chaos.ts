@@ -8,10 +8,9 @@ import { demoTaskSpec, type DemoOptions } from '../cli/demo.ts';
 import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth, tokenEnv } from '../cli/processes.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import type { TaskRecord } from '../shared/protocol/task.ts';
-import { runDemoJson } from './demo-run.ts';
+import { accuracyOf, runDemoJson } from './demo-run.ts';
 import type { BenchOptions } from './options.ts';
 import { table } from './report.ts';
-import { FASHION_MNIST_DIR } from '../shared/data/fashion-mnist.ts';
 
 /**
  * Crash-safety under fire: the demo's task, trained while the server is SIGKILLed at
@@ -35,9 +34,11 @@ interface Kill {
 
 function demoOptions(options: BenchOptions): DemoOptions {
   return {
-    clients: options.clients, rounds: options.rounds, model: 'fmnist-mlp', partition: 'dirichlet:0.5', bits: 8,
+    clients: options.clients, rounds: options.rounds, task: 'fashion-mnist', model: 'mlp', partition: 'dirichlet:0.5', bits: 8,
     localEpochs: 1, batchSize: 64, lr: 0.02, optimizer: 'momentum', proximalMu: 0, seed: SEED, trainLimit: 0, testLimit: 0,
-    data: FASHION_MNIST_DIR, port: 0, backend: 'auto', strategy: 'fedavg', mode: 'sync', bufferSize: 0, scheduling: 'uniform', secure: false, json: true,
+    // As in runDemoJson's uninterrupted run: clients train on their whole shard, none of it held out.
+    evalEvery: 0,
+    datasetDir: [], port: 0, backend: 'auto', strategy: 'fedavg', mode: 'sync', bufferSize: 0, scheduling: 'uniform', secure: false, json: true,
   };
 }
 
@@ -53,7 +54,7 @@ async function chaosRun(options: BenchOptions) {
   const started = Date.now();
   let generation = 0;
   const startServer = async (): Promise<ChildProcess> => {
-    const server = spawnTributary(['serve', '--port', String(port), '--data-dir', dataDir, '--data', FASHION_MNIST_DIR, '--log-level', 'warn'], join(dataDir, `server-${generation++}.log`));
+    const server = spawnTributary(['serve', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn'], join(dataDir, `server-${generation++}.log`));
     await waitForHealth(url, server);
     return server;
   };
@@ -66,7 +67,7 @@ async function chaosRun(options: BenchOptions) {
     const flaky = new Set(shuffleInPlace(Array.from({ length: demo.clients }, (_, i) => i), rng).slice(0, Math.round(FLAKY_FRACTION * demo.clients)));
     for (let i = 0; i < demo.clients; i++) {
       const chaos = flaky.has(i) ? ['--disconnect-every', String(DISCONNECT_EVERY_MS)] : [];
-      const args = edgeClientArgs(url, task.id, i, FASHION_MNIST_DIR, dataDir, ['--backend', demo.backend, '--seed', String(demo.seed * 1000 + i), '--json', ...chaos]);
+      const args = edgeClientArgs(url, task.id, i, demo.datasetDir, dataDir, ['--backend', demo.backend, '--seed', String(demo.seed * 1000 + i), '--json', ...chaos]);
       children.push(spawnTributary(args, join(dataDir, `client-${i}.log`), tokenEnv(token)));
     }
     await api(`${url}/api/tasks/${task.id}/start`, 'POST', undefined, operator);
@@ -126,16 +127,17 @@ export async function run(options: BenchOptions): Promise<void> {
   const chaos = await chaosRun(options);
 
   const kills = table(['#', 'at s', 'completed rounds when killed', 'down ms'], chaos.kills.map((k, i) => [i + 1, k.atSeconds.toFixed(0), k.completedRounds, k.downMs]));
-  const delta = (chaos.accuracy - baseline.done.accuracy) * 100;
+  const baselineAccuracy = accuracyOf(baseline.done);
+  const delta = (chaos.accuracy - baselineAccuracy) * 100;
   const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
   const summary = table(['check', 'target', 'measured', 'verdict'], [
     ['server SIGKILLs', `≥ 5`, chaos.kills.length, verdict(chaos.kills.length >= 5)],
     ['rounds completed', `${options.rounds}`, chaos.rounds.length, verdict(chaos.rounds.length === options.rounds)],
     ['round ids contiguous in SQLite', '1..N, each once', chaos.contiguous ? 'yes' : 'no', verdict(chaos.contiguous)],
     ['rounds with their checkpoint', `${options.rounds}`, chaos.checkpointed, verdict(chaos.checkpointed === options.rounds)],
-    ['final accuracy, chaos vs uninterrupted', '|Δ| ≤ 1 pp', `${(chaos.accuracy * 100).toFixed(2)} % vs ${(baseline.done.accuracy * 100).toFixed(2)} % (${delta >= 0 ? '+' : ''}${delta.toFixed(2)} pp)`, verdict(Math.abs(delta) <= 1)],
+    ['final accuracy, chaos vs uninterrupted', '|Δ| ≤ 1 pp', `${(chaos.accuracy * 100).toFixed(2)} % vs ${(baselineAccuracy * 100).toFixed(2)} % (${delta >= 0 ? '+' : ''}${delta.toFixed(2)} pp)`, verdict(Math.abs(delta) <= 1)],
   ]);
-  const perRound = table(['round', 'uninterrupted acc %', 'chaos acc %'], baseline.rounds.map((r, i) => [r.round, (r.accuracy * 100).toFixed(2), chaos.rounds[i] ? (chaos.rounds[i]!.accuracy * 100).toFixed(2) : '—']));
+  const perRound = table(['round', 'uninterrupted acc %', 'chaos acc %'], baseline.rounds.map((r, i) => [r.round, (accuracyOf(r) * 100).toFixed(2), chaos.rounds[i] ? (chaos.rounds[i]!.accuracy * 100).toFixed(2) : '—']));
   const report = [
     `Chaos: ${options.clients} clients, ${options.rounds} rounds, Fashion-MNIST Dirichlet(0.5), seed ${SEED}`,
     '',

@@ -9,6 +9,10 @@ const benches: Record<string, () => Promise<{ run(options: BenchOptions): Promis
   browser: () => import('./browser.ts'),
   robustness: () => import('./robustness.ts'),
   privacy: () => import('./privacy.ts'),
+  'federated-evaluation': () => import('./federated-evaluation.ts'),
+  tasks: () => import('./tasks.ts'),
+  overhead: () => import('./overhead.ts'),
+  'update-size': () => import('./update-size.ts'),
 };
 
 export async function runBench(name: string, options: BenchOptions): Promise<void> {

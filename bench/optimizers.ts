@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DemoDoneLine, DemoRoundLine } from '../cli/demo.ts';
-import { runDemoJson } from './demo-run.ts';
+import { accuracyOf, runDemoJson } from './demo-run.ts';
 import type { BenchOptions } from './options.ts';
 import { table, writeLinePlot } from './report.ts';
 import { choicesOf, StrategyName } from '../shared/protocol/task.ts';
@@ -22,19 +22,19 @@ export async function run(options: BenchOptions): Promise<void> {
   const x = runs[0]!.rounds.map((r) => r.round);
   const perRound = table(
     ['round', ...runs.map((r) => `${r.strategy} acc %`)],
-    x.map((round, i) => [round, ...runs.map((r) => (r.rounds[i]!.accuracy * 100).toFixed(2))]),
+    x.map((round, i) => [round, ...runs.map((r) => (accuracyOf(r.rounds[i]!) * 100).toFixed(2))]),
   );
-  const base = runs[0]!.done.accuracy;
-  const best = (r: (typeof runs)[number]) => Math.max(...r.rounds.map((l) => l.accuracy));
+  const base = accuracyOf(runs[0]!.done);
+  const best = (r: (typeof runs)[number]) => Math.max(...r.rounds.map(accuracyOf));
   const summary = table(
     ['strategy', 'final acc %', 'best acc %', 'Δ final vs fedavg (pp)', 'wall s'],
-    runs.map((r) => [r.strategy, (r.done.accuracy * 100).toFixed(2), (best(r) * 100).toFixed(2), ((r.done.accuracy - base) * 100).toFixed(2), (r.done.wallMs / 1000).toFixed(0)]),
+    runs.map((r) => [r.strategy, (accuracyOf(r.done) * 100).toFixed(2), (best(r) * 100).toFixed(2), ((accuracyOf(r.done) - base) * 100).toFixed(2), (r.done.wallMs / 1000).toFixed(0)]),
   );
   console.log(`\nAccuracy per round (Fashion-MNIST, Dirichlet 0.1)\n${perRound}\n\nSummary\n${summary}`);
   await mkdir(options.out, { recursive: true });
   const plot = join(options.out, 'optimizers.html');
   await writeLinePlot(plot, 'Test accuracy per round by server optimizer (Fashion-MNIST, Dirichlet 0.1)',
-    'round', 'test accuracy', x, runs.map((r) => ({ label: r.strategy, values: r.rounds.map((l) => l.accuracy) })));
+    'round', 'test accuracy', x, runs.map((r) => ({ label: r.strategy, values: r.rounds.map(accuracyOf) })));
   await writeFile(join(options.out, 'optimizers.json'), JSON.stringify(runs, null, 2));
   console.log(`\nplot: ${plot}`);
 }

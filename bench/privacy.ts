@@ -259,7 +259,7 @@ async function report(options: BenchOptions, settings: PrivacySettings, populati
     : 0;
   const h = settings.hyper;
   const lines = [
-    `Differential privacy: Fashion-MNIST, fmnist-mlp (${results[0]!.parameters.toLocaleString('en')} parameters), ${settings.users.toLocaleString('en')} users ` +
+    `Differential privacy: Fashion-MNIST, mlp (${results[0]!.parameters.toLocaleString('en')} parameters), ${settings.users.toLocaleString('en')} users ` +
       `(60,000 training images split IID, ${60_000 / settings.users} each), ${population.rounds} rounds, seed ${settings.seed}.`,
     `Each round Poisson-samples every user with q = m/N = ${settings.cohort}/${settings.users} = ${(settings.cohort / settings.users).toFixed(4)} ` +
       `(cohort sizes ${summary(participants)}), from a seeded Rng, as is the DP noise: a rerun gives the same table (production draws noise from cryptoRng).`,

@@ -13,7 +13,7 @@ import type { CellResult, CellTask, Population, RoundPoint } from './robustness-
 /**
  * Byzantine robustness: every attack in shared/ml/attacks.ts against every robust combine
  * rule, in-process (no sockets: the server's strategy and the clients' real TF.js training,
- * called directly). Fashion-MNIST, fmnist-mlp, Dirichlet(0.5) shards, every client in every
+ * called directly). Fashion-MNIST, mlp, Dirichlet(0.5) shards, every client in every
  * round, 20 % of them attacking (each reports its shard's true sample count as its weight).
  * "FedAvg" is the mean rule with the fedavg server step. Each cell (attack × rule) is its
  * own seeded run, so a rerun gives the same table; cells are dealt to one worker thread per
@@ -230,7 +230,7 @@ export async function reportRobustness(options: BenchOptions, settings: Robustne
   );
   const rejected = results.filter((r) => r.curve.some((p) => p.rejected > 0)).map((r) => `${r.attack} × ${r.rule}`);
   const lines = [
-    `Byzantine robustness: Fashion-MNIST, fmnist-mlp, ${population.clients} clients (Dirichlet ${population.alpha} over the first ${population.trainLimit} training images), ` +
+    `Byzantine robustness: Fashion-MNIST, mlp, ${population.clients} clients (Dirichlet ${population.alpha} over the first ${population.trainLimit} training images), ` +
       `all clients every round, ${population.rounds} rounds, 1 local epoch (task-default hyper-parameters), seed ${population.seed}.`,
     `${population.attackers} of ${population.clients} clients attack (${settings.fraction * 100} %); multi-krum and bulyan are told f = ${population.attackers}. Attacks:`,
     ...ATTACKS.map((a) => `  ${a}: ${ATTACK_DESCRIPTIONS[a]}`),

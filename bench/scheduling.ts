@@ -7,9 +7,9 @@ import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTri
 import { SWIFTSHADER_ICD } from '../client/node/webgpu.ts';
 import type { ClientView } from '../shared/protocol/events.ts';
 import type { ParticipantRecord, RoundRecord, TaskRecord, TaskSpecInput } from '../shared/protocol/task.ts';
+import { accuracyOf } from './demo-run.ts';
 import type { BenchOptions } from './options.ts';
 import { table } from './report.ts';
-import { FASHION_MNIST_DIR } from '../shared/data/fashion-mnist.ts';
 
 /**
  * A mixed federation, trained twice with the same seed: once with every participant
@@ -62,12 +62,13 @@ async function federation(mode: Run['mode'], rounds: number, scenario: Scenario)
   const url = `http://127.0.0.1:${port}`;
   const operator = operatorToken(dataDir);
   const children: ChildProcess[] = [];
-  const server = spawnTributary(['serve', '--port', String(port), '--data-dir', dataDir, '--data', FASHION_MNIST_DIR, '--log-level', 'warn'], join(dataDir, 'server.log'));
+  const server = spawnTributary(['serve', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn'], join(dataDir, 'server.log'));
   children.push(server);
   try {
     await waitForHealth(url, server);
     const spec: TaskSpecInput = {
       name: `scheduling ${mode}`,
+      dataset: 'fashion-mnist',
       partition: { kind: 'sizes', sizes: SIZES },
       shards: SIZES.length,
       clientsPerRound: SIZES.length,
@@ -75,6 +76,8 @@ async function federation(mode: Run['mode'], rounds: number, scenario: Scenario)
       trainLimit: 12_000,
       testLimit: 2_000,
       scheduling: mode,
+      // No federated evaluation: it would hold part of every shard out of training, and add work to each round.
+      evaluation: { every: 0 },
       seed: 1,
     };
     const task = await api<TaskRecord>(`${url}/api/tasks`, 'POST', spec, operator);
@@ -84,7 +87,7 @@ async function federation(mode: Run['mode'], rounds: number, scenario: Scenario)
     mkdirSync(runtime, { mode: 0o700 });
     // The GPU node joins first and gets the heavy shard (the server hands GPU nodes the largest free one).
     children.push(spawnTributary(
-      ['gpu-node', '--server', url, '--task', String(task.id), '--data', FASHION_MNIST_DIR, '--seed', '1000',
+      ['gpu-node', '--server', url, '--task', String(task.id), '--seed', '1000',
         '--pin-file', join(dataDir, 'pins.json'), '--identity-file', join(dataDir, 'gpu-identity.json'), '--json'],
       join(dataDir, 'gpu-node.log'),
       { ...(scenario.swiftshader ? { ...process.env, VK_ICD_FILENAMES: SWIFTSHADER_ICD, XDG_RUNTIME_DIR: runtime } : withoutVulkanDriver(runtime)), TRIBUTARY_TOKEN: gpuToken },
@@ -93,7 +96,7 @@ async function federation(mode: Run['mode'], rounds: number, scenario: Scenario)
     while (!(await clientsOf()).some((c) => c.kind === 'gpu' && c.samples > 0)) await sleep(500);
     for (let i = 0; i < EDGES; i++) {
       const throttle = ['--throttle', String(i < THROTTLED ? EDGE_SPEED * THROTTLE : EDGE_SPEED)];
-      children.push(spawnTributary(edgeClientArgs(url, task.id, i + 1, FASHION_MNIST_DIR, dataDir, ['--seed', String(1001 + i), ...throttle]), join(dataDir, `edge-${i}.log`), tokenEnv(clientToken)));
+      children.push(spawnTributary(edgeClientArgs(url, task.id, i + 1, [], dataDir, ['--seed', String(1001 + i), ...throttle]), join(dataDir, `edge-${i}.log`), tokenEnv(clientToken)));
     }
     while ((await clientsOf()).filter((c) => c.samples > 0).length < SIZES.length) await sleep(500);
     const clients = await clientsOf();
@@ -104,7 +107,7 @@ async function federation(mode: Run['mode'], rounds: number, scenario: Scenario)
     while (done.length < rounds) {
       await sleep(1_000);
       const now = await api<RoundRecord[]>(`${url}/api/tasks/${task.id}/rounds`, 'GET', undefined, operator);
-      if (now.length > done.length) log(`  ${mode} round ${now.at(-1)!.round}: ${(now.at(-1)!.durationMs / 1000).toFixed(1)} s, accuracy ${(now.at(-1)!.accuracy * 100).toFixed(2)} %`);
+      if (now.length > done.length) log(`  ${mode} round ${now.at(-1)!.round}: ${(now.at(-1)!.durationMs / 1000).toFixed(1)} s, accuracy ${(accuracyOf(now.at(-1)!) * 100).toFixed(2)} %`);
       done = now;
     }
     const last = await api<ParticipantRecord[]>(`${url}/api/tasks/${task.id}/rounds/${rounds}/participants`, 'GET', undefined, operator);
@@ -131,7 +134,7 @@ async function compare(scenario: Scenario, rounds: number): Promise<{ text: stri
 
   const roundSeconds = (r: Run) => mean(r.rounds.map((x) => x.durationMs / 1000));
   const ratio = roundSeconds(uniform) / roundSeconds(capability);
-  const accuracy = (r: Run) => r.rounds.at(-1)!.accuracy;
+  const accuracy = (r: Run) => accuracyOf(r.rounds.at(-1)!);
   const summary = table(['scheduling', 'mean round s', 'slowest round s', `accuracy after ${rounds}`, 'samples trained / round', 'wall s'], [uniform, capability].map((r) => [
     r.mode,
     roundSeconds(r).toFixed(1),
@@ -142,7 +145,7 @@ async function compare(scenario: Scenario, rounds: number): Promise<{ text: stri
   ]));
   const perRound = table(['round', 'uniform s', 'uniform acc %', 'capability s', 'capability acc %'], uniform.rounds.map((u, i) => {
     const c = capability.rounds[i]!;
-    return [u.round, (u.durationMs / 1000).toFixed(1), (u.accuracy * 100).toFixed(2), (c.durationMs / 1000).toFixed(1), (c.accuracy * 100).toFixed(2)];
+    return [u.round, (u.durationMs / 1000).toFixed(1), (accuracyOf(u) * 100).toFixed(2), (c.durationMs / 1000).toFixed(1), (accuracyOf(c) * 100).toFixed(2)];
   }));
   const work = (r: Run) => table(['client', 'kind', 'backend', 'samples/s (est.)', 'work', 'trained', 'time', 'outcome'], r.last.map((p) => [
     p.clientId.slice(0, 8), p.kind, p.backend, Math.round(p.speed), p.budget === null ? 'full shard' : `${p.budget} samples`, p.samples,

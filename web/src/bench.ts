@@ -3,9 +3,11 @@ import { getThreadsCount } from '@tensorflow/tfjs-backend-wasm';
 import { activate, configureWasm, webgpuAdapter } from '../../client/browser/backend.ts';
 import { PROBE_HYPER, probeBatch, probeWeights } from '../../client/probe.ts';
 import { Trainer } from '../../client/trainer.ts';
-import { PRESETS } from '../../shared/ml/models.ts';
+import { trainsOnWasm } from '../../shared/ml/models.ts';
+import { DEFAULT_MODELS } from '../../shared/ml/model-spec.ts';
+import { BUILTIN_DATASETS, DEFAULT_DATASET } from '../../shared/data/builtin.ts';
 import { BENCH_BACKENDS, type BenchBackend, type BenchResults, type Measurement } from '../../shared/protocol/device-bench.ts';
-import { choicesOf, ModelPreset } from '../../shared/protocol/task.ts';
+import type { TaskModel } from '../../shared/protocol/task.ts';
 
 /**
  * The device benchmark: how fast this browser trains each model preset on every TF.js
@@ -18,7 +20,12 @@ import { choicesOf, ModelPreset } from '../../shared/protocol/task.ts';
  * `npm run bench -- browser` reads.
  */
 
-const PRESET_NAMES = choicesOf(ModelPreset);
+/** The default built-in task's images, through a dense and a convolutional model. */
+const BENCH_MODELS: Record<string, TaskModel> = {
+  mlp: { model: DEFAULT_MODELS.mlp, data: BUILTIN_DATASETS[DEFAULT_DATASET].schema },
+  cnn: { model: DEFAULT_MODELS.cnn, data: BUILTIN_DATASETS[DEFAULT_DATASET].schema },
+};
+const PRESET_NAMES = Object.keys(BENCH_MODELS);
 
 const STEPS_PER_PASS = 4;
 const MIN_PASSES = 3;
@@ -48,11 +55,12 @@ function webglRenderer(): string | undefined {
 }
 
 /** First step on a fresh model, one untimed warm pass, then timed passes. */
-async function timeTraining(preset: ModelPreset): Promise<Pick<Measurement, 'stepMs' | 'firstStepMs' | 'samplesPerSecond' | 'passes'>> {
-  const trainer = new Trainer(preset, 7);
+async function timeTraining(preset: string): Promise<Pick<Measurement, 'stepMs' | 'firstStepMs' | 'samplesPerSecond' | 'passes'>> {
+  const task = BENCH_MODELS[preset]!;
+  const trainer = await Trainer.create(task, 7);
   const global = probeWeights(trainer.weightLengths);
-  const one = probeBatch(preset, PROBE_HYPER.batchSize);
-  const pass = probeBatch(preset, STEPS_PER_PASS * PROBE_HYPER.batchSize);
+  const one = probeBatch(task, PROBE_HYPER.batchSize);
+  const pass = probeBatch(task, STEPS_PER_PASS * PROBE_HYPER.batchSize);
   try {
     let started = performance.now();
     await trainer.train(global, one, PROBE_HYPER, 1);
@@ -151,7 +159,7 @@ async function run(): Promise<void> {
       say('status', `Timing ${preset} on ${backend} (${results.measurements.length + 1} of ${total})…`);
       if (unavailable) {
         results.measurements.push({ ...base, status: 'unavailable', reason: unavailable });
-      } else if (backend === 'wasm' && PRESETS[preset].hasConv) {
+      } else if (backend === 'wasm' && !trainsOnWasm(BENCH_MODELS[preset]!.model)) {
         results.measurements.push({ ...base, status: 'n/a', reason: 'no conv filter gradient' });
       } else {
         try {
