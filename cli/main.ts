@@ -283,8 +283,9 @@ Example:
 
 program
   .command('bench')
-  .description('run a benchmark: quantization, secagg, optimizers, chaos, scheduling, browser, robustness, privacy, tasks (built-in tasks federated vs central), overhead (SDK round vs raw TF.js), update-size (bytes per parameter)')
+  .description('run a benchmark: quantization, secagg, optimizers, chaos, scheduling, browser, robustness, privacy, tasks (built-in tasks federated vs central), overhead (SDK round vs raw TF.js), update-size (bytes per parameter), federated-evaluation (devices\' scores vs the server\'s)')
   .argument('<name>', 'benchmark to run')
+  .option('--tasks <list>', 'tasks, overhead, update-size: the built-in tasks to run, comma-separated (default: all)')
   .option('--rounds <n>', 'rounds per run', int('rounds', 1), 20)
   .option('--clients <n>', 'clients per run (default 10; robustness: 20, so that Bulyan with f = 4 is defined)', int('clients', 1))
   .option('--out <dir>', 'where tables and plots are written', 'bench-results')

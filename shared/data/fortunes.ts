@@ -3,8 +3,9 @@ import { encodeText } from './encode.ts';
 import type { TextSchema } from './schema.ts';
 
 /**
- * Text from Debian's `fortunes` package (BSD fortune files, public domain or freely
- * redistributable, see /usr/share/doc/fortunes/copyright): one file per topic, entries
+ * Text from Debian's `fortunes` package (the BSD fortune program and its files; the
+ * package's copyright file gives BSD terms and no separate licence for the quotations,
+ * see the README): one file per topic, entries
  * separated by "%" lines. The task predicts the next character; the topic files are the
  * sources a federated split follows, as people's writing differs by what they write about.
  */
