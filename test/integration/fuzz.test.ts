@@ -200,7 +200,7 @@ async function seededRound(fuzz: boolean): Promise<{ weights: Buffer; tally: Tal
   const tally: Tally = { tried: 0, duringRound: 0, roundOpen: true, rejected: 0, accepted: 0, crashes: 0, codes: new Map() };
   const clients: FederatedClient[] = [];
   try {
-    const task = await h.createTask({ name: 'fuzzed', shards: 3, clientsPerRound: 3, minUpdates: 3, rounds: 1, trainLimit: 6_000, testLimit: 1_000, seed: 7 });
+    const task = await h.createTask({ name: 'fuzzed', shards: 3, clientsPerRound: 3, minUpdates: 3, rounds: 1, trainLimit: 3_000, testLimit: 1_000, seed: 7 });
     for (let shard = 0; shard < 3; shard++) {
       // Fixed identities: the server orders updates by identity key, so both runs aggregate alike.
       // Throttling only adds pauses (the same updates come out); it keeps the fuzzed round open long enough.
