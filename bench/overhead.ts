@@ -101,7 +101,7 @@ function sdkRound(spec: TaskSpec, trainer: Trainer, set: LabelledSet, global: We
 
 /** The same round in plain TF.js: set the weights, compile with a fresh optimizer, fit. */
 function rawRound(spec: TaskSpec, model: tfl.LayersModel, set: LabelledSet, global: Weights): { round: () => Promise<Timing>; dispose: () => void } {
-  const { x, y } = tensorsOf(set, spec.data);
+  const { x, y } = tensorsOf(set, objectiveOf(spec.data).labelDtype);
   const input = modelInput(spec.data, x);
   const labels = tf.cast(y, 'float32');
   tf.dispose([x, y]);

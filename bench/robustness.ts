@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { checkAggregation } from '../server/strategies/combine/index.ts';
-import { startTsWorker } from '../server/ts-worker.ts';
+import { runInLanes } from './lanes.ts';
 import { FASHION_MNIST_DIR } from '../shared/data/fashion-mnist.ts';
 import { ATTACK_DESCRIPTIONS, ATTACKS, attackerCount, type AttackName } from '../shared/ml/attacks.ts';
 import { withTaskDefaults, type Aggregation, type CombineRuleName } from '../shared/protocol/task.ts';
@@ -105,32 +105,11 @@ function planCells(options: BenchOptions, settings: RobustnessSettings, populati
 
 /** Deals the cells to the workers, one at a time each, as they free up; results in the cells' order. */
 async function runCells(cells: Cell[], workers: number): Promise<CellResult[]> {
-  const results: CellResult[] = new Array(cells.length);
-  let next = 0;
-  let done = 0;
-  let failed = false;
-  const started = performance.now();
-  const lane = async () => {
-    const worker = startTsWorker<CellTask, CellResult>(new URL('./robustness-worker.ts', import.meta.url));
-    try {
-      for (let i = next++; i < cells.length; i = next++) {
-        if (failed) return;
-        const cell = cells[i]!;
-        log(`[${i + 1}/${cells.length}] ${cell.label}…`);
-        const result = await worker.call(cell.task);
-        results[i] = result;
-        const elapsed = (performance.now() - started) / 1000;
-        log(`[${++done}/${cells.length} done] ${cell.label}: ${pct(result.finalAccuracy)} % in ${(result.wallMs / 1000).toFixed(0)} s (${elapsed.toFixed(0)} s so far)`);
-      }
-    } catch (error) {
-      failed = true; // the other lanes stop after their current cell
-      throw error;
-    } finally {
-      await worker.close();
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(workers, cells.length) }, lane));
-  return results;
+  const labels = new Map(cells.map((c) => [c.task, c.label]));
+  return runInLanes<CellTask, CellResult>(new URL('./robustness-worker.ts', import.meta.url), cells.map((c) => c.task), workers, {
+    label: (task) => labels.get(task)!,
+    outcome: (result) => `${pct(result.finalAccuracy)} % in ${(result.wallMs / 1000).toFixed(0)} s`,
+  });
 }
 
 export async function runRobustness(options: BenchOptions, settings: RobustnessSettings): Promise<void> {

@@ -219,7 +219,7 @@ export class Trainer {
   private tensorsFor(set: LabelledSet) {
     if (this.data?.set !== set) {
       if (this.data) tf.dispose([this.data.x, this.data.y]);
-      this.data = { set, ...tensorsOf(set, this.schema) };
+      this.data = { set, ...tensorsOf(set, this.objective.labelDtype) };
     }
     return this.data;
   }

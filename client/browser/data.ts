@@ -1,4 +1,4 @@
-import Papa from 'papaparse';
+import { splitCsv } from '../../shared/data/csv.ts';
 import type { LabelledSet } from '../../shared/data/dataset.ts';
 import { decodeShard } from '../../shared/codec/demo-shard.ts';
 import { encodeRows, encodeText, labelIndex, tokenize, type Row } from '../../shared/data/encode.ts';
@@ -95,18 +95,18 @@ async function readUtf8(file: Blob, name: string): Promise<string> {
  * are left out and reported; a header without the schema's columns refuses the whole file.
  */
 export async function readCsvFile(file: File, schema: TabularSchema): Promise<TableReading> {
-  const parsed = Papa.parse<Row>(await readUtf8(file, file.name), { header: true, skipEmptyLines: 'greedy', dynamicTyping: false });
-  const columns = parsed.meta.fields ?? [];
+  const parsed = splitCsv(await readUtf8(file, file.name));
+  const columns = parsed.fields;
   const missing = schema.columns.filter((c) => !columns.includes(c.name)).map((c) => `"${c.name}"`);
   if (missing.length > 0) throw new TributaryError('DATA_COLUMNS_MISSING', `${file.name} has no column ${missing.join(', ')} (it has ${columns.map((c) => `"${c}"`).join(', ') || 'none'})`);
-  if (parsed.data.length === 0) throw new TributaryError('DATA_EMPTY', `${file.name} has a header but no rows`);
+  if (parsed.rows.length === 0) throw new TributaryError('DATA_EMPTY', `${file.name} has a header but no rows`);
   // Only field-count errors carry the row they belong to; quote errors surface as such a row or a bad value.
   const fieldErrors = new Map<number, string>();
   for (const e of parsed.errors) if (e.type === 'FieldMismatch' && e.row !== undefined && !fieldErrors.has(e.row)) fieldErrors.set(e.row, e.message);
   const rejections = new Rejections();
   const valid: Row[] = [];
   const preview: TableReading['preview'] = [];
-  parsed.data.forEach((cells, r) => {
+  parsed.rows.forEach((cells, r) => {
     const fieldError = fieldErrors.get(r);
     const problem = fieldError === undefined ? rowProblem(schema, cells, r + 1) : `row ${r + 1}: ${fieldError}`;
     if (problem === undefined) valid.push(cells);
@@ -114,7 +114,7 @@ export async function readCsvFile(file: File, schema: TabularSchema): Promise<Ta
     if (preview.length < PREVIEW_ROWS) preview.push({ row: r + 1, cells, valid: problem === undefined });
   });
   const set = valid.length > 0 ? encodeRows(schema, valid) : undefined;
-  return { set, total: parsed.data.length, rejected: rejections.count, problems: rejections.problems, columns, preview };
+  return { set, total: parsed.rows.length, rejected: rejections.count, problems: rejections.problems, columns, preview };
 }
 
 /** Why a row does not fit the schema, named by its number in the file; undefined if it fits. */

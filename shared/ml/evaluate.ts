@@ -2,12 +2,12 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import type { LabelledSet } from '../data/dataset.ts';
 import { inputShapeOf, vocabularySize, type DataSchema } from '../data/schema.ts';
-import { objectiveOf } from './objective.ts';
+import { objectiveOf, type Objective } from './objective.ts';
 
 /** Rows `start`–`end` of the set as tensors: features n × features (as stored), labels of the objective's type. */
-export function tensorsOf(set: LabelledSet, schema: DataSchema, start = 0, end = set.n): { x: tf.Tensor2D; y: tf.Tensor1D } {
+export function tensorsOf(set: LabelledSet, labelDtype: Objective['labelDtype'], start = 0, end = set.n): { x: tf.Tensor2D; y: tf.Tensor1D } {
   const x = tf.tensor2d(set.x.subarray(start * set.features, end * set.features), [end - start, set.features]);
-  const y = tf.tensor1d(set.y.subarray(start, end) as Float32Array | Int32Array, objectiveOf(schema).labelDtype);
+  const y = tf.tensor1d(set.y.subarray(start, end) as Float32Array | Int32Array, labelDtype);
   return { x, y };
 }
 
@@ -28,7 +28,7 @@ export async function evaluationSums(model: tfl.LayersModel, set: LabelledSet, s
   for (let start = 0; start < set.n; start += batchSize) {
     const end = Math.min(start + batchSize, set.n);
     const batch = tf.tidy(() => {
-      const { x, y } = tensorsOf(set, schema, start, end);
+      const { x, y } = tensorsOf(set, objective.labelDtype, start, end);
       const outputs = model.predict(modelInput(schema, x)) as tf.Tensor;
       return objective.batchSums(outputs, y, objective.loss(outputs, y));
     });
