@@ -6,7 +6,7 @@ import type { SecureRoundConfig } from '../../shared/secagg/protocol.ts';
 import type { TaskRecord } from '../../shared/protocol/task.ts';
 import type { Weights } from '../../shared/ml/aggregate.ts';
 import type { ClientSession } from '../gateway/clients.ts';
-import { RoundCollection } from './round-collection.ts';
+import { RoundCollection, type CollectionOptions } from './round-collection.ts';
 
 /**
  * Handing out work and taking it back, the same for sync rounds and async dispatches:
@@ -70,7 +70,7 @@ export function collectUploads<T>(options: {
   enough?: number;
   maxBytes: number;
   maxChunkBytes: number;
-  decode: (bytes: Uint8Array) => T;
+  decode: CollectionOptions<T>['decode'];
 }): RoundCollection<T> {
   const byId = new Map(options.uploaders.map((p) => [p.id, p]));
   return new RoundCollection<T>({

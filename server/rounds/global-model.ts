@@ -11,12 +11,15 @@ import { objectiveOf, type Objective } from '../../shared/ml/objective.ts';
 import type { Store } from '../store/store.ts';
 import { PrivacyBudget } from '../privacy/budget.ts';
 import { createStrategy } from '../strategies/index.ts';
-import type { ClientUpdate, Strategy } from '../strategies/strategy.ts';
+import type { ClientUpdate, Combined, Strategy, UpdateFold } from '../strategies/strategy.ts';
 
 /** What a round (or an async step) contributes: its updates (or their secure sum) and how it came about. */
 export interface Contribution {
-  /** Plain rounds and async steps hand over each update for the strategy to combine; a secure round, the mean its sum gives. */
-  input: { updates: readonly ClientUpdate[] } | { mean: Weights };
+  /**
+   * A streaming plain round hands over the fold it built as updates arrived; rules that need
+   * every update (and async steps) get the updates; a secure round, the mean its sum gives.
+   */
+  input: { fold: UpdateFold } | { updates: readonly ClientUpdate[] } | { mean: Weights };
   /** Secure rounds: each tensor's quantization range for the next round, read from the summed statistics. */
   clips?: number[];
   participants: number;
@@ -124,13 +127,24 @@ export class GlobalModel {
     return { strategy: this.task.spec.strategy, tensors: this.strategy.state(), clips };
   }
 
+  /** A fold for the next round's updates as they arrive, or undefined when the task's rule needs them all. */
+  startFold(): UpdateFold | undefined {
+    return this.strategy.fold(this.lengths, this.versionNow + 1);
+  }
+
+  private combine(input: Contribution['input'], round: number): Combined {
+    if ('fold' in input) return input.fold.finish();
+    if ('updates' in input) return this.strategy.combine(input.updates, round);
+    return { delta: input.mean, discarded: [] };
+  }
+
   /** Applies a round's contribution: the next version, evaluated, checkpointed and recorded. */
   async advance(c: Contribution): Promise<RoundRecord> {
     const { id } = this.task;
     const { store, checkpoints, events, log } = this.options;
     const round = this.versionNow + 1;
     const stepStarted = performance.now();
-    const combined = 'updates' in c.input ? this.strategy.combine(c.input.updates, round) : { delta: c.input.mean, discarded: [] };
+    const combined = this.combine(c.input, round);
     const next = await this.strategy.step(this.weightsNow, combined.delta, round);
     const report = this.strategy.report();
     const aggregationMs = c.aggregationMs + performance.now() - stepStarted;

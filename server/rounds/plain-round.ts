@@ -8,6 +8,9 @@ import { plainMetricBytes, splitMetricSums } from '../../shared/codec/metric-sum
 import { addSums } from '../../shared/ml/objective.ts';
 import { federatedMetrics, type EvaluationPlan } from './federated-evaluation.ts';
 import type { FederatedMetrics } from '../../shared/protocol/task.ts';
+import type { Weights } from '../../shared/ml/aggregate.ts';
+import type { ClientUpdate } from '../strategies/strategy.ts';
+import type { AcceptedUpdate } from './round-collection.ts';
 
 /** The accepted evaluators' summed metric sums as the round's federated scores of the model they were sent. */
 function evaluatedBy(run: RoundRun, evaluation: EvaluationPlan, accepted: readonly { clientId: string; value: { sums: Float64Array } }[]): FederatedMetrics | null {
@@ -18,8 +21,9 @@ function evaluatedBy(run: RoundRun, evaluation: EvaluationPlan, accepted: readon
 }
 
 /**
- * A plain round: each update sealed to a fresh aggregator key, decoded, averaged by
- * samples. Null when fewer than minUpdates arrived (the runner retries the round).
+ * A plain round: each update sealed to a fresh aggregator key, opened and folded into the
+ * running sum as it arrives (O(m) memory), or kept whole for a rule that needs every
+ * update. Null when fewer than minUpdates arrived (the runner retries the round).
  */
 export async function runPlainRound(run: RoundRun): Promise<Contribution | null> {
   const { task, global, plan, options, evaluation } = run;
@@ -28,13 +32,20 @@ export async function runPlainRound(run: RoundRun): Promise<Contribution | null>
   // A fresh aggregator key per round: a payload sealed for one round opens in no other.
   const aggregator = generateBoxKeyPair();
   const metricSums = evaluation?.sums ?? 0;
-  const collecting = run.collect({
+  const fold = global.startFold();
+  const collecting = run.collect<{ sums: Float64Array; delta?: Weights }>({
     uploaders: plan.participants,
     deadline,
     maxBytes: plainUpdateMaxBytes(global.lengths, spec.bits) + plainMetricBytes(metricSums),
-    decode: (bytes) => {
+    decode: (bytes, { clientId, samples }) => {
       const { sums, update } = splitMetricSums(openSealed(bytes, aggregator), metricSums);
-      return { sums, delta: decodeUpdate(update, global.lengths, spec.bits) };
+      if (fold?.addEncoded) fold.addEncoded(update, spec.bits, samples);
+      else {
+        const delta = decodeUpdate(update, global.lengths, spec.bits);
+        if (!fold) return { sums, delta };
+        fold.add({ clientId, delta, weight: samples });
+      }
+      return { sums };
     },
     enough: plan.enough,
   });
@@ -46,11 +57,8 @@ export async function runPlainRound(run: RoundRun): Promise<Contribution | null>
     return null;
   }
   const started = performance.now();
-  // A fixed order (by identity key, not arrival): the same updates give the same mean, bit for bit.
-  const identity = new Map(plan.participants.map((p) => [p.id, Buffer.from(p.identityKey)]));
-  const ordered = [...collected.accepted].sort((a, b) => Buffer.compare(identity.get(a.clientId)!, identity.get(b.clientId)!));
   return {
-    input: { updates: ordered.map((u) => ({ clientId: u.clientId, delta: u.value.delta, weight: u.samples })) },
+    input: fold ? { fold } : { updates: inIdentityOrder(run, collected.accepted) },
     federated: evaluation ? evaluatedBy(run, evaluation, collected.accepted) : null,
     aggregationMs: performance.now() - started,
     participants: collected.accepted.length,
@@ -63,4 +71,11 @@ export async function runPlainRound(run: RoundRun): Promise<Contribution | null>
     startedAt: run.startedAt,
     participantsDetail,
   };
+}
+
+/** A fixed order (by identity key, not arrival): the same updates give the same combined step, bit for bit. */
+function inIdentityOrder(run: RoundRun, accepted: readonly AcceptedUpdate<{ delta?: Weights }>[]): ClientUpdate[] {
+  const identity = new Map(run.plan.participants.map((p) => [p.id, Buffer.from(p.identityKey)]));
+  const ordered = [...accepted].sort((a, b) => Buffer.compare(identity.get(a.clientId)!, identity.get(b.clientId)!));
+  return ordered.map((u) => ({ clientId: u.clientId, delta: u.value.delta!, weight: u.samples }));
 }

@@ -31,8 +31,12 @@ export interface CollectionOptions<T> {
   enough?: number;
   maxBytes: number;
   maxChunkBytes: number;
-  /** Decodes and validates a complete payload; throws a TributaryError on bad input. */
-  decode: (bytes: Uint8Array) => T;
+  /**
+   * Decodes and validates a complete payload, and may fold it into a running aggregate
+   * (then T is only what the round still needs of it); throws a TributaryError on bad
+   * input, having folded nothing.
+   */
+  decode: (bytes: Uint8Array, from: { clientId: string; samples: number }) => T;
   /** Largest sample count each participant may claim (what it reported when ready). */
   maxSamples: (clientId: string) => number;
   /** Bytes read so far from the client's connection, framing included. */
@@ -117,7 +121,7 @@ export class RoundCollection<T> {
     this.pending.delete(clientId);
     this.uploads.delete(clientId);
     try {
-      const value = this.options.decode(upload.bytes);
+      const value = this.options.decode(upload.bytes, { clientId, samples: upload.first.samples });
       const wireBytes = this.options.wireBytes(clientId) - (this.startBytes.get(clientId) ?? 0);
       this.accepted.push({ clientId, value, samples: upload.first.samples, wireBytes, receivedAt: Date.now() });
     } catch (error) {

@@ -3,7 +3,7 @@ import type { ClientSession } from '../gateway/clients.ts';
 import type { SecureRound } from '../secagg/secure-round.ts';
 import type { RoundBase } from './dispatch.ts';
 import type { GlobalModel } from './global-model.ts';
-import type { CollectedRound } from './round-collection.ts';
+import type { CollectedRound, CollectionOptions } from './round-collection.ts';
 import type { CoordinatorOptions } from './runner.ts';
 import type { RoundPlan } from './scheduler.ts';
 import type { EvaluationPlan } from './federated-evaluation.ts';
@@ -21,7 +21,7 @@ export interface RoundRun {
   /** Signs and sends each participant its config, and tells watchers the round started. */
   announce(base: RoundBase): void;
   /** Collects sealed uploads from `uploaders`; the runner routes their chunks here meanwhile. */
-  collect<T>(request: { uploaders: readonly ClientSession[]; deadline: number; maxBytes: number; decode: (bytes: Uint8Array) => T; enough?: number }): Promise<CollectedRound<T>>;
+  collect<T>(request: { uploaders: readonly ClientSession[]; deadline: number; maxBytes: number; decode: CollectionOptions<T>['decode']; enough?: number }): Promise<CollectedRound<T>>;
   /** The round's secure protocol, for the gateway to route participants' phase messages to (undefined: none). */
   runProtocol(protocol: SecureRound | undefined): void;
   /** Each participant's outcome, recorded for the round and weighed by the scheduler. */

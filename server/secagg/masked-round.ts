@@ -14,7 +14,7 @@ import { roundBase } from '../rounds/dispatch.ts';
 import type { Contribution } from '../rounds/global-model.ts';
 import type { RoundRun } from '../rounds/round-run.ts';
 import type { RoundPlan } from '../rounds/scheduler.ts';
-import { SecureRound, type MaskedUpload } from './secure-round.ts';
+import { SecureRound } from './secure-round.ts';
 import { decodeMetricLimbs, metricLimbsLength } from '../../shared/codec/metric-sums.ts';
 import { federatedMetrics } from '../rounds/federated-evaluation.ts';
 
@@ -103,18 +103,18 @@ export async function runMaskedRound(run: RoundRun): Promise<Contribution> {
   try {
     run.announce(roundBase(task, options.chunkBytes, round, deadline, aggregator, config, metricSums));
     const { sum, survivors, unmaskMs, forgers, excluded } = await protocol.run(async (sharers) => {
-      const collected = await run.collect<MaskedUpload>({
+      const collected = await run.collect({
         uploaders: sharers.map((i) => participants[i]!),
         deadline,
         maxBytes: SEAL_OVERHEAD_BYTES + PARTNERS_SIGNATURE_BYTES + ringWireBytes(inputLength, config.ringBits),
-        decode: (bytes) => {
+        // Folded into the masked sum on arrival (or left out, if signed for other partners).
+        decode: (bytes, { clientId }) => {
           const { partnersSignature, ring } = decodeMaskedUpload(openSealed(bytes, aggregator));
-          return { partnersSignature, masked: decodeRing(ring, config.ringBits, inputLength) };
+          return protocol.admit(protocol.indexFor(clientId), { partnersSignature, masked: decodeRing(ring, config.ringBits, inputLength) });
         },
       });
       rejected = collected.rejected.length;
       participantsDetail = run.account(collected);
-      return new Map(collected.accepted.map((u) => [protocol.indexFor(u.clientId), u.value]));
     });
     if (forgers.length > 0 || excluded.length > 0) {
       const ids = (list: number[]) => list.map((i) => participants[i]!.id);

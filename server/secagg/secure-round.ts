@@ -59,6 +59,10 @@ export class SecureRound {
   private ads = new Map<number, AdvertisedKeys>();
   private sharers = new Set<number>();
   private survivors: number[] = [];
+  /** The admitted uploads' masked inputs, summed as they arrive: the round never holds n vectors. */
+  private maskedSum: RingVector | undefined;
+  /** Uploaders whose partner signature did not match the sharers. */
+  private readonly excluded: number[] = [];
   private failure: Error | undefined;
   /** Participants that disconnected: no later phase waits for them. */
   private readonly departed = new Set<number>();
@@ -164,9 +168,9 @@ export class SecureRound {
 
   /**
    * Runs the phases. `collectUploads` runs the masked-input upload for the given sharers'
-   * indices and returns each uploader's masked vector.
+   * indices, handing each upload to `admit` as it arrives, and resolves when it is over.
    */
-  async run(collectUploads: (sharers: number[]) => Promise<Map<number, MaskedUpload>>): Promise<SecureSum> {
+  async run(collectUploads: (sharers: number[]) => Promise<unknown>): Promise<SecureSum> {
     const { config, phaseMs } = this.options;
     try {
       this.ads = await this.settled(this.keys.done);
@@ -188,8 +192,9 @@ export class SecureRound {
       // A holder only gets boxes from owners that finished sharing.
       this.relayed.publish((index) => ({ boxes: packIndexed(inbox.get(index) ?? [], SHARE_BOX_BYTES), sharers }));
 
-      const { masked, excluded } = this.checkPartners(await this.settled(collectUploads(sharers)));
-      this.survivors = [...masked.keys()].sort((a, b) => a - b);
+      this.maskedSum = newRingVector(config.ringBits, this.options.inputLength);
+      await this.settled(collectUploads(sharers));
+      this.survivors = [...this.partnerSignatures.keys()].sort((a, b) => a - b);
       const quorum = consistencyQuorum(config.participants.length, this.threshold);
       // Clients confirm no list that fewer than a quorum survived.
       if (this.survivors.length < quorum) throw new TributaryError('SECAGG_TOO_FEW_SHARES', `${this.survivors.length} clients uploaded, need ${quorum}`);
@@ -208,8 +213,8 @@ export class SecureRound {
 
       const revealed = await this.settled(this.reveals.done);
       const started = performance.now();
-      const { vector: sum, forgers } = await this.unmask(masked, revealed);
-      return { sum, survivors: this.survivors, unmaskMs: performance.now() - started, forgers, excluded };
+      const { vector: sum, forgers } = await this.unmask(revealed);
+      return { sum, survivors: this.survivors, unmaskMs: performance.now() - started, forgers, excluded: [...this.excluded] };
     } catch (error) {
       this.abort(error instanceof Error ? error : new Error(String(error)));
       throw error;
@@ -217,22 +222,22 @@ export class SecureRound {
   }
 
   /**
-   * Keeps the uploads whose partner signature covers exactly the uploader's neighbours among
-   * the sharers: any other was masked with partners its holders do not know of, and they
-   * would refuse to reveal its self seed; it is left out as a drop-out.
+   * Folds a sharer's masked upload into the masked sum if its partner signature covers
+   * exactly its neighbours among the sharers. Any other was masked with partners its
+   * holders do not know of, and they would refuse to reveal its self seed: it is left out
+   * as a drop-out (false).
    */
-  private checkPartners(uploads: Map<number, MaskedUpload>): { masked: Map<number, RingVector>; excluded: number[] } {
-    const masked = new Map<number, RingVector>();
-    const excluded: number[] = [];
-    for (const [u, upload] of uploads) {
-      if (partnersSigned(this.options.context, partnersOf(u, this.graph, this.sharers), upload.partnersSignature, this.identityKey(u))) {
-        masked.set(u, upload.masked);
-        this.partnerSignatures.set(u, upload.partnersSignature);
-      } else {
-        excluded.push(u);
-      }
+  admit(index: number, upload: MaskedUpload): boolean {
+    if (!this.maskedSum || !this.sharers.has(index) || this.partnerSignatures.has(index)) {
+      throw new TributaryError('ROUND_NOT_ACTIVE', 'this round takes no masked upload from that participant now');
     }
-    return { masked, excluded };
+    if (!partnersSigned(this.options.context, partnersOf(index, this.graph, this.sharers), upload.partnersSignature, this.identityKey(index))) {
+      this.excluded.push(index);
+      return false;
+    }
+    addInto(this.maskedSum, upload.masked, this.options.config.ringBits);
+    this.partnerSignatures.set(index, upload.partnersSignature);
+    return true;
   }
 
   /** Fails every waiting client (task stopped, or the round could not finish). */
@@ -242,7 +247,7 @@ export class SecureRound {
     for (const phase of [this.keys, this.shares, this.confirms, this.reveals]) phase?.close();
   }
 
-  private async unmask(masked: Map<number, RingVector>, revealed: Map<number, RevealedShare[]>): Promise<Unmasked> {
+  private async unmask(revealed: Map<number, RevealedShare[]>): Promise<Unmasked> {
     const { config, context, inputLength } = this.options;
     const uploaded = new Set(this.survivors);
     const job = planUnmask({
@@ -256,8 +261,6 @@ export class SecureRound {
       published: (index) => this.ads.get(index)!,
       revealed: groupReveals(revealed.entries(), uploaded),
     });
-    const sum = newRingVector(config.ringBits, inputLength);
-    for (const y of masked.values()) addInto(sum, y, config.ringBits);
-    return this.options.unmask(job, sum);
+    return this.options.unmask(job, this.maskedSum!);
   }
 }

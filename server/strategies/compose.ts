@@ -28,6 +28,7 @@ export function unpackStates(state: Weights, parts: number): Weights[] | undefin
 export function composeStrategy(rule: CombineRule, optimizer: ServerOptimizer): Strategy {
   return {
     combine: (updates) => rule.combine(updates),
+    fold: (lengths) => rule.fold?.(lengths),
     step: (global, delta, round) => optimizer.step(global, delta, round),
     report: () => ({ combine: rule.name, optimizer: optimizer.name }),
     state: () => packStates([rule.state?.() ?? [], optimizer.state()]),

@@ -1,5 +1,5 @@
 import type { Weights } from '../../shared/ml/aggregate.ts';
-import type { CombineRuleName, StrategyName } from '../../shared/protocol/task.ts';
+import type { CombineRuleName, StrategyName, UpdateBits } from '../../shared/protocol/task.ts';
 
 /**
  * A task's server-side rule is two small steps: a combine rule turns a round's updates into
@@ -24,9 +24,27 @@ export interface Combined {
   discarded: string[];
 }
 
+/**
+ * A round's updates folded as they arrive, so the round holds O(m) numbers, not O(n·m):
+ * for rules whose step needs nothing but the running sum (the mean, and the wrappers
+ * around it). Rules that need every update (median, Krum …) have no fold.
+ */
+export interface UpdateFold {
+  /** Folds one decoded update. */
+  add(update: ClientUpdate): void;
+  /** Folds an update straight from its wire encoding; undefined where a wrapper must see the decoded update (to clip it). */
+  readonly addEncoded: ((bytes: Uint8Array, bits: UpdateBits, weight: number) => void) | undefined;
+  /** Updates folded so far. */
+  readonly count: number;
+  /** The round's combined step; called once, when the round is applied. */
+  finish(): Combined;
+}
+
 export interface CombineRule {
   readonly name: CombineRuleName;
   combine(updates: readonly ClientUpdate[]): Combined;
+  /** A streaming fold over a model of these tensor lengths, where the rule allows one. */
+  fold?(lengths: readonly number[]): UpdateFold;
   /** Rules with memory (centered clipping centres on the last step) checkpoint it here. */
   state?(): Weights;
   restore?(state: Weights): void;
@@ -53,6 +71,8 @@ export interface StrategyReport {
 export interface Strategy {
   /** Combines the round's updates (plain and async rounds; a secure round's sum arrives combined). */
   combine(updates: readonly ClientUpdate[], round: number): Combined;
+  /** A fold for the round's updates as they arrive; undefined when the rule needs them all at once. */
+  fold(lengths: readonly number[], round: number): UpdateFold | undefined;
   /** Moves the model by a combined step. */
   step(global: Weights, delta: Weights, round: number): Promise<Weights>;
   /** How this round ran, read after `combine`. */

@@ -86,16 +86,34 @@ export function encodeUpdate(deltas: Float32Array[], options: EncodeOptions): Ui
   return out;
 }
 
+/** Where one tensor of a validated update lies in its bytes. */
+export interface TensorLayout {
+  /** Element count (equal to the model's length for this tensor). */
+  count: number;
+  /** Half-width of the quantization range; 0 at 32 bits, where there is none. */
+  clip: number;
+  /** Byte offset of the tensor's data (packed levels or float32s) within the update. */
+  offset: number;
+}
+
+export interface UpdateLayout {
+  bits: UpdateBits;
+  tensors: TensorLayout[];
+}
+
 /**
- * Decodes and validates an update against the model's tensor lengths. Hostile input
- * only ever produces a TributaryError; no allocation exceeds what `expectedLengths` allow,
- * and none happens before the bytes for it are known to be present.
+ * Validates an update against the model's tensor lengths without decoding its values:
+ * header, counts, clips, sizes and (at 32 bits) that every float is finite, in the order
+ * decodeUpdate reports them. Once it returns, every tensor's data is present and reading
+ * it cannot fail (levels are masked to `bits`), so a consumer may fold the values
+ * straight into a sum with no partial-update risk. Hostile input only ever produces a
+ * TributaryError, and nothing larger than one small record per tensor is allocated.
  */
-export function decodeUpdate(
+export function parseUpdate(
   bytes: Uint8Array,
   expectedLengths: readonly number[],
   expectedBits: UpdateBits,
-): Float32Array[] {
+): UpdateLayout {
   if (!isUpdateBits(expectedBits)) {
     throw new TributaryError('INTERNAL', `no update format for ${expectedBits} bits`);
   }
@@ -116,7 +134,7 @@ export function decodeUpdate(
 
   const total = bytes.length;
   const headerBytes = tensorHeaderBytes(bits);
-  const out: Float32Array[] = [];
+  const tensors: TensorLayout[] = [];
   let offset = UPDATE_HEADER_BYTES;
   for (let t = 0; t < tensorCount; t++) {
     if (offset + headerBytes > total) throw new TributaryError('UPDATE_MALFORMED', `truncated at tensor ${t}`);
@@ -126,28 +144,48 @@ export function decodeUpdate(
       throw new TributaryError('UPDATE_WRONG_LENGTH', `tensor ${t} has ${count} values, the model ${expectedLengths[t]}`);
     }
     const length = dataBytes(count, bits);
+    let clip = 0;
     if (bits === 32) {
       if (offset + length > total) throw new TributaryError('UPDATE_MALFORMED', `tensor ${t} data truncated`);
-      const values = new Float32Array(count);
-      for (let i = 0; i < count; i++, offset += 4) {
-        const v = view.getFloat32(offset, true);
+      for (let i = 0, o = offset; i < count; i++, o += 4) {
+        const v = view.getFloat32(o, true);
         if (!Number.isFinite(v)) throw new TributaryError('UPDATE_NOT_FINITE', `tensor ${t} index ${i}`);
-        values[i] = v;
       }
-      out.push(values);
-      continue;
+    } else {
+      clip = view.getFloat32(offset, true);
+      offset += 4;
+      if (!Number.isFinite(clip) || clip < 0) {
+        throw new TributaryError('UPDATE_NOT_FINITE', `tensor ${t} clip is ${clip}`);
+      }
+      if (offset + length > total) throw new TributaryError('UPDATE_MALFORMED', `tensor ${t} data truncated`);
     }
-    const clip = view.getFloat32(offset, true);
-    offset += 4;
-    if (!Number.isFinite(clip) || clip < 0) {
-      throw new TributaryError('UPDATE_NOT_FINITE', `tensor ${t} clip is ${clip}`);
-    }
-    if (offset + length > total) throw new TributaryError('UPDATE_MALFORMED', `tensor ${t} data truncated`);
-    // unpackBits masks to `bits`, so every level is in range whatever the bytes hold.
-    const levels = unpackBits(bytes.subarray(offset, offset + length), bits, count);
+    tensors.push({ count, clip, offset });
     offset += length;
-    out.push(dequantize({ bits, clip, levels }));
   }
   if (offset !== total) throw new TributaryError('UPDATE_MALFORMED', `${total - offset} trailing bytes`);
-  return out;
+  return { bits, tensors };
+}
+
+/**
+ * Decodes and validates an update against the model's tensor lengths. Hostile input
+ * only ever produces a TributaryError; no allocation exceeds what `expectedLengths` allow,
+ * and none happens before the whole update has been validated (parseUpdate).
+ */
+export function decodeUpdate(
+  bytes: Uint8Array,
+  expectedLengths: readonly number[],
+  expectedBits: UpdateBits,
+): Float32Array[] {
+  const { bits, tensors } = parseUpdate(bytes, expectedLengths, expectedBits);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return tensors.map(({ count, clip, offset }) => {
+    if (bits === 32) {
+      const values = new Float32Array(count);
+      for (let i = 0, o = offset; i < count; i++, o += 4) values[i] = view.getFloat32(o, true);
+      return values;
+    }
+    // unpackBits masks to `bits`, so every level is in range whatever the bytes hold.
+    const levels = unpackBits(bytes.subarray(offset, offset + dataBytes(count, bits)), bits, count);
+    return dequantize({ bits, clip, levels });
+  });
 }

@@ -333,7 +333,7 @@ async function runRound(setup: Setup, afterShare: ReadonlySet<number>, afterUplo
   const uploadsDone = new Promise<void>((resolve) => (release = resolve));
   const outcome = server.run(async () => {
     await uploadsDone;
-    return uploads;
+    for (const [index, upload] of uploads) server.admit(index, upload);
   });
   const gone = (u: number) => server.drop(parties[u]!.id);
   const runs = parties.map(async (party, u) => {

@@ -77,7 +77,7 @@ async function runRound(setup: ReturnType<typeof setUp>, dropped: Set<number>, p
   const uploadsDone = new Promise<void>((resolve) => (releaseUploads = resolve));
   const outcome = server.run(async () => {
     await uploadsDone;
-    return uploads;
+    for (const [index, upload] of uploads) server.admit(index, upload);
   });
   const gone = (i: number) => server.drop(parties[i]!.id);
 

@@ -11,6 +11,12 @@ import { trimmedMeanRule } from './trimmed-mean.ts';
 /** The code a task's aggregation settings are refused with. */
 const INVALID: ErrorCode = 'AGGREGATION_INVALID';
 
+/**
+ * Most updates per round a rule without a streaming fold may take: it holds every update
+ * until the round closes (n · m floats: 1,000 × 199,210 parameters is 800 MB).
+ */
+export const MAX_HELD_UPDATES = 1_000;
+
 const factories: Record<CombineRuleName, (a: Aggregation) => CombineRule> = {
   mean: meanRule,
   median: medianRule,
@@ -58,6 +64,9 @@ export function checkAggregation(aggregation: Aggregation, clientsPerRound: numb
   const n = clientsPerRound;
   if (rule === 'trimmed-mean' && !(trim >= 0 && trim < 0.5)) {
     throw new TributaryError(INVALID, `trimmed-mean: trim β = ${trim} must be at least 0 and below 0.5 (it drops ⌊β·n⌋ values from each end)`);
+  }
+  if (n > MAX_HELD_UPDATES && !createCombineRule(aggregation).fold) {
+    throw new TributaryError(INVALID, `${rule} needs every update of a round in memory at once: at most ${MAX_HELD_UPDATES} clients per round, got ${n} (the mean streams, with no such limit)`);
   }
   const need = minimumUpdates(aggregation);
   if (rule === 'multi-krum' && select > 0 && select > n - f) {

@@ -2,7 +2,7 @@ import { clipToNorm } from '../../../shared/ml/norms.ts';
 import { addGaussianNoise } from '../../../shared/privacy/noise.ts';
 import type { Rng } from '../../../shared/random.ts';
 import { packStates, unpackStates } from '../compose.ts';
-import type { Strategy } from '../strategy.ts';
+import type { ClientUpdate, Combined, Strategy } from '../strategy.ts';
 
 /** Adaptive clipping's geometric step η_C (Andrew et al. 2021, §3: 0.2 works across their tasks). */
 const CLIP_LEARNING_RATE = 0.2;
@@ -31,30 +31,49 @@ export function withCentralDp(inner: Strategy, options: CentralDpOptions): Strat
   const { updateNoiseMultiplier: z, expectedClients: m, adaptive, rng } = options;
   let clip = Math.fround(options.clipNorm);
   let clipThisRound = clip;
+  let unclipped = 0;
+  const begin = () => {
+    clipThisRound = clip;
+    unclipped = 0;
+  };
+  const clipped = (u: ClientUpdate): ClientUpdate => {
+    const c = clipToNorm(u.delta, clipThisRound);
+    if (!c.scaled) unclipped++;
+    return { ...u, delta: c.clipped, weight: 1 };
+  };
+  // The inner rule is the mean (checked when the task is created): × n/m turns it into sum/m.
+  const privatize = (combined: Combined, n: number): Combined => {
+    const scale = n / m;
+    const delta = combined.delta.map((t) => {
+      const out = new Float32Array(t.length);
+      for (let i = 0; i < t.length; i++) out[i] = t[i]! * scale;
+      addGaussianNoise(out, (z * clipThisRound) / m, rng);
+      return out;
+    });
+    if (adaptive) {
+      const count = unclipped + gaussian(adaptive.countNoiseStd, rng);
+      clip = Math.fround(clip * Math.exp(-CLIP_LEARNING_RATE * (count / m - adaptive.targetQuantile)));
+    }
+    return { delta, discarded: combined.discarded };
+  };
   return {
     ...inner,
     combine(updates, round) {
-      clipThisRound = clip;
-      let unclipped = 0;
-      const clipped = updates.map((u) => {
-        const c = clipToNorm(u.delta, clip);
-        if (!c.scaled) unclipped++;
-        return { ...u, delta: c.clipped, weight: 1 };
-      });
-      // The inner rule is the mean (checked when the task is created): × n/m turns it into sum/m.
-      const combined = inner.combine(clipped, round);
-      const scale = updates.length / m;
-      const delta = combined.delta.map((t) => {
-        const out = new Float32Array(t.length);
-        for (let i = 0; i < t.length; i++) out[i] = t[i]! * scale;
-        addGaussianNoise(out, (z * clip) / m, rng);
-        return out;
-      });
-      if (adaptive) {
-        const count = unclipped + gaussian(adaptive.countNoiseStd, rng);
-        clip = Math.fround(clip * Math.exp(-CLIP_LEARNING_RATE * (count / m - adaptive.targetQuantile)));
-      }
-      return { delta, discarded: combined.discarded };
+      begin();
+      return privatize(inner.combine(updates.map(clipped), round), updates.length);
+    },
+    fold(lengths, round) {
+      const fold = inner.fold(lengths, round);
+      if (!fold) return undefined;
+      begin();
+      return {
+        add: (u) => fold.add(clipped(u)),
+        addEncoded: undefined, // clipping needs the decoded update's norm
+        get count() {
+          return fold.count;
+        },
+        finish: () => privatize(fold.finish(), fold.count),
+      };
     },
     report: () => {
       const r = inner.report();

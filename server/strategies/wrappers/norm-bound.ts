@@ -11,6 +11,17 @@ export function withNormBound(inner: Strategy, bound: number): Strategy {
   return {
     ...inner,
     combine: (updates, round) => inner.combine(updates.map((u) => ({ ...u, delta: clipToNorm(u.delta, bound).clipped })), round),
+    fold(lengths, round) {
+      const fold = inner.fold(lengths, round);
+      return fold && {
+        add: (u) => fold.add({ ...u, delta: clipToNorm(u.delta, bound).clipped }),
+        addEncoded: undefined, // clipping needs the decoded update's norm
+        get count() {
+          return fold.count;
+        },
+        finish: () => fold.finish(),
+      };
+    },
     report: () => {
       const r = inner.report();
       return { ...r, combine: `norm-bound(${r.combine})` };
