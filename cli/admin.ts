@@ -2,31 +2,54 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline/promises';
 import { Accounts } from '../server/auth/accounts.ts';
-import type { Role } from '../server/auth/model.ts';
+import type { AccountStore, AuditLog, Role } from '../server/auth/model.ts';
 import { stateSeedBox } from '../server/auth/secrets-key.ts';
 import { newSecret } from '../server/auth/secrets.ts';
 import { openDatabase } from '../server/store/database.ts';
+import { openPostgresStores } from '../server/store/postgres/open.ts';
 import { SqliteAccounts } from '../server/store/sqlite-accounts.ts';
 import { SqliteAudit } from '../server/store/sqlite-audit.ts';
 import { cryptoReady } from '../shared/crypto/sodium.ts';
 
 /**
- * `tributary admin …`: account work straight on a server's state folder (whoever can
- * read it is trusted), also while the server runs: SQLite takes both.
+ * `tributary admin …`: account work straight on a server's state (whoever can read it is
+ * trusted), also while the server runs: the SQLite file in its data folder, or with
+ * `--database postgres://…` its PostgreSQL database; both take a second writer. The key
+ * sealing TOTP seeds is in the data folder (or --secrets-key-file) either way.
  */
 
-async function open(dataDir: string, secretsKeyFile: string | undefined): Promise<{ accounts: Accounts; close(): void }> {
-  await cryptoReady();
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+interface StateOptions {
+  dataDir: string;
+  secretsKeyFile?: string | undefined;
+  /** `postgres://…`: the database `serve --database` runs on, instead of the SQLite file. */
+  database?: string | undefined;
+}
+
+/** The account and audit stores of the server's state, and what closes them. */
+async function openStores({ dataDir, database }: StateOptions): Promise<{ accounts: AccountStore; audit: AuditLog; close(): Promise<void> }> {
+  if (database) return openPostgresStores(database);
   const db = openDatabase(join(dataDir, 'tributary.db'));
-  const accounts = new Accounts(new SqliteAccounts(db), new SqliteAudit(db), stateSeedBox(dataDir, secretsKeyFile));
+  return {
+    accounts: new SqliteAccounts(db),
+    audit: new SqliteAudit(db),
+    async close() {
+      db.close();
+    },
+  };
+}
+
+async function open(options: StateOptions): Promise<{ accounts: Accounts; close(): Promise<void> }> {
+  await cryptoReady();
+  mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
+  const stores = await openStores(options);
+  const accounts = new Accounts(stores.accounts, stores.audit, stateSeedBox(options.dataDir, options.secretsKeyFile));
   try {
     await accounts.sealStoredSeeds();
   } catch (error) {
-    db.close();
+    await stores.close();
     throw error;
   }
-  return { accounts, close: () => db.close() };
+  return { accounts, close: () => stores.close() };
 }
 
 async function readPassword(file: string | undefined): Promise<string> {
@@ -37,8 +60,8 @@ async function readPassword(file: string | undefined): Promise<string> {
   return password;
 }
 
-export async function createUser(options: { dataDir: string; username: string; role: Role; passwordFile?: string; secretsKeyFile?: string; json: boolean }): Promise<void> {
-  const { accounts, close } = await open(options.dataDir, options.secretsKeyFile);
+export async function createUser(options: StateOptions & { username: string; role: Role; passwordFile?: string; json: boolean }): Promise<void> {
+  const { accounts, close } = await open(options);
   try {
     const created = await accounts.createUser(options.username, await readPassword(options.passwordFile), options.role, { actor: 'cli', ip: '' });
     if (options.json) {
@@ -51,13 +74,13 @@ export async function createUser(options: { dataDir: string; username: string; r
     console.log('recovery codes (each works once; keep them offline):');
     for (const code of created.recoveryCodes) console.log(`  ${code}`);
   } finally {
-    close();
+    await close();
   }
 }
 
 /** An API token for scripts; with `create`, makes the user first (a random password nobody knows: tokens only). */
-export async function createApiToken(options: { dataDir: string; username: string; name: string; create: boolean; role: Role; secretsKeyFile?: string; json: boolean }): Promise<void> {
-  const { accounts, close } = await open(options.dataDir, options.secretsKeyFile);
+export async function createApiToken(options: StateOptions & { username: string; name: string; create: boolean; role: Role; json: boolean }): Promise<void> {
+  const { accounts, close } = await open(options);
   try {
     let user = await accounts.userByName(options.username);
     if (!user && options.create) user = (await accounts.createUser(options.username, newSecret('pw'), options.role, { actor: 'cli', ip: '' })).user;
@@ -65,6 +88,6 @@ export async function createApiToken(options: { dataDir: string; username: strin
     const { token, id } = await accounts.createApiToken(user, options.name, '');
     console.log(options.json ? JSON.stringify({ id, token, username: user.username, role: user.role }) : token);
   } finally {
-    close();
+    await close();
   }
 }

@@ -10,6 +10,8 @@ need=()
 [ -e /usr/share/games/fortunes/computers ] || need+=(fortunes)
 # Browser tests drive Debian's Chromium (never a downloaded one); its SwiftShader Vulkan driver gives WebGPU without a GPU.
 for pkg in chromium libvulkan1; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+# Cluster mode and its tests: Redis for coordination, PostgreSQL for durable state, nginx in front (tests start their own instances).
+for pkg in redis-server postgresql nginx; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${need[*]}"
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"

@@ -42,6 +42,9 @@ import { SqliteAccounts } from './store/sqlite-accounts.ts';
 import { SqliteAudit } from './store/sqlite-audit.ts';
 import { SqliteEnrollments } from './store/sqlite-enrollments.ts';
 import { SqliteStore } from './store/sqlite-store.ts';
+import { openPostgresStores } from './store/postgres/open.ts';
+import { connectRedis } from './cluster/redis.ts';
+import { attachStreamsAdapter } from './cluster/socket-adapter.ts';
 import type { Store } from './store/store.ts';
 
 export interface AppOptions {
@@ -68,6 +71,10 @@ export interface AppOptions {
   trustProxy?: TrustProxy;
   /** The key TOTP seeds are sealed with (default `totp.key` in dataDir). */
   secretsKeyFile?: string;
+  /** `postgres://…`: durable state in PostgreSQL instead of the SQLite file under dataDir (cluster mode). */
+  databaseUrl?: string | undefined;
+  /** `redis://…`: socket.io events reach clients on every server process sharing this Redis (cluster mode). */
+  redisUrl?: string | undefined;
 }
 
 export interface App {
@@ -113,18 +120,25 @@ function createServers(log: Logger, chunkBytes: number, corsOrigins: string[], t
   return { http, io };
 }
 
-/** What the server keeps under its data folder: the SQLite database and the model checkpoints. */
-function openState(dataDir: string, secretsKeyFile: string | undefined) {
-  const db = openDatabase(join(dataDir, 'tributary.db'));
-  const store = new SqliteStore(db);
-  const audit = new SqliteAudit(db);
+/**
+ * The server's durable state: by default the SQLite database under its data folder; with a
+ * PostgreSQL URL (cluster mode), that database, which every server process shares. Model
+ * checkpoints stay files under the data folder.
+ */
+async function openState(dataDir: string, secretsKeyFile: string | undefined, databaseUrl: string | undefined) {
+  const stores = databaseUrl ? await openPostgresStores(databaseUrl) : sqliteStores(openDatabase(join(dataDir, 'tributary.db')));
+  const { store, audit } = stores;
   return {
     store,
     audit,
-    accounts: new Accounts(new SqliteAccounts(db), audit, stateSeedBox(dataDir, secretsKeyFile)),
-    enrollments: new Enrollments(new SqliteEnrollments(db), store, audit),
+    accounts: new Accounts(stores.accounts, audit, stateSeedBox(dataDir, secretsKeyFile)),
+    enrollments: new Enrollments(stores.enrollments, store, audit),
     checkpoints: new Checkpoints(join(dataDir, 'checkpoints')),
   };
+}
+
+function sqliteStores(db: ReturnType<typeof openDatabase>) {
+  return { store: new SqliteStore(db), audit: new SqliteAudit(db), accounts: new SqliteAccounts(db), enrollments: new SqliteEnrollments(db) };
 }
 
 /** Cookies, CORS, security headers, the rate limiter routes opt into, and the OpenAPI collector. */
@@ -171,9 +185,15 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const serverKey = loadOrCreateServerKey(options.dataDir);
 
   const { http, io } = createServers(log, chunkBytes, corsOrigins, options.trustProxy ?? false);
-  const { store, audit, accounts, enrollments, checkpoints } = openState(options.dataDir, options.secretsKeyFile);
+  const redis = options.redisUrl ? await connectRedis(options.redisUrl, log) : undefined;
+  if (redis) attachStreamsAdapter(io, redis.client);
+  const { store, audit, accounts, enrollments, checkpoints } = await openState(options.dataDir, options.secretsKeyFile, options.databaseUrl).catch(async (error: unknown) => {
+    await redis?.close();
+    throw error;
+  });
   await accounts.sealStoredSeeds().catch(async (error: unknown) => {
     await store.close();
+    await redis?.close();
     throw error;
   });
   const clients = new ClientRegistry();
@@ -213,7 +233,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await http.register(adminNamespace, { io, accounts, clients, corsOrigins, trustProxy: options.trustProxy });
   await http.register(apiRoutes, { prefix: '/api', store, accounts, enrollments, audit, coordinator, checkpoints, clients, splits, evaluationSets, serverKey: serverKey.publicKey });
   let closing = false;
-  await http.register(healthRoutes, { store, metrics: metrics.registry, metricsPublic: options.metricsPublic ?? false, closing: () => closing });
+  await http.register(healthRoutes, { store, redis, metrics: metrics.registry, metricsPublic: options.metricsPublic ?? false, closing: () => closing });
   await http.register(webPages, { root: options.webRoot ?? DEFAULT_WEB_ROOT });
   await http.ready();
 
@@ -225,6 +245,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
       io.close();
       await http.close(); // the /admin client feed stops here
       await store.close();
+      await redis?.close();
       await unmaskPool.close();
     },
   };

@@ -21,3 +21,14 @@ function decoded(name: string): string {
     return name;
   }
 }
+
+/** A connection URL (PostgreSQL, Redis) fit for a log line or an error: its password replaced. */
+export function redactUrlPassword(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '[redacted]';
+    return parsed.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}

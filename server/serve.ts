@@ -5,6 +5,7 @@ import type { TrustProxy } from './auth/client-address.ts';
 import { withTaskDefaults } from '../shared/protocol/task.ts';
 import { DEFAULT_DATASET, isBuiltin } from '../shared/data/builtin.ts';
 import { parseDatasetDirs } from '../node/dataset-files.ts';
+import { redactUrlPassword } from './log-redaction.ts';
 
 export interface ServeOptions {
   port: number;
@@ -26,6 +27,10 @@ export interface ServeOptions {
   trustProxy?: TrustProxy;
   /** Where the key sealing TOTP seeds lives (default `totp.key` in dataDir). */
   secretsKeyFile?: string;
+  /** `postgres://…`: keep durable state in PostgreSQL (cluster mode) instead of SQLite. */
+  database?: string;
+  /** `redis://…`: share socket.io events with the other server processes on this Redis (cluster mode). */
+  redis?: string;
 }
 
 export async function serve(options: ServeOptions): Promise<{ app: App; url: string; demo?: { taskId: number; token: string } }> {
@@ -39,9 +44,11 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
     corsOrigins: options.corsOrigins,
     trustProxy: options.trustProxy,
     secretsKeyFile: options.secretsKeyFile,
+    databaseUrl: options.database,
+    redisUrl: options.redis,
   });
   const url = await app.http.listen({ port: options.port, host: options.host });
-  logger.info({ url, dataDir: options.dataDir }, 'tributary server listening');
+  logger.info({ url, dataDir: options.dataDir, database: options.database ? redactUrlPassword(options.database) : 'sqlite' }, 'tributary server listening');
   // Tasks that were running when the server last stopped carry on from their last completed round.
   for (const task of await app.store.listTasks()) {
     if (task.status === 'running') await app.coordinator.start(task.id);
@@ -83,3 +90,4 @@ export function createLogger(level: string, format: ServeOptions['logFormat']): 
   // In-process (no worker thread), so a line is written before a crash that follows it.
   return pino({ level }, pretty({ colorize: process.stdout.isTTY === true, translateTime: 'SYS:HH:MM:ss', ignore: 'pid,hostname', sync: true }));
 }
+

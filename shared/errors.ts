@@ -59,8 +59,10 @@ export const errorCatalog = {
   AGGREGATION_INVALID: { status: 400, message: 'The aggregation rule cannot run with these settings' },
   PRIVACY_INVALID: { status: 400, message: 'The differential-privacy settings are invalid or cannot be met' },
   PRIVACY_BUDGET_SPENT: { status: 409, message: "Another round would exceed the task's privacy budget" },
+  REDIS_UNAVAILABLE: { status: 503, message: 'Redis, which cluster mode coordinates through, cannot be reached' },
   BACKEND_UNAVAILABLE: { status: 500, message: 'The requested TensorFlow.js backend cannot start here' },
   INTERNAL: { status: 500, message: 'Internal error' },
+  DATABASE_UNAVAILABLE: { status: 503, message: 'The database cannot be reached, or refused the connection' },
   SECRETS_KEY_INVALID: { status: 500, message: 'The secrets key is malformed, or does not open the TOTP seeds stored in the database' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

@@ -1,58 +1,6 @@
 import type Database from 'better-sqlite3';
-import type { AccountStore, ApiToken, Role, Session, User } from '../auth/model.ts';
-
-interface UserRow {
-  id: number;
-  username: string;
-  role: Role;
-  password_hash: string;
-  totp_secret: string;
-  totp_last_step: number;
-  recovery_hashes: string;
-  disabled: number;
-  created_at: string;
-}
-
-const toUser = (r: UserRow): User => ({
-  id: r.id,
-  username: r.username,
-  role: r.role,
-  passwordHash: r.password_hash,
-  totpSecret: r.totp_secret,
-  totpLastStep: r.totp_last_step,
-  recoveryHashes: JSON.parse(r.recovery_hashes) as string[],
-  disabled: r.disabled === 1,
-  createdAt: r.created_at,
-});
-
-interface SessionRow {
-  id_hash: string;
-  user_id: number;
-  csrf_token: string;
-  created_at: number;
-  expires_at: number;
-  last_seen_at: number;
-}
-
-interface ApiTokenRow {
-  id: number;
-  user_id: number;
-  name: string;
-  token_hash: string;
-  created_at: string;
-  revoked_at: string | null;
-}
-
-const toApiToken = (r: ApiTokenRow): ApiToken => ({
-  id: r.id,
-  userId: r.user_id,
-  name: r.name,
-  tokenHash: r.token_hash,
-  createdAt: r.created_at,
-  revokedAt: r.revoked_at,
-});
-
-const USER_COLUMNS = { role: 'role', disabled: 'disabled', totpLastStep: 'totp_last_step', recoveryHashes: 'recovery_hashes', passwordHash: 'password_hash', totpSecret: 'totp_secret' } as const;
+import type { AccountStore, ApiToken, Session, User } from '../auth/model.ts';
+import { USER_COLUMNS, toApiToken, toSession, toUser, type ApiTokenRow, type SessionRow, type UserPatch, type UserRow } from './rows/accounts.ts';
 
 export class SqliteAccounts implements AccountStore {
   constructor(private readonly db: Database.Database) {}
@@ -82,7 +30,7 @@ export class SqliteAccounts implements AccountStore {
     return (this.db.prepare('SELECT * FROM users ORDER BY id').all() as UserRow[]).map(toUser);
   }
 
-  async updateUser(id: number, patch: Parameters<AccountStore['updateUser']>[1]): Promise<void> {
+  async updateUser(id: number, patch: UserPatch): Promise<void> {
     for (const [key, value] of Object.entries(patch)) {
       const column = USER_COLUMNS[key as keyof typeof USER_COLUMNS];
       const stored = key === 'recoveryHashes' ? JSON.stringify(value) : key === 'disabled' ? (value ? 1 : 0) : value;
@@ -111,8 +59,8 @@ export class SqliteAccounts implements AccountStore {
   }
 
   async sessionByHash(idHash: string): Promise<Session | undefined> {
-    const r = this.db.prepare('SELECT * FROM sessions WHERE id_hash = ?').get(idHash) as SessionRow | undefined;
-    return r && { idHash: r.id_hash, userId: r.user_id, csrfToken: r.csrf_token, createdAt: r.created_at, expiresAt: r.expires_at, lastSeenAt: r.last_seen_at };
+    const row = this.db.prepare('SELECT * FROM sessions WHERE id_hash = ?').get(idHash) as SessionRow | undefined;
+    return row && toSession(row);
   }
 
   async touchSession(idHash: string, lastSeenAt: number): Promise<void> {

@@ -1,15 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { AuditEntry, AuditLog } from '../auth/model.ts';
-
-interface AuditRow {
-  id: number;
-  at: string;
-  actor: string;
-  action: string;
-  target: string;
-  detail: string;
-  ip: string;
-}
+import { toAuditEntry, type AuditRow } from './rows/audit.ts';
 
 export class SqliteAudit implements AuditLog {
   constructor(private readonly db: Database.Database) {}
@@ -24,6 +15,6 @@ export class SqliteAudit implements AuditLog {
     const rows = (beforeId === undefined
       ? this.db.prepare('SELECT * FROM audit ORDER BY id DESC LIMIT ?').all(limit)
       : this.db.prepare('SELECT * FROM audit WHERE id < ? ORDER BY id DESC LIMIT ?').all(beforeId, limit)) as AuditRow[];
-    return rows.map((r) => ({ ...r, detail: JSON.parse(r.detail) as Record<string, unknown> }));
+    return rows.map(toAuditEntry);
   }
 }
