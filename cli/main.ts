@@ -43,6 +43,10 @@ function trustProxy(value: string) {
 const secretsKeyOption = () =>
   new Option('--secrets-key-file <file>', 'the key TOTP seeds are sealed with, made if missing (default: totp.key in --data-dir)').env('TRIBUTARY_SECRETS_KEY_FILE');
 
+/** The same durable state for the server and `admin`: the SQLite file in --data-dir, or one PostgreSQL database. */
+const databaseOption = () =>
+  new Option('--database <url>', 'postgres://user:password@host:port/db: durable state in PostgreSQL, shared by every server process (cluster mode); default: SQLite in --data-dir').env('TRIBUTARY_DATABASE');
+
 const CRASH_PHASES = ['advertised', 'shared', 'uploaded', 'revealed'] as const;
 
 function crashPoint(value: string): { phase: (typeof CRASH_PHASES)[number]; round?: number } {
@@ -92,6 +96,8 @@ program
   .option('--cors-origins <origin...>', 'web app origins allowed to use the API and sockets (pages embedding the SDK)', [])
   .option('--trust-proxy <proxies>', 'reverse proxies (addresses, CIDRs, loopback…, comma-separated, or true) whose X-Forwarded-For/-Proto/-Host to believe', trustProxy)
   .addOption(secretsKeyOption())
+  .addOption(databaseOption())
+  .addOption(new Option('--redis <url>', 'redis://host:port: socket.io events and relays reach clients on every server process sharing this Redis (cluster mode)').env('TRIBUTARY_REDIS'))
   .option('--demo-task', `create (if none) and start a demo task on the built-in ${DEFAULT_DATASET} data set`, false)
   .option('--demo-clients <n>', 'with --demo-task: also run N edge client processes', int('demo-clients'), 0)
   .action(async (opts) => {
@@ -218,7 +224,14 @@ program
   });
 
 const ROLES = ['viewer', 'operator', 'admin'];
-const admin = program.command('admin').description("manage accounts on a server's state folder (works while it runs)");
+const admin = program
+  .command('admin')
+  .description("manage accounts on a server's state folder, or its PostgreSQL database (works while it runs)")
+  .addHelpText('after', `
+Each command works on the SQLite database in --data-dir or, with --database <url>
+(or TRIBUTARY_DATABASE), on the PostgreSQL database the server runs on (serve
+--database). Either way TOTP seeds are sealed with the key in --data-dir (or
+--secrets-key-file).`);
 
 admin
   .command('create')
@@ -228,6 +241,7 @@ admin
   .option('--data-dir <dir>', "the server's state folder", './data')
   .option('--password-file <file>', 'read the password from a file (default: prompt)')
   .addOption(secretsKeyOption())
+  .addOption(databaseOption())
   .option('--json', 'machine-readable output', false)
   .action(async (opts) => {
     const { createUser } = await import('./admin.ts');
@@ -243,6 +257,7 @@ admin
   .addOption(new Option('--role <role>', 'with --create: the role').choices(ROLES).default('operator'))
   .option('--data-dir <dir>', "the server's state folder", './data')
   .addOption(secretsKeyOption())
+  .addOption(databaseOption())
   .option('--json', 'machine-readable output', false)
   .action(async (opts) => {
     const { createApiToken } = await import('./admin.ts');
@@ -283,8 +298,11 @@ Example:
 
 program
   .command('bench')
-  .description('run a benchmark: quantization, secagg, optimizers, chaos, scheduling, browser, robustness, privacy, tasks (built-in tasks federated vs central), overhead (SDK round vs raw TF.js), update-size (bytes per parameter), federated-evaluation (devices\' scores vs the server\'s)')
+  .description('run a benchmark: quantization, secagg, optimizers, chaos, scheduling, browser, robustness, privacy, tasks (built-in tasks federated vs central), overhead (SDK round vs raw TF.js), update-size (bytes per parameter), federated-evaluation (devices\' scores vs the server\'s), load (thousands of simulated clients), aggregation-kernel')
   .argument('<name>', 'benchmark to run')
+  // The load bench reads its own flags: --per-round K, --workers W, --churn F, --per-address A, --deadline-s S.
+  .allowUnknownOption()
+  .addHelpText('after', '\nload (simulated clients against a real server): --clients N (default 10000) --per-round K (1000) --rounds R (20) --workers W --churn F (0.1) --per-address A (25) --deadline-s S (600)\naggregation-kernel: folding 8-bit updates into the running sum, against memcpy')
   .option('--tasks <list>', 'tasks, overhead, update-size: the built-in tasks to run, comma-separated (default: all)')
   .option('--rounds <n>', 'rounds per run', int('rounds', 1), 20)
   .option('--clients <n>', 'clients per run (default 10; robustness: 20, so that Bulyan with f = 4 is defined)', int('clients', 1))
