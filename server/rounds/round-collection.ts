@@ -56,6 +56,8 @@ export class RoundCollection<T> {
   private readonly late: string[] = [];
   private readonly rejected: string[] = [];
   private readonly startBytes = new Map<string, number>();
+  /** The first chunk's metadata of each accepted upload: its last chunk sent again is acknowledged again. */
+  private readonly delivered = new Map<string, ChunkMeta>();
   private readonly timer: ReturnType<typeof setTimeout>;
   private finished = false;
   private resolve!: (round: CollectedRound<T>) => void;
@@ -74,7 +76,7 @@ export class RoundCollection<T> {
   }
 
   get receivedCount(): number {
-    return this.accepted.length;
+    return this.delivered.size;
   }
 
   isParticipant(clientId: string): boolean {
@@ -83,6 +85,9 @@ export class RoundCollection<T> {
 
   acceptChunk(clientId: string, meta: ChunkMeta, data: Uint8Array): ChunkAck {
     const o = this.options;
+    // A client whose final ack was lost to a disconnect resends the last chunk on resuming (even after the close).
+    const done = this.delivered.get(clientId);
+    if (done && sameUpload(done, meta) && meta.index === meta.count - 1) return { next: meta.count, complete: true };
     if (this.finished || meta.taskId !== o.taskId || meta.round !== o.round) {
       throw new TributaryError('ROUND_NOT_ACTIVE', `task ${meta.taskId} round ${meta.round}`);
     }
@@ -124,6 +129,7 @@ export class RoundCollection<T> {
       const value = this.options.decode(upload.bytes, { clientId, samples: upload.first.samples });
       const wireBytes = this.options.wireBytes(clientId) - (this.startBytes.get(clientId) ?? 0);
       this.accepted.push({ clientId, value, samples: upload.first.samples, wireBytes, receivedAt: Date.now() });
+      this.delivered.set(clientId, upload.first);
     } catch (error) {
       // A bad update takes its sender out of the round; everyone else carries on.
       this.rejected.push(clientId);
@@ -144,5 +150,11 @@ export class RoundCollection<T> {
     for (const id of this.pending) this.late.push(id);
     this.pending.clear();
     this.resolve({ accepted: [...this.accepted], dropped: [...this.dropped], late: [...this.late], rejected: [...this.rejected] });
+    this.accepted.length = 0; // the round has them now; a closed collection only re-acknowledges
+
   }
+}
+
+function sameUpload(a: ChunkMeta, b: ChunkMeta): boolean {
+  return a.taskId === b.taskId && a.round === b.round && a.count === b.count && a.totalBytes === b.totalBytes && a.samples === b.samples;
 }

@@ -27,6 +27,7 @@ const SHRUNK_FEDERATION_GRACE_MS = 5_000;
  */
 export class SyncRunner implements TaskRunner {
   private stopped = false;
+  /** The round collecting updates, or the last one to (closed). */
   private collection: RoundCollection<unknown> | undefined;
   private secure: SecureRound | undefined;
   private readonly waker = new Waker();
@@ -146,12 +147,9 @@ export class SyncRunner implements TaskRunner {
       },
       collect: async (request) => {
         const collection = collectUploads({ ...request, taskId: task.id, round: plan.round, maxChunkBytes: options.chunkBytes });
+        // Kept after it closes: it refuses new chunks, and acknowledges again a final chunk whose ack was lost.
         this.collection = collection as RoundCollection<unknown>;
-        try {
-          return await collection.done;
-        } finally {
-          this.collection = undefined;
-        }
+        return collection.done;
       },
       runProtocol: (protocol) => {
         this.secure = protocol;

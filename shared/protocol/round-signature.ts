@@ -7,6 +7,14 @@ import type { RoundStart } from './events.ts';
  * in a fixed order, plus a hash of the weights when they are sent. A tampered or
  * unsigned config is refused before anything is trained or sent.
  */
+/** The weights' hash, once per encoded model: a round sends one weights buffer to every participant (800 KB each for the MLP). */
+const weightsDigests = new WeakMap<Uint8Array, Uint8Array>();
+function weightsDigest(weights: Uint8Array): Uint8Array {
+  let digest = weightsDigests.get(weights);
+  if (!digest) weightsDigests.set(weights, (digest = hash(weights)));
+  return digest;
+}
+
 function signedBytes(start: Omit<RoundStart, 'signature'>): Uint8Array {
   const { hyper, secure } = start;
   const fields = JSON.stringify([
@@ -22,7 +30,7 @@ function signedBytes(start: Omit<RoundStart, 'signature'>): Uint8Array {
   return concatBytes(
     utf8(fields),
     start.aggregatorKey,
-    start.weights ? hash(start.weights) : new Uint8Array(0),
+    start.weights ? weightsDigest(start.weights) : new Uint8Array(0),
     ...(secure ? [secure.graphSeed, secure.identityKeys] : []),
   );
 }

@@ -147,8 +147,23 @@ describe('RoundCollection', () => {
   it('answers a second upload from a participant that already delivered with UPLOAD_DUPLICATE', () => {
     const { c } = collection();
     upload(c, 'a', [1, 2, 3]);
-    expectCode(() => upload(c, 'a', [1, 2, 3]), 'UPLOAD_DUPLICATE');
+    expectCode(() => upload(c, 'a', [1, 2, 3, 4]), 'UPLOAD_DUPLICATE');
+    expectCode(() => upload(c, 'a', [1, 2, 3], 11), 'UPLOAD_DUPLICATE');
     expect(c.receivedCount).toBe(1);
+  });
+
+  it('acknowledges again a delivered upload\'s last chunk (its ack was lost to a disconnect), before and after the close, counting it once', async () => {
+    const { c, settled } = collection({ participants: ['a', 'b'] });
+    c.acceptChunk('a', meta({ count: 2, totalBytes: 4 }), Uint8Array.of(1, 2));
+    expect(c.acceptChunk('a', meta({ index: 1, count: 2, totalBytes: 4 }), Uint8Array.of(3, 4))).toEqual({ next: 2, complete: true });
+    expect(c.acceptChunk('a', meta({ index: 1, count: 2, totalBytes: 4 }), Uint8Array.of(3, 4))).toEqual({ next: 2, complete: true });
+    expectCode(() => c.acceptChunk('a', meta({ index: 0, count: 2, totalBytes: 4 }), Uint8Array.of(1, 2)), 'UPLOAD_DUPLICATE');
+    upload(c, 'b', [5, 6, 7]);
+    await flush();
+    expect(settled()?.accepted.map((u) => [u.clientId, u.value])).toEqual([['a', [1, 2, 3, 4]], ['b', [5, 6, 7]]]);
+    expect(c.acceptChunk('b', meta(), Uint8Array.of(5, 6, 7))).toEqual({ next: 1, complete: true });
+    expectCode(() => c.acceptChunk('b', meta({ totalBytes: 4 }), Uint8Array.of(5, 6, 7, 8)), 'ROUND_NOT_ACTIVE');
+    expect(c.receivedCount).toBe(2);
   });
 
   it('answers a client that was not selected with NOT_A_PARTICIPANT', () => {
