@@ -13,6 +13,7 @@ const benches: Record<string, () => Promise<{ run(options: BenchOptions): Promis
   tasks: () => import('./tasks.ts'),
   overhead: () => import('./overhead.ts'),
   'update-size': () => import('./update-size.ts'),
+  load: () => import('./load.ts'),
   'aggregation-kernel': () => import('./aggregation-kernel.ts'),
 };
 

@@ -3,11 +3,13 @@ import { equalBytes, fingerprint, sign, type KeyPair } from '../shared/crypto/so
 import { TributaryError } from '../shared/errors.ts';
 import {
   joinProofMessage,
-  type Ack,
   type ChunkAck,
   type ChunkMeta,
   type ClientKind,
+  type AckValue,
+  type ClientEvent,
   type ClientToServerEvents,
+  type EventBody,
   type JoinReply,
   type ReadyRequest,
   type Reply,
@@ -15,11 +17,7 @@ import {
 } from '../shared/protocol/events.ts';
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
-type Event = keyof ClientToServerEvents;
-/** What an event's ack carries on success, whatever the event's arity. */
-type AckValue<E extends Event> = ClientToServerEvents[E] extends (...args: [...infer _, Ack<infer T>]) => void ? T : never;
-type Body<E extends Event> = Parameters<ClientToServerEvents[E]>[0];
-export type SecureEvent = Extract<Event, `secagg:${string}`>;
+export type SecureEvent = Extract<ClientEvent, `secagg:${string}`>;
 
 /** A request unanswered this long is sent again (after a re-join if the connection dropped). */
 const REQUEST_TIMEOUT_MS = 30_000;
@@ -184,7 +182,7 @@ export class Connection {
    * One request on one connection: never sent once that connection dropped (socket.io would
    * queue it for the next, which has not joined yet), and given up when it drops.
    */
-  private async ask<E extends Event>(link: Link, event: E, body: Body<E>, timeoutMs?: number): Promise<AckValue<E>> {
+  private async ask<E extends ClientEvent>(link: Link, event: E, body: EventBody<E>, timeoutMs?: number): Promise<AckValue<E>> {
     link.dropped.signal.throwIfAborted();
     const socket = timeoutMs === undefined ? this.socket! : this.socket!.timeout(timeoutMs);
     // socket.io's emitWithAck typing loses the event map; the body's type is checked by this signature.
@@ -209,7 +207,7 @@ export class Connection {
   }
 
   /** A secure-phase request: the server acks when it closes the phase, so the wait is long. */
-  phase<E extends SecureEvent>(event: E, body: Body<E>, timeoutMs: number): Promise<AckValue<E>> {
+  phase<E extends SecureEvent>(event: E, body: EventBody<E>, timeoutMs: number): Promise<AckValue<E>> {
     const link = this.joinedLink();
     if (!link) return Promise.reject(new TributaryError('NOT_JOINED', 'the connection dropped during a secure round'));
     return this.ask(link, event, body, timeoutMs);

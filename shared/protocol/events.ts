@@ -181,6 +181,13 @@ export interface ClientToServerEvents {
   'secagg:reveal': (request: RevealRequest, ack: Ack<{ accepted: true }>) => void;
 }
 
+/** A client event's name. */
+export type ClientEvent = keyof ClientToServerEvents;
+/** What an event's ack carries on success, whatever the event's arity. */
+export type AckValue<E extends ClientEvent> = ClientToServerEvents[E] extends (...args: [...infer _, Ack<infer T>]) => void ? T : never;
+/** An event's first argument: its request body. */
+export type EventBody<E extends ClientEvent> = Parameters<ClientToServerEvents[E]>[0];
+
 /** The schema of every client event's payload: the gateway validates each message against its entry before any handler runs. */
 export const CLIENT_EVENT_SCHEMAS = {
   'auth:challenge': ChallengeRequest,

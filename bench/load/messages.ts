@@ -1,0 +1,49 @@
+/** What the load bench's orchestrator and its worker processes tell each other (child_process IPC, JSON). */
+
+/** One simulated client: its number (seeds its identity and its updates) and the loopback address it connects from. */
+export interface ClientSlot {
+  index: number;
+  address: string;
+}
+
+export type ToWorker =
+  | {
+      type: 'start';
+      url: string;
+      taskId: number;
+      /** The task's tensor lengths, as the server's model.json lists them. */
+      lengths: number[];
+      /** Samples each client reports (its FedAvg weight). */
+      samples: number;
+      clients: ClientSlot[];
+      joinConcurrency: number;
+      seed: number;
+    }
+  /** A round started: this fraction of the worker's joined clients drop their connection within `windowMs` and come back. */
+  | { type: 'churn'; round: number; fraction: number; windowMs: number }
+  | { type: 'stop' };
+
+/** Counters a worker keeps, summed over its clients; sent with every report. */
+export interface WorkerCounters {
+  joined: number;
+  /** Bytes read from and written to the clients' TCP sockets, framing included. */
+  bytesIn: number;
+  bytesOut: number;
+  reconnects: number;
+  resumed: number;
+  /** Joins that came back with a new session instead of the old one. */
+  sessionsLost: number;
+  roundConfigs: number;
+  weightsReceived: number;
+  uploads: number;
+  errors: number;
+  /** Errors by code (OTHER: not a coded error). */
+  errorCodes: Record<string, number>;
+}
+
+export type FromWorker =
+  | { type: 'ready' }
+  | { type: 'report'; counters: WorkerCounters; lastError?: string }
+  /** Uploads whose last chunk the server acknowledged as complete since the last batch: round and ack time (ms since epoch). */
+  | { type: 'uploaded'; uploads: Array<{ round: number; at: number }> }
+  | { type: 'failed'; message: string };
