@@ -176,6 +176,6 @@ export class AsyncRunner implements TaskRunner {
       else this.tally.dropped++; // left, or did not deliver by the deadline
       this.waker.wake();
     });
-    sendRoundStarts([client], roundBase(this.task, this.options.chunkBytes, round, deadline, aggregator, null), global, this.options.signingKey);
+    void sendRoundStarts([client], roundBase(this.task, this.options.chunkBytes, round, deadline, aggregator, null), global, this.options.signingKey);
   }
 }

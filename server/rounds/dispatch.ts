@@ -36,24 +36,32 @@ export function roundBase(task: TaskRecord, chunkBytes: number, round: number, d
  * Signs and sends a round config to each client, with the global weights to those whose
  * copy is stale and each one's share of work (`budgets`, by session id).
  */
-export function sendRoundStarts(
+export async function sendRoundStarts(
   clients: readonly ClientSession[],
   base: RoundBase,
   global: { version: number; weights: Weights },
   signingKey: Uint8Array,
   budgets: ReadonlyMap<string, number> = new Map(),
   evaluators: ReadonlySet<string> = new Set(),
-): void {
-  let weights: Uint8Array | undefined;
-  for (const client of clients) {
-    const stale = client.cachedVersion !== global.version;
-    if (stale) weights ??= encodeWeights(global.weights);
+): Promise<void> {
+  // Read now, before the first turn: the model must not move under the configs still to send.
+  const version = global.version;
+  const weights = clients.some((c) => c.cachedVersion !== version) ? encodeWeights(global.weights) : undefined;
+  for (let i = 0; i < clients.length; i++) {
+    // A turn for the event loop every few clients: the weights (800 KB for the MLP) are
+    // written to each socket, and a thousand at once held acks and heartbeats for seconds.
+    if (i > 0 && i % SENDS_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+    const client = clients[i]!;
+    const stale = client.cachedVersion !== version;
     const budget = budgets.get(client.id) ?? null;
     const evaluate = base.metricSums > 0 && evaluators.has(client.id);
-    client.sendRoundStart(signRoundStart({ ...base, modelVersion: global.version, weights: stale ? weights! : null, budget, evaluate }, signingKey));
-    client.cachedVersion = global.version;
+    client.sendRoundStart(signRoundStart({ ...base, modelVersion: version, weights: stale ? weights! : null, budget, evaluate }, signingKey));
+    client.cachedVersion = version;
   }
 }
+
+/** Round configs sent between two turns of the event loop. */
+const SENDS_PER_TURN = 16;
 
 /** Largest sealed plain update: header room plus the packed values (float32 updates need 4 bytes a parameter). */
 export function plainUpdateMaxBytes(lengths: readonly number[], bits: number): number {

@@ -142,7 +142,7 @@ export class SyncRunner implements TaskRunner {
       evaluation,
       options,
       announce: (base) => {
-        sendRoundStarts(plan.participants, base, global, options.signingKey, plan.budgets, evaluation?.evaluators);
+        void sendRoundStarts(plan.participants, base, global, options.signingKey, plan.budgets, evaluation?.evaluators);
         options.events.roundStarted({ taskId: task.id, round: base.round, participants: plan.participants.map((p) => p.id), deadline: base.deadline });
       },
       collect: async (request) => {
