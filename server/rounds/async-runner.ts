@@ -1,9 +1,10 @@
-import { discountForStaleness, type BufferedUpdate, type Weights } from '../../shared/ml/aggregate.ts';
+import { discountForStaleness } from '../../shared/ml/aggregate.ts';
 import { generateBoxKeyPair, openSealed } from '../../shared/crypto/sodium.ts';
 import { TributaryError } from '../../shared/errors.ts';
 import type { ChunkAck, ChunkMeta } from '../../shared/protocol/events.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../../shared/random.ts';
-import { bufferSizeOf, type TaskRecord } from '../../shared/protocol/task.ts';
+import { bufferSizeOf, type TaskRecord, type UpdateBits } from '../../shared/protocol/task.ts';
+import type { ClientUpdate, UpdateFold } from '../strategies/strategy.ts';
 import { decodeUpdate } from '../../shared/codec/update-codec.ts';
 import type { ClientSession } from '../gateway/clients.ts';
 import type { CoordinatorOptions, TaskRunner } from './runner.ts';
@@ -17,7 +18,7 @@ import { Waker } from './waker.ts';
 interface Dispatch {
   client: ClientSession;
   round: number;
-  collection: RoundCollection<Weights>;
+  collection: RoundCollection<{ staleness: number }>;
 }
 
 /** What happened to handed-out work since the last server step. */
@@ -41,8 +42,8 @@ const newTally = (): StepTally => ({ startedAt: Date.now(), dropped: 0, rejected
 export class AsyncRunner implements TaskRunner {
   private stopped = false;
   private readonly inFlight = new Map<string, Dispatch>();
-  /** Arrived updates with the model version each trained from; staleness is counted when they are applied. */
-  private buffer: Array<{ clientId: string; delta: Weights; samples: number; from: number; wireBytes: number }> = [];
+  /** The next server step's updates, folded (or, for rules without a fold, held) as they arrive. */
+  private pending: PendingStep;
   private tally = newTally();
   private dispatches = 0;
   private readonly waker = new Waker();
@@ -52,7 +53,9 @@ export class AsyncRunner implements TaskRunner {
     private readonly task: TaskRecord,
     private readonly global: GlobalModel,
     private readonly options: CoordinatorOptions,
-  ) {}
+  ) {
+    this.pending = new PendingStep(global, global.version);
+  }
 
   run(): Promise<'completed' | 'stopped'> {
     this.finishedRun ??= this.loop();
@@ -97,9 +100,11 @@ export class AsyncRunner implements TaskRunner {
     const k = bufferSizeOf(spec);
     this.tally = newTally();
     while (!global.finished && !this.stopped) {
-      if (this.buffer.length >= k) {
-        const contribution = this.step(this.buffer.splice(0, k), global.version);
-        if (contribution) await global.advance(contribution);
+      if (this.pending.count >= k) {
+        // Updates that arrive while this step is applied belong to the next, one version on.
+        const step = this.pending;
+        this.pending = new PendingStep(global, step.appliesTo + 1);
+        await global.advance(this.contribution(step));
         continue;
       }
       this.handOutWork(global);
@@ -110,28 +115,22 @@ export class AsyncRunner implements TaskRunner {
     return global.finished ? 'completed' : 'stopped';
   }
 
-  /**
-   * The buffered updates as one server step's contribution, or null when all were too
-   * stale. Staleness is the versions the model moved between an update's dispatch and now.
-   */
-  private step(buffered: AsyncRunner['buffer'], version: number): Contribution | null {
+  /** A full pending step as the server step's contribution, with what happened to handed-out work since the last. */
+  private contribution(step: PendingStep): Contribution {
     const started = performance.now();
     const tally = this.tally;
-    const aged = buffered.map((u) => ({ ...u, staleness: version - u.from }));
-    const batch: Array<BufferedUpdate & { clientId: string; wireBytes: number }> = aged.filter((u) => u.staleness <= this.task.spec.maxStaleness);
-    tally.tooStale += aged.length - batch.length;
-    if (batch.length === 0) return null;
     this.tally = newTally();
+    const { applied } = step;
     return {
-      input: { updates: batch.map((u) => ({ clientId: u.clientId, ...discountForStaleness(u) })) },
+      input: step.input(),
       aggregationMs: performance.now() - started,
-      participants: batch.length,
+      participants: applied.length,
       dropped: tally.dropped,
-      late: batch.filter((u) => u.staleness > 0).length + tally.tooStale,
+      late: applied.filter((u) => u.staleness > 0).length + tally.tooStale,
       rejected: tally.rejected,
-      samples: batch.reduce((a, u) => a + u.samples, 0),
-      uploadBytes: batch.reduce((a, u) => a + u.wireBytes, 0),
-      staleness: batch.reduce((a, u) => a + u.staleness, 0) / batch.length,
+      samples: applied.reduce((a, u) => a + u.samples, 0),
+      uploadBytes: applied.reduce((a, u) => a + u.wireBytes, 0),
+      staleness: applied.reduce((a, u) => a + u.staleness, 0) / applied.length,
       startedAt: tally.startedAt,
     };
   }
@@ -155,27 +154,84 @@ export class AsyncRunner implements TaskRunner {
     const round = global.version + 1;
     const from = global.version;
     const aggregator = generateBoxKeyPair();
-    const collection = collectUploads<Weights>({
+    let tooStale = false;
+    let joined: PendingStep | undefined;
+    const collection = collectUploads<{ staleness: number }>({
       taskId: id,
       round,
       uploaders: [client],
       deadline,
       maxBytes: plainUpdateMaxBytes(global.lengths, spec.bits),
       maxChunkBytes: this.options.chunkBytes,
-      decode: (bytes) => decodeUpdate(openSealed(bytes, aggregator), global.lengths, spec.bits),
+      decode: (bytes, { samples }) => {
+        const update = openSealed(bytes, aggregator);
+        const pending = (joined = this.pending);
+        // Staleness: the versions the model will have moved between the dispatch and the step this update joins.
+        const staleness = pending.appliesTo - from;
+        if (staleness > spec.maxStaleness) {
+          decodeUpdate(update, global.lengths, spec.bits); // still validated: a malformed update is rejected, not just stale
+          tooStale = true;
+        } else pending.add(client.id, update, spec.bits, samples, staleness);
+        return { staleness };
+      },
     });
     this.inFlight.set(client.id, { client, round, collection });
     void collection.done.then((result) => {
       this.inFlight.delete(client.id);
       client.settleRound(round);
       const update = result.accepted[0];
-      if (update) {
-        this.buffer.push({ clientId: update.clientId, delta: update.value, samples: update.samples, from, wireBytes: update.wireBytes });
-        this.options.events.uploadProgress({ taskId: id, round: global.version + 1, received: this.buffer.length, expected: bufferSizeOf(spec) });
+      if (update && tooStale) this.tally.tooStale++;
+      else if (update && joined) {
+        joined.delivered(update.clientId, update.samples, update.value.staleness, update.wireBytes);
+        this.options.events.uploadProgress({ taskId: id, round: global.version + 1, received: this.pending.count, expected: bufferSizeOf(spec) });
       } else if (result.rejected.length > 0) this.tally.rejected++;
       else this.tally.dropped++; // left, or did not deliver by the deadline
       this.waker.wake();
     });
     void sendRoundStarts([client], roundBase(this.task, this.options.chunkBytes, round, deadline, aggregator, null), global, this.options.signingKey);
+  }
+}
+
+/**
+ * The updates of one server step, taken as they arrive: folded into the running sum where
+ * the rule has a fold (O(m) however large the buffer), held where it needs them all.
+ * FedBuff's damping s(τ)·Δ is applied on the way in, each update weighed by its samples.
+ */
+class PendingStep {
+  private readonly fold: UpdateFold | undefined;
+  private readonly held: ClientUpdate[] = [];
+  /** What the step's record counts of each update folded in. */
+  readonly applied: Array<{ clientId: string; samples: number; staleness: number; wireBytes: number }> = [];
+
+  constructor(
+    private readonly global: GlobalModel,
+    /** The model version this step will move. */
+    readonly appliesTo: number,
+  ) {
+    this.fold = global.startFold();
+  }
+
+  get count(): number {
+    return this.applied.length;
+  }
+
+  /** Validates and folds (or holds) one update; throws, having taken nothing, on a malformed one. */
+  add(clientId: string, encoded: Uint8Array, bits: UpdateBits, samples: number, staleness: number): void {
+    if (staleness === 0 && this.fold?.addEncoded) return this.fold.addEncoded(encoded, bits, samples);
+    const decoded = discountForStaleness({ delta: decodeUpdate(encoded, this.global.lengths, bits), samples, staleness });
+    const update = { clientId, delta: decoded.delta, weight: decoded.weight };
+    if (this.fold) this.fold.add(update);
+    else this.held.push(update);
+  }
+
+  /** Counts an update `add` took, once its collection has accepted it. */
+  delivered(clientId: string, samples: number, staleness: number, wireBytes: number): void {
+    this.applied.push({ clientId, samples, staleness, wireBytes });
+  }
+
+  input(): Contribution['input'] {
+    if (this.fold) return { fold: this.fold };
+    // A fixed order for rules that see each update: the same updates give the same step.
+    return { updates: [...this.held].sort((a, b) => a.clientId.localeCompare(b.clientId)) };
   }
 }

@@ -78,6 +78,23 @@ describe('streaming folds', () => {
     expect(viaFold.state()).toEqual(viaCombine.state());
   });
 
+  it('central DP: a fold opened before the last one finished (async steps) clips and counts on its own', () => {
+    const list = updates(5, 4);
+    const options = { clipNorm: 3.3, updateNoiseMultiplier: 0, expectedClients: 4, adaptive: { targetQuantile: 0.5, countNoiseStd: 0 } }; // the updates' norms are 2.2–3.1: none is clipped, so the counts steer the clip
+    const strategy = (seed: number) => withCentralDp(base(), { ...options, rng: createRng(seed) });
+    const overlapping = strategy(6);
+    const first = overlapping.fold(LENGTHS, 1)!;
+    for (const u of list) first.add(u);
+    const second = overlapping.fold(LENGTHS, 2)!; // opened while the first is still to be applied
+    for (const u of list.slice(0, 2)) second.add(u);
+    // The first step adapts the clip from its own four updates, as it would alone.
+    const alone = strategy(6);
+    expectClose(first.finish().delta, folded(alone, list));
+    expect(overlapping.state()).toEqual(alone.state());
+    // The second clipped at the clip it opened with (3.3), not the adapted one.
+    expectClose(second.finish().delta, folded(strategy(6), list.slice(0, 2)));
+  });
+
   it.each<CombineRuleName>(['median', 'trimmed-mean', 'krum', 'multi-krum', 'bulyan', 'centered-clipping'])('%s needs every update: no fold, and at most MAX_HELD_UPDATES per round', (rule) => {
     expect(base({ rule }).fold(LENGTHS, 1)).toBeUndefined();
     expect(() => checkAggregation(aggregation({ rule, byzantine: 1 }), MAX_HELD_UPDATES + 1)).toThrow(TributaryError);

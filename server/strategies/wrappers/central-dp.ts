@@ -30,54 +30,59 @@ export interface CentralDpOptions {
 export function withCentralDp(inner: Strategy, options: CentralDpOptions): Strategy {
   const { updateNoiseMultiplier: z, expectedClients: m, adaptive, rng } = options;
   let clip = Math.fround(options.clipNorm);
-  let clipThisRound = clip;
-  let unclipped = 0;
-  const begin = () => {
-    clipThisRound = clip;
-    unclipped = 0;
-  };
-  const clipped = (u: ClientUpdate): ClientUpdate => {
-    const c = clipToNorm(u.delta, clipThisRound);
-    if (!c.scaled) unclipped++;
-    return { ...u, delta: c.clipped, weight: 1 };
-  };
-  // The inner rule is the mean (checked when the task is created): × n/m turns it into sum/m.
-  const privatize = (combined: Combined, n: number): Combined => {
-    const scale = n / m;
-    const delta = combined.delta.map((t) => {
-      const out = new Float32Array(t.length);
-      for (let i = 0; i < t.length; i++) out[i] = t[i]! * scale;
-      addGaussianNoise(out, (z * clipThisRound) / m, rng);
-      return out;
-    });
-    if (adaptive) {
-      const count = unclipped + gaussian(adaptive.countNoiseStd, rng);
-      clip = Math.fround(clip * Math.exp(-CLIP_LEARNING_RATE * (count / m - adaptive.targetQuantile)));
-    }
-    return { delta, discarded: combined.discarded };
+  /** The clip the last combined step used, for its report. */
+  let clipReported = clip;
+  /** One step's clipping: at the clip current when it began, counting the updates it left alone. */
+  const clipping = () => {
+    const at = clip;
+    let unclipped = 0;
+    return {
+      clip: (u: ClientUpdate): ClientUpdate => {
+        const c = clipToNorm(u.delta, at);
+        if (!c.scaled) unclipped++;
+        return { ...u, delta: c.clipped, weight: 1 };
+      },
+      // The inner rule is the mean (checked when the task is created): × n/m turns it into sum/m.
+      privatize: (combined: Combined, n: number): Combined => {
+        clipReported = at;
+        const scale = n / m;
+        const delta = combined.delta.map((t) => {
+          const out = new Float32Array(t.length);
+          for (let i = 0; i < t.length; i++) out[i] = t[i]! * scale;
+          addGaussianNoise(out, (z * at) / m, rng);
+          return out;
+        });
+        if (adaptive) {
+          const count = unclipped + gaussian(adaptive.countNoiseStd, rng);
+          clip = Math.fround(clip * Math.exp(-CLIP_LEARNING_RATE * (count / m - adaptive.targetQuantile)));
+        }
+        return { delta, discarded: combined.discarded };
+      },
+    };
   };
   return {
     ...inner,
     combine(updates, round) {
-      begin();
-      return privatize(inner.combine(updates.map(clipped), round), updates.length);
+      const step = clipping();
+      return step.privatize(inner.combine(updates.map(step.clip), round), updates.length);
     },
+    // Each fold clips on its own: an async task opens the next step's fold before the last one is applied.
     fold(lengths, round) {
       const fold = inner.fold(lengths, round);
       if (!fold) return undefined;
-      begin();
+      const step = clipping();
       return {
-        add: (u) => fold.add(clipped(u)),
+        add: (u) => fold.add(step.clip(u)),
         addEncoded: undefined, // clipping needs the decoded update's norm
         get count() {
           return fold.count;
         },
-        finish: () => privatize(fold.finish(), fold.count),
+        finish: () => step.privatize(fold.finish(), fold.count),
       };
     },
     report: () => {
       const r = inner.report();
-      return { ...r, combine: `dp-central(${r.combine})`, clipNorm: clipThisRound };
+      return { ...r, combine: `dp-central(${r.combine})`, clipNorm: clipReported };
     },
     state: () => packStates([inner.state(), [Float32Array.of(clip)]]),
     restore(state) {
