@@ -185,10 +185,16 @@ export class LeaderLease {
   /** The lease counts as ours until ttl after the command that set or renewed it was sent. */
   #extendTo(sentAt: number): void {
     this.#validUntil = sentAt + this.#o.ttlMs - this.#drift;
+    this.#armExpiry();
+  }
+
+  /** Loses the lease once its validity has run out. Timers may fire a millisecond early (whole-ms loop clock): then it checks again. */
+  #armExpiry(): void {
     clearTimeout(this.#expiry);
-    this.#expiry = setTimeout(() => {
-      if (this.#token !== undefined && !this.holds()) this.#lose('expired');
-    }, Math.max(0, this.#validUntil - performance.now()) + 1);
+    if (this.#token === undefined) return;
+    const left = this.#validUntil - performance.now();
+    if (left <= 0) return this.#lose('expired');
+    this.#expiry = setTimeout(() => this.#armExpiry(), Math.ceil(left) + 1);
   }
 
   #lose(reason: LeaseLoss): void {

@@ -3,7 +3,7 @@ import { createServer, type Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Server } from 'socket.io';
 import { io as connect, type Socket } from 'socket.io-client';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { TributaryError } from '../../shared/errors.ts';
 import { LeaderLease, type LeaseLoss } from '../../server/cluster/leader-lease.ts';
 import { connectRedis, type RedisConnection } from '../../server/cluster/redis.ts';
@@ -54,6 +54,9 @@ function watchedLease(connection: RedisConnection, taskId: string, holderId: str
 beforeAll(async () => {
   redis = await startRedis();
 });
+
+// A test that stopped Redis and failed before starting it again must not fail the next ones too.
+afterEach(() => redis.start());
 
 afterAll(async () => {
   for (const lease of leases) lease.abandon();
