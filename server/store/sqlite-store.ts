@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { ParticipantRecord, RoundRecord, TaskRecord, TaskSpec, TaskStatus } from '../../shared/protocol/task.ts';
 import { toParticipant, toRound, toTask, type ParticipantRow, type RoundRow, type TaskRow } from './rows/tasks.ts';
-import type { Store } from './store.ts';
+import { outOfOrder, type Store } from './store.ts';
 
 /** Tasks and rounds in SQLite (server/store/database.ts opens the file). */
 export class SqliteStore implements Store {
@@ -29,6 +29,9 @@ export class SqliteStore implements Store {
 
   async completeRound(r: RoundRecord, participants: readonly ParticipantRecord[] = []): Promise<void> {
     this.db.transaction(() => {
+      // The task's next round or nothing: two processes that both think they lead record a round once, in order.
+      const moved = this.db.prepare('UPDATE tasks SET completed_rounds = ? WHERE id = ? AND completed_rounds = ?').run(r.round, r.taskId, r.round - 1);
+      if (moved.changes === 0) throw outOfOrder(r, this.db.prepare('SELECT 1 FROM tasks WHERE id = ?').get(r.taskId) !== undefined);
       const insert = this.db.prepare(
         `INSERT OR REPLACE INTO round_participants (task_id, round, client_id, kind, backend, speed, budget, samples, elapsed_ms, outcome)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -46,7 +49,6 @@ export class SqliteStore implements Store {
           r.uploadBytes, r.uploadBytesPerParam, r.durationMs, r.finishedAt, r.rule, JSON.stringify(r.discarded), r.epsilon, r.clipNorm,
           JSON.stringify(r.metrics), r.federated === null ? null : JSON.stringify(r.federated),
         );
-      this.db.prepare('UPDATE tasks SET completed_rounds = ? WHERE id = ?').run(r.round, r.taskId);
     })();
   }
 

@@ -10,7 +10,10 @@ export interface Store {
   getTask(id: number): Promise<TaskRecord | undefined>;
   listTasks(): Promise<TaskRecord[]>;
   setTaskStatus(id: number, status: TaskStatus): Promise<void>;
-  /** Records a completed round (and its participants) and advances the task in one transaction. */
+  /**
+   * Records a completed round (and its participants) and advances the task in one
+   * transaction; ROUND_OUT_OF_ORDER unless it is the task's next round.
+   */
   completeRound(record: RoundRecord, participants?: readonly ParticipantRecord[]): Promise<void>;
   listRounds(taskId: number): Promise<RoundRecord[]>;
   listParticipants(taskId: number, round: number): Promise<ParticipantRecord[]>;
@@ -22,4 +25,9 @@ export async function requireTask(store: Store, id: number): Promise<TaskRecord>
   const task = await store.getTask(id);
   if (!task) throw new TributaryError('TASK_NOT_FOUND', String(id));
   return task;
+}
+
+/** Why a round record did not advance its task: no such task, or not its next round (recorded already by another leader, or skipping one). */
+export function outOfOrder(r: RoundRecord, taskExists: boolean): TributaryError {
+  return taskExists ? new TributaryError('ROUND_OUT_OF_ORDER', `task ${r.taskId} round ${r.round}`) : new TributaryError('TASK_NOT_FOUND', String(r.taskId));
 }

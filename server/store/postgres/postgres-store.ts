@@ -1,6 +1,6 @@
 import type { ParticipantRecord, RoundRecord, TaskRecord, TaskSpec, TaskStatus } from '../../../shared/protocol/task.ts';
 import { toParticipant, toRound, toTask, type ParticipantRow, type RoundRow, type TaskRow } from '../rows/tasks.ts';
-import type { Store } from '../store.ts';
+import { outOfOrder, type Store } from '../store.ts';
 import type { PostgresDatabase } from './database.ts';
 
 /** Tasks and rounds in PostgreSQL (open.ts opens the database). */
@@ -33,7 +33,9 @@ export class PostgresStore implements Store {
     // One row per client, the last given winning, as SQLite's INSERT OR REPLACE does.
     const people = [...new Map(participants.map((p) => [p.clientId, p])).values()];
     await this.db.transaction(async (tx) => {
-      // The round first: a second record of it, or a round of an unknown task, fails before anything is written.
+      // The task's next round or nothing: two processes that both think they lead record a round once, in order.
+      const moved = await tx.changes('UPDATE tasks SET completed_rounds = $1 WHERE id = $2 AND completed_rounds = $3', [r.round, r.taskId, r.round - 1]);
+      if (moved === 0) throw outOfOrder(r, (await tx.changes('SELECT 1 FROM tasks WHERE id = $1', [r.taskId])) > 0);
       await tx.changes(
         `INSERT INTO rounds (task_id, round, participants, dropped, late, rejected, samples, staleness, accuracy, loss,
            upload_bytes, upload_bytes_per_param, duration_ms, finished_at, rule, discarded, epsilon, clip_norm, metrics, federated)
@@ -57,7 +59,6 @@ export class PostgresStore implements Store {
           ],
         );
       }
-      await tx.changes('UPDATE tasks SET completed_rounds = $1 WHERE id = $2', [r.round, r.taskId]);
     });
   }
 

@@ -204,6 +204,24 @@ export function describeStoreConformance(name: string, open: () => Promise<Store
         expect((await store.getTask(task.id))?.completedRounds).toBe(2);
       });
 
+      it('refuses a round that is not the task’s next with ROUND_OUT_OF_ORDER, recording nothing of it', async () => {
+        const task = await store.createTask(named('in order'));
+        await expectRejectsWithCode(store.completeRound(roundRecord(task.id, 2), [participant('early')]), 'ROUND_OUT_OF_ORDER');
+        await store.completeRound(roundRecord(task.id, 1));
+        await expectRejectsWithCode(store.completeRound(roundRecord(task.id, 1, { samples: 9 })), 'ROUND_OUT_OF_ORDER');
+        expect(await store.listRounds(task.id)).toEqual([roundRecord(task.id, 1)]);
+        expect(await store.listParticipants(task.id, 2)).toEqual([]);
+        expect((await store.getTask(task.id))?.completedRounds).toBe(1);
+      });
+
+      it('records a round once when two writers race for it', async () => {
+        const task = await store.createTask(named('race'));
+        const results = await Promise.allSettled([store.completeRound(roundRecord(task.id, 1, { samples: 1 })), store.completeRound(roundRecord(task.id, 1, { samples: 2 }))]);
+        expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+        expect(await store.listRounds(task.id)).toHaveLength(1);
+        expect((await store.getTask(task.id))?.completedRounds).toBe(1);
+      });
+
       it('refuses a round of an unknown task, leaving none of its participants behind', async () => {
         const task = await store.createTask(named('real'));
         const ghost = task.id + 1000;
