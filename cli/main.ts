@@ -5,7 +5,7 @@ import { MODEL_KINDS } from '../shared/ml/model-spec.ts';
 import { ATTACKS, parseByzantine } from '../shared/ml/attacks.ts';
 import { parseTrustProxy } from '../server/auth/client-address.ts';
 
-/** `tributary serve | client | gpu-node | demo | bench`: each subcommand loads only what it needs. */
+/** `tributary serve | client | gpu-node | demo | cluster | admin | task | bench`: each subcommand loads only what it needs. */
 
 const int = (name: string, min = 0) => (value: string) => {
   const n = Number(value);
@@ -221,6 +221,20 @@ program
       privacy: { mode: privacy, epsilon, delta, clipNorm, noiseMultiplier, targetQuantile },
     });
     process.exit(ok ? 0 : 1);
+  });
+
+program
+  .command('cluster')
+  .description('run a local cluster: Redis, PostgreSQL, N server processes sharing them, nginx (deploy/nginx.conf) in front')
+  .option('--processes <n>', 'server processes', int('processes', 1), 3)
+  .option('--port <n>', "nginx's port: the cluster's one address", int('port', 1), 8000)
+  .option('--data-dir <dir>', 'where everything is kept between runs: redis/, postgres/, nginx/, the servers\' shared server/ and their logs', './cluster-data')
+  .option('--demo-task', `the first process creates (if none) and starts a demo task on the built-in ${DEFAULT_DATASET} data set`, false)
+  .option('--log-level <level>', "the servers' pino log level", 'info')
+  .addHelpText('after', '\nNeeds redis-server, PostgreSQL 15 and nginx (bash scripts/setup.sh installs them). Ctrl-C stops everything.')
+  .action(async (opts) => {
+    const { runCluster } = await import('./cluster.ts');
+    await runCluster(opts);
   });
 
 const ROLES = ['viewer', 'operator', 'admin'];
