@@ -45,6 +45,8 @@ import { SqliteStore } from './store/sqlite-store.ts';
 import { openPostgresStores } from './store/postgres/open.ts';
 import { connectRedis } from './cluster/redis.ts';
 import { attachStreamsAdapter } from './cluster/socket-adapter.ts';
+import { newProcessId } from './cluster/leader-lease.ts';
+import { TaskBoard } from './cluster/task-board.ts';
 import type { Store } from './store/store.ts';
 
 export interface AppOptions {
@@ -203,6 +205,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const splits = new BuiltinSplits((name) => datasetFiles(name, options.datasetDirs));
   const evaluationSets = new EvaluationSets(join(options.dataDir, 'evaluation-sets'));
   const coordinator = new Coordinator({
+    cluster: redis && { redis: redis.client, board: new TaskBoard(redis.client), processId: newProcessId() },
     store,
     checkpoints,
     clients,
@@ -233,20 +236,25 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await http.register(adminNamespace, { io, accounts, clients, corsOrigins, trustProxy: options.trustProxy });
   await http.register(apiRoutes, { prefix: '/api', store, accounts, enrollments, audit, coordinator, checkpoints, clients, splits, evaluationSets, serverKey: serverKey.publicKey });
   let closing = false;
+  let closed: Promise<void> | undefined;
   await http.register(healthRoutes, { store, redis, metrics: metrics.registry, metricsPublic: options.metricsPublic ?? false, closing: () => closing });
   await http.register(webPages, { root: options.webRoot ?? DEFAULT_WEB_ROOT });
   await http.ready();
 
   return {
     http, io, store, accounts, enrollments, audit, coordinator, routes,
-    async close() {
-      closing = true;
-      await coordinator.stopAll();
-      io.close();
-      await http.close(); // the /admin client feed stops here
-      await store.close();
-      await redis?.close();
-      await unmaskPool.close();
+    close() {
+      // Once, however many callers ask (a signal handler and a test, two signals).
+      return (closed ??= closeAll());
     },
   };
+  async function closeAll() {
+    closing = true;
+    await coordinator.stopAll();
+    io.close();
+    await http.close(); // the /admin client feed stops here
+    await store.close();
+    await redis?.close();
+    await unmaskPool.close();
+  }
 }

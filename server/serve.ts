@@ -50,9 +50,7 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
   const url = await app.http.listen({ port: options.port, host: options.host });
   logger.info({ url, dataDir: options.dataDir, database: options.database ? redactUrlPassword(options.database) : 'sqlite' }, 'tributary server listening');
   // Tasks that were running when the server last stopped carry on from their last completed round.
-  for (const task of await app.store.listTasks()) {
-    if (task.status === 'running') await app.coordinator.start(task.id);
-  }
+  await app.coordinator.resumeRunning();
   const setupToken = await app.accounts.setupTokenIfNeeded();
   if (setupToken) {
     console.log(`No admin yet. Create the first one at ${url}/admin/#setup=${setupToken}\n  (or: npx tributary admin create --data-dir ${options.dataDir} --username <name>)`);
@@ -69,11 +67,12 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
       openEnrollment: true,
     })));
     const { token } = await app.enrollments.createToken(task.id, { kind: 'client', label: 'demo edge clients', maxUses: 0, expiresInHours: 0 }, { actor: 'system', ip: '' });
-    if (!app.coordinator.runner(task.id) && task.completedRounds < task.spec.rounds) await app.coordinator.start(task.id);
+    if (!app.coordinator.runner(task.id) && task.status !== 'running' && task.completedRounds < task.spec.rounds) await app.coordinator.start(task.id);
     // The token goes in the environment, not argv: other users of the machine can read argv (ps).
     console.log(`demo task ${task.id} (${task.spec.name}) is running: contribute at ${url}/contribute, or join with\n  TRIBUTARY_TOKEN=${token} npx tributary client --server ${url} --task ${task.id}`);
     demo = { taskId: task.id, token };
   }
+  // app.close runs once, whichever signals come (a terminal's Ctrl-C and a supervisor's SIGTERM together).
   const shutdown = async () => {
     await app.close();
     process.exit(0);

@@ -23,8 +23,13 @@ import type { RedisClient } from './redis.ts';
  * database guard, which persists the last committed token, will close that gap too.)
  */
 
-/** This process, as a lease holder: host, pid and a per-start nonce (pids get reused). */
-export const processHolderId = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+/** A server, as a lease holder and cluster member: host, pid and a nonce (pids get reused, and a test runs several servers in one process). */
+export function newProcessId(): string {
+  return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+}
+
+/** This process's default holder id. */
+export const processHolderId = newProcessId();
 
 export const leaseKey = (taskId: number | string) => `tributary:task:${taskId}:leader`;
 export const fenceKey = (taskId: number | string) => `tributary:task:${taskId}:fence`;

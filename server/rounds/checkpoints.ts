@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TributaryError } from '../../shared/errors.ts';
 import type { Weights } from '../../shared/ml/aggregate.ts';
@@ -56,6 +56,10 @@ export class Checkpoints {
     );
     await rm(final, { recursive: true, force: true });
     await rename(temporary, final);
+  }
+
+  async exists(taskId: number, round: number): Promise<boolean> {
+    return stat(join(this.folder(taskId, round), 'weights.bin')).then(() => true, () => false);
   }
 
   /** The server state saved with a round's model; undefined for a checkpoint written before it existed. */

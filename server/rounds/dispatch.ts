@@ -1,5 +1,6 @@
 import { encodeWeights } from '../../shared/codec/model-wire.ts';
-import type { RoundStart } from '../../shared/protocol/events.ts';
+import { TributaryError } from '../../shared/errors.ts';
+import type { ChunkAck, ChunkMeta, RoundStart } from '../../shared/protocol/events.ts';
 import { signRoundStart } from '../../shared/protocol/round-signature.ts';
 import { SEAL_OVERHEAD_BYTES, type KeyPair } from '../../shared/crypto/sodium.ts';
 import type { SecureRoundConfig } from '../../shared/secagg/protocol.ts';
@@ -7,6 +8,7 @@ import type { TaskRecord } from '../../shared/protocol/task.ts';
 import type { Weights } from '../../shared/ml/aggregate.ts';
 import type { ClientSession } from '../gateway/clients.ts';
 import { RoundCollection, type CollectionOptions } from './round-collection.ts';
+import type { CoordinatorOptions } from './runner.ts';
 
 /**
  * Handing out work and taking it back, the same for sync rounds and async dispatches:
@@ -93,4 +95,25 @@ export function collectUploads<T>(options: {
     maxSamples: (clientId) => byId.get(clientId)?.samples ?? 0,
     wireBytes: (clientId) => byId.get(clientId)?.wireBytes() ?? 0,
   });
+}
+
+/** A chunk for the round collecting now: acknowledged, noted on the client's session, and its progress told to watchers. */
+export function acceptUploadChunk(
+  collection: RoundCollection<unknown> | undefined,
+  options: Pick<CoordinatorOptions, 'clients' | 'events'>,
+  task: TaskRecord,
+  clientId: string,
+  meta: ChunkMeta,
+  data: Uint8Array,
+): ChunkAck {
+  if (!collection) throw new TributaryError('ROUND_NOT_ACTIVE', 'no round is collecting updates');
+  try {
+    const ack = collection.acceptChunk(clientId, meta, data);
+    const client = options.clients.get(clientId);
+    client?.noteUpload(meta.round, ack.complete);
+    if (ack.complete) client?.settleRound(meta.round);
+    return ack;
+  } finally {
+    options.events.uploadProgress({ taskId: task.id, round: collection.round, received: collection.receivedCount, expected: task.spec.clientsPerRound });
+  }
 }

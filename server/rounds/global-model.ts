@@ -1,5 +1,6 @@
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { countParameters, type Weights } from '../../shared/ml/aggregate.ts';
+import type { RunningSum } from '../../shared/ml/running-sum.ts';
 import type { LabelledSet } from '../../shared/data/dataset.ts';
 import { buildModel, readWeights, weightLengths, writeWeights } from '../../shared/ml/models.ts';
 import { INITIAL_SECURE_CLIP } from '../../shared/codec/secure-codec.ts';
@@ -17,9 +18,10 @@ import type { ClientUpdate, Combined, Strategy, UpdateFold } from '../strategies
 export interface Contribution {
   /**
    * A streaming plain round hands over the fold it built as updates arrived; rules that need
-   * every update (and async steps) get the updates; a secure round, the mean its sum gives.
+   * every update (and async steps) get the updates; a secure round, the mean its sum gives;
+   * a cluster round, the merged running sums of its processes (mean rule only).
    */
-  input: { fold: UpdateFold } | { updates: readonly ClientUpdate[] } | { mean: Weights };
+  input: { fold: UpdateFold } | { updates: readonly ClientUpdate[] } | { mean: Weights } | { sum: RunningSum };
   /** Secure rounds: each tensor's quantization range for the next round, read from the summed statistics. */
   clips?: number[];
   participants: number;
@@ -82,7 +84,8 @@ export class GlobalModel {
   static async open(task: TaskRecord, options: GlobalModelOptions): Promise<GlobalModel> {
     const { checkpoints } = options;
     const global = new GlobalModel(task, await buildModel(task.spec.model, task.spec.data, task.spec.seed), task.completedRounds, options);
-    if (task.completedRounds === 0) {
+    // Round 0's checkpoint is written once: by the first start, not again by each restart or cluster process.
+    if (task.completedRounds === 0 && !(await checkpoints.exists(task.id, 0))) {
       // An uploaded model brings its own initial weights; a built-in one starts from its seed.
       const initial = await checkpoints.loadInitialWeights(task.id, global.lengths);
       if (initial) {
@@ -135,6 +138,7 @@ export class GlobalModel {
   private combine(input: Contribution['input'], round: number): Combined {
     if ('fold' in input) return input.fold.finish();
     if ('updates' in input) return this.strategy.combine(input.updates, round);
+    if ('sum' in input) return { delta: input.sum.mean(), discarded: [] };
     return { delta: input.mean, discarded: [] };
   }
 

@@ -3,7 +3,7 @@ import type { ChunkAck, ChunkMeta } from '../../shared/protocol/events.ts';
 import { populationOf, type TaskRecord } from '../../shared/protocol/task.ts';
 import { runMaskedRound } from '../secagg/masked-round.ts';
 import type { SecureRound } from '../secagg/secure-round.ts';
-import { collectUploads, sendRoundStarts } from './dispatch.ts';
+import { acceptUploadChunk, collectUploads, sendRoundStarts } from './dispatch.ts';
 import { planEvaluation } from './federated-evaluation.ts';
 import type { Contribution, GlobalModel } from './global-model.ts';
 import { accountParticipants } from './participants.ts';
@@ -58,22 +58,7 @@ export class SyncRunner implements TaskRunner {
   }
 
   acceptChunk(clientId: string, meta: ChunkMeta, data: Uint8Array): ChunkAck {
-    const collection = this.collection;
-    if (!collection) throw new TributaryError('ROUND_NOT_ACTIVE', 'no round is collecting updates');
-    try {
-      const ack = collection.acceptChunk(clientId, meta, data);
-      const client = this.options.clients.get(clientId);
-      client?.noteUpload(meta.round, ack.complete);
-      if (ack.complete) client?.settleRound(meta.round);
-      return ack;
-    } finally {
-      this.options.events.uploadProgress({
-        taskId: this.task.id,
-        round: collection.round,
-        received: collection.receivedCount,
-        expected: this.task.spec.clientsPerRound,
-      });
-    }
+    return acceptUploadChunk(this.collection, this.options, this.task, clientId, meta, data);
   }
 
   secureRound(round: number): SecureRound {

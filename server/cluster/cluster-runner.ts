@@ -1,0 +1,312 @@
+import { TributaryError } from '../../shared/errors.ts';
+import { objectiveOf } from '../../shared/ml/objective.ts';
+import { RunningSum } from '../../shared/ml/running-sum.ts';
+import type { ChunkAck, ChunkMeta } from '../../shared/protocol/events.ts';
+import { evaluatesFederatedly, type TaskRecord, type TaskSpec } from '../../shared/protocol/task.ts';
+import { acceptUploadChunk } from '../rounds/dispatch.ts';
+import { federatedMetrics } from '../rounds/federated-evaluation.ts';
+import { GlobalModel, type Contribution } from '../rounds/global-model.ts';
+import type { RoundCollection } from '../rounds/round-collection.ts';
+import type { CoordinatorOptions, TaskRunner } from '../rounds/runner.ts';
+import { Waker } from '../rounds/waker.ts';
+import type { SecureRound } from '../secagg/secure-round.ts';
+import { requireTask } from '../store/store.ts';
+import { minimumUpdates } from '../strategies/combine/index.ts';
+import { LeaderLease } from './leader-lease.ts';
+import { runMemberRound } from './member-round.ts';
+import { decodePartial, encodePartial, type Partial } from './partial.ts';
+import type { RedisClient } from './redis.ts';
+import { TaskBoard, type Member, type RoundPlan } from './task-board.ts';
+
+/** What cluster mode gives each task's runner. */
+export interface ClusterContext {
+  redis: RedisClient;
+  board: TaskBoard;
+  /** This server process, unique in the cluster (host, pid, nonce). */
+  processId: string;
+}
+
+/** How often a process reports its ready clients and reads the plan, and the leader polls. */
+const TICK_MS = 250;
+/** The leader lease's time to live: a dead leader's task moves on after at most this. */
+export const LEASE_TTL_MS = 5_000;
+/** Past the round's deadline, how long the leader waits for partials still on their way. */
+const PARTIAL_GRACE_MS = 5_000;
+/** Once a federation has run a round, a shrunk one (devices gone) carries on after this wait. */
+const SHRUNK_FEDERATION_GRACE_MS = 5_000;
+/** Pause after an aborted round before planning again. */
+const ABORTED_ROUND_PAUSE_MS = 2_000;
+
+/** Cluster mode runs sync plain tasks whose step needs only the sum of the updates; CLUSTER_UNSUPPORTED for the rest. */
+export function checkClusterSupport(spec: TaskSpec): void {
+  const why = spec.mode !== 'sync' ? 'async mode'
+    : spec.secure ? 'secure aggregation'
+    : spec.aggregation.rule !== 'mean' ? `the ${spec.aggregation.rule} combine rule`
+    : spec.aggregation.normBound > 0 ? 'norm bounding'
+    : spec.privacy.mode === 'central' ? 'central DP'
+    : undefined;
+  if (why) throw new TributaryError('CLUSTER_UNSUPPORTED', `${why}: run it on a single server process`);
+}
+
+/** Participants to ask of each member: `wanted` in proportion to its ready clients (largest remainder), never more than it has. */
+export function allocateQuotas(wanted: number, members: readonly Member[]): Record<string, number> {
+  const total = members.reduce((n, m) => n + m.ready, 0);
+  const target = Math.min(wanted, total);
+  const shares = members.map((m) => ({ id: m.processId, ready: m.ready, exact: total === 0 ? 0 : (target * m.ready) / total }));
+  const quotas = Object.fromEntries(shares.map((s) => [s.id, Math.floor(s.exact)]));
+  let left = target - Object.values(quotas).reduce((a, b) => a + b, 0);
+  for (const s of [...shares].sort((a, b) => b.exact - Math.floor(b.exact) - (a.exact - Math.floor(a.exact)) || a.id.localeCompare(b.id))) {
+    if (left === 0) break;
+    if (quotas[s.id]! < s.ready) {
+      quotas[s.id]!++;
+      left--;
+    }
+  }
+  return quotas;
+}
+
+/**
+ * A sync plain task in cluster mode. Every process runs one: as a member it reports its
+ * ready clients, and when the task's plan asks for some of them it runs that share of the
+ * round (member-round.ts) and leaves its partial sum on the board. The process holding
+ * the task's leader lease also leads: it plans each round across the members, merges
+ * their partials and advances the global model, checkpointing and recording the round.
+ * A leader that dies mid-round leaves a round nobody merges: the next leader plans it
+ * afresh from the last recorded round, and the store records each round once, in order.
+ */
+export class ClusterRunner implements TaskRunner {
+  private stopped = false;
+  private finishedRun: Promise<'completed' | 'stopped'> | undefined;
+  private complete!: (outcome: 'completed' | 'stopped') => void;
+  /** One per loop: a Waker wakes a single sleeper. */
+  private readonly memberWaker = new Waker();
+  private readonly leaderWaker = new Waker();
+  private readonly lease: LeaderLease;
+  /** The model members train from: the plan's version. */
+  private memberModel: GlobalModel;
+  private memberPlan: string | undefined;
+  private collection: RoundCollection<unknown> | undefined;
+  /** The fencing token of the leadership running now, if this process leads. */
+  private leadingToken: number | undefined;
+
+  constructor(
+    private readonly task: TaskRecord,
+    global: GlobalModel,
+    private readonly options: CoordinatorOptions,
+    private readonly cluster: ClusterContext,
+  ) {
+    this.memberModel = global;
+    this.lease = new LeaderLease({
+      redis: cluster.redis,
+      taskId: task.id,
+      ttlMs: LEASE_TTL_MS,
+      holderId: cluster.processId,
+      log: options.log,
+      onAcquired: (token) => void this.lead(token),
+      onLost: () => (this.leadingToken = undefined),
+    });
+  }
+
+  /** Whether this process leads the task now. */
+  get leading(): boolean {
+    return this.leadingToken !== undefined && this.lease.holds();
+  }
+
+  run(): Promise<'completed' | 'stopped'> {
+    this.finishedRun ??= new Promise((resolve) => {
+      this.complete = resolve;
+      this.lease.start();
+      void this.memberLoop();
+    });
+    return this.finishedRun;
+  }
+
+  async stop(): Promise<void> {
+    this.end('stopped');
+    await this.finishedRun;
+  }
+
+  clientsChanged(): void {}
+
+  clientAway(): void {}
+
+  clientLeft(clientId: string): void {
+    this.collection?.drop(clientId);
+  }
+
+  acceptChunk(clientId: string, meta: ChunkMeta, data: Uint8Array): ChunkAck {
+    return acceptUploadChunk(this.collection, this.options, this.task, clientId, meta, data);
+  }
+
+  secureRound(round: number): SecureRound {
+    throw new TributaryError('ROUND_NOT_ACTIVE', `no secure round ${round} runs in cluster mode`);
+  }
+
+  private end(outcome: 'completed' | 'stopped'): void {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.leadingToken = undefined;
+    this.collection?.abort();
+    this.memberWaker.wake();
+    this.leaderWaker.wake();
+    void this.lease.release();
+    void this.cluster.board.leave(this.task.id, this.cluster.processId).catch(() => {});
+    this.complete(outcome);
+  }
+
+  // ---- member ----
+
+  private async memberLoop(): Promise<void> {
+    const { board, processId } = this.cluster;
+    while (!this.stopped) {
+      try {
+        await board.heartbeat(this.task.id, { processId, ready: this.options.scheduler.eligible(this.task).length, at: Date.now() });
+        const plan = await board.plan(this.task.id);
+        if (plan && plan.planId !== this.memberPlan && (plan.quotas[processId] ?? 0) > 0 && plan.deadline > Date.now()) await this.joinPlan(plan);
+      } catch (error) {
+        this.options.log.debug({ err: error, taskId: this.task.id }, 'cluster member step failed');
+      }
+      await this.memberWaker.sleep(TICK_MS);
+    }
+  }
+
+  /** Runs this process's share of `plan`, ending the share of an older plan it may still be in. */
+  private async joinPlan(plan: RoundPlan): Promise<void> {
+    if (plan.version !== this.memberModel.version) {
+      const task = await requireTask(this.options.store, this.task.id);
+      if (task.completedRounds !== plan.version) return; // the store has not caught up with the plan yet (or the plan is stale)
+      this.memberModel = await GlobalModel.open(task, this.modelOptions());
+    }
+    this.memberPlan = plan.planId;
+    this.collection?.abort();
+    const global = this.memberModel;
+    void runMemberRound({
+      task: this.task, global, plan, processId: this.cluster.processId, options: this.options,
+      collecting: (collection) => (this.collection = collection),
+    })
+      .then((partial) => this.cluster.board.putPartial(this.task.id, plan.planId, this.cluster.processId, encodePartial(partial)))
+      .catch((error: unknown) => this.options.log.warn({ err: error, taskId: this.task.id, round: plan.round }, 'could not hand in this process’s partial'));
+  }
+
+  private modelOptions() {
+    return { ...this.options, testSet: () => this.options.testSet(this.task) };
+  }
+
+  // ---- leader ----
+
+  private leads(token: number): boolean {
+    return !this.stopped && this.leadingToken === token && this.lease.holds();
+  }
+
+  private async lead(token: number): Promise<void> {
+    this.leadingToken = token;
+    const { log } = this.options;
+    try {
+      // From the store, not from memory: the last leader may have recorded rounds since this process last looked.
+      const global = await GlobalModel.open(await requireTask(this.options.store, this.task.id), this.modelOptions());
+      log.info({ taskId: this.task.id, token, round: global.version + 1 }, 'leading the task');
+      for (let attempt = 0; this.leads(token) && !global.finished; attempt++) {
+        const contribution = await this.leadRound(global, token, attempt);
+        if (!contribution || !this.leads(token)) continue;
+        await global.advance(contribution);
+      }
+      if (global.finished && this.leads(token)) this.end('completed');
+    } catch (error) {
+      // ROUND_OUT_OF_ORDER: another leader recorded the round; whoever leads next starts from the store again.
+      log.warn({ err: error, taskId: this.task.id, token }, 'stopped leading the task');
+      if (this.leadingToken === token) void this.lease.release().then(() => !this.stopped && this.lease.start());
+    } finally {
+      if (this.leadingToken === token) this.leadingToken = undefined;
+    }
+  }
+
+  /** Plans one round across the members, waits for their partials and merges them; null when the round must run again. */
+  private async leadRound(global: GlobalModel, token: number, attempt: number): Promise<Contribution | null> {
+    const { spec } = this.task;
+    const { board } = this.cluster;
+    const round = global.version + 1;
+    const members = await this.readyMembers(token, attempt);
+    if (!this.leads(token)) return null;
+    const startedAt = Date.now();
+    const plan: RoundPlan = {
+      taskId: this.task.id, round, planId: `${token}.${round}.${attempt}`, version: global.version,
+      deadline: startedAt + spec.roundDeadlineMs, quotas: allocateQuotas(spec.clientsPerRound, members),
+    };
+    if (!(await board.putPlan(plan, token))) return null;
+    this.memberWaker.wake(); // this process's member part reads it now
+    const partials = await this.gather(plan, token);
+    if (!this.leads(token)) return null;
+    const merged = this.merge(global, plan, partials);
+    const needed = Math.max(spec.minUpdates, minimumUpdates(spec.aggregation));
+    if (merged.participants < needed) {
+      this.options.log.warn({ taskId: this.task.id, round, accepted: merged.participants, needed }, 'cluster round aborted: too few updates; model unchanged');
+      this.options.events.roundAborted({ taskId: this.task.id, round, error: new TributaryError('ROUND_NOT_ACTIVE', `${merged.participants} of ${needed} updates arrived`).toBody() });
+      await this.leaderWaker.sleep(ABORTED_ROUND_PAUSE_MS);
+      return null;
+    }
+    return { ...merged, startedAt };
+  }
+
+  /** Waits until the members have clientsPerRound ready between them, or the minimum after a grace. */
+  private async readyMembers(token: number, attempt: number): Promise<Member[]> {
+    const { spec } = this.task;
+    const since = Date.now();
+    const grace = attempt > 0 || this.memberModel.version > 0 ? SHRUNK_FEDERATION_GRACE_MS : spec.roundDeadlineMs;
+    for (;;) {
+      const members = await this.cluster.board.members(this.task.id);
+      const ready = members.reduce((n, m) => n + m.ready, 0);
+      if (!this.leads(token) || ready >= spec.clientsPerRound || (Date.now() - since > grace && ready >= spec.minUpdates)) return members;
+      await this.leaderWaker.sleep(TICK_MS);
+    }
+  }
+
+  /** The partials of every member the plan asked, as they come in; a member that stops reporting, or the deadline's grace, ends the wait for it. */
+  private async gather(plan: RoundPlan, token: number): Promise<Map<string, Partial>> {
+    const asked = Object.keys(plan.quotas).filter((id) => plan.quotas[id]! > 0);
+    const got = new Map<string, Partial>();
+    while (this.leads(token) && Date.now() < plan.deadline + PARTIAL_GRACE_MS) {
+      const waiting = asked.filter((id) => !got.has(id));
+      for (const [id, bytes] of await this.cluster.board.partials(this.task.id, plan.planId, waiting).catch(() => new Map<string, Uint8Array>())) {
+        try {
+          got.set(id, decodePartial(bytes, this.memberModel.lengths));
+        } catch (error) {
+          this.options.log.error({ err: error, processId: id }, 'a member’s partial does not decode; left out');
+          asked.splice(asked.indexOf(id), 1);
+        }
+      }
+      const alive = new Set((await this.cluster.board.members(this.task.id).catch(() => [])).map((m) => m.processId));
+      if (asked.every((id) => got.has(id) || !alive.has(id))) break;
+      await this.leaderWaker.sleep(TICK_MS);
+    }
+    return got;
+  }
+
+  private merge(global: GlobalModel, plan: RoundPlan, partials: Map<string, Partial>): Omit<Contribution, 'startedAt'> {
+    const { spec } = this.task;
+    const sum = new RunningSum(global.lengths);
+    const metricSums = new Float64Array(evaluatesFederatedly(spec) ? objectiveOf(spec.data).sumsLength : 0);
+    let evaluators = 0;
+    const tally = { dropped: 0, late: 0, rejected: 0, samples: 0, uploadBytes: 0 };
+    const participantsDetail = [];
+    // A fixed order (by process id), so the same partials merge to the same sum.
+    for (const id of [...partials.keys()].sort()) {
+      const p = partials.get(id)!;
+      sum.merge(p.sum);
+      for (const k of Object.keys(tally) as (keyof typeof tally)[]) tally[k] += p[k];
+      participantsDetail.push(...p.participants);
+      evaluators += p.evaluators;
+      p.metricSums.forEach((v, i) => i < metricSums.length && (metricSums[i]! += v));
+    }
+    // Participants of members that never handed their partial in count as dropped.
+    for (const [id, quota] of Object.entries(plan.quotas)) if (!partials.has(id)) tally.dropped += quota;
+    return {
+      input: { sum },
+      ...tally,
+      participants: sum.count,
+      staleness: 0,
+      aggregationMs: 0,
+      participantsDetail,
+      federated: evaluators > 0 ? federatedMetrics(spec, global.version, evaluators, metricSums) : null,
+    };
+  }
+}

@@ -1,0 +1,71 @@
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp, type App } from '../../server/app.ts';
+import { ClusterRunner } from '../../server/cluster/cluster-runner.ts';
+import { inProcessClient, startHarness, type Harness } from '../support/harness.ts';
+import { startPostgres, type Scratch, type TestPostgres } from '../support/postgres.ts';
+import { startRedis, type TestRedis } from '../support/redis.ts';
+
+/**
+ * Rounds spanning server processes: three servers on one Redis and one PostgreSQL, each
+ * with its own clients. Each process folds its clients' updates into a partial sum; the
+ * task's leader merges them and advances the model; each round is recorded once, in order.
+ */
+describe('cluster rounds', () => {
+  let postgres: TestPostgres;
+  let redis: TestRedis;
+  let database: Scratch;
+  let h: Harness;
+  const others: { app: App; url: string }[] = [];
+
+  beforeAll(async () => {
+    [postgres, redis] = await Promise.all([startPostgres(), startRedis()]);
+    database = await postgres.createDatabase();
+    h = await startHarness({ databaseUrl: database.url, redisUrl: redis.url, logger: pino({ level: process.env.CLUSTER_LOG ?? 'silent' }) });
+    for (let i = 0; i < 2; i++) {
+      const app = await buildApp({ dataDir: h.dataDir, logger: pino({ level: process.env.CLUSTER_LOG ?? 'silent' }), databaseUrl: database.url, redisUrl: redis.url });
+      others.push({ app, url: await app.http.listen({ port: 0, host: '127.0.0.1' }) });
+    }
+    await Promise.all([h.app, ...others.map((o) => o.app)].map((app) => app.coordinator.resumeRunning()));
+  }, 120_000);
+  afterAll(async () => {
+    await Promise.all(others.map((o) => o.app.close()));
+    await h?.close();
+    await database?.drop();
+    await Promise.all([postgres?.stop(), redis?.close()]);
+  });
+
+  it('runs a plain task whose clients are spread over three processes', { timeout: 300_000 }, async () => {
+    const task = await h.createTask({ name: 'spread', shards: 6, clientsPerRound: 6, minUpdates: 6, rounds: 3, trainLimit: 600, testLimit: 300, seed: 5 });
+    const urls = [h.url, ...others.map((o) => o.url)];
+    const clients = [0, 1, 2, 3, 4, 5].map((shard) => inProcessClient(h, task.id, shard, { seed: 20 + shard, server: urls[shard % 3]! }));
+    await Promise.all(clients.map((c) => c.start()));
+    await h.app.coordinator.start(task.id);
+    await h.waitForStatus(task.id, 'completed', 240_000);
+    for (const c of clients) c.stop();
+    const rounds = await h.app.store.listRounds(task.id);
+    expect(rounds.map((r) => [r.round, r.participants])).toEqual([[1, 6], [2, 6], [3, 6]]);
+    const participants = await h.app.store.listParticipants(task.id, 3);
+    expect(participants.filter((p) => p.outcome === 'delivered')).toHaveLength(6);
+  });
+
+  it('hands the task to another process when its leader shuts down mid-task; each round recorded once, in order', { timeout: 300_000 }, async () => {
+    const task = await h.createTask({ name: 'handover', shards: 6, clientsPerRound: 6, minUpdates: 4, rounds: 3, trainLimit: 600, testLimit: 300, seed: 6 });
+    const apps = [{ app: h.app, url: h.url }, ...others];
+    const clients = [0, 1, 2, 3, 4, 5].map((shard) => inProcessClient(h, task.id, shard, { seed: 30 + shard, server: apps[shard % 3]!.url }));
+    await Promise.all(clients.map((c) => c.start()));
+    await h.app.coordinator.start(task.id);
+    await h.waitFor(async () => (await h.app.store.getTask(task.id))!.completedRounds >= 1, 240_000);
+    const leader = apps.find(({ app }) => (app.coordinator.runner(task.id) as ClusterRunner | undefined)?.leading);
+    expect(leader).toBeDefined();
+    const survivor = apps.find((a) => a !== leader)!;
+    await leader!.app.close(); // its two clients are gone with it; the others carry the task on
+    if (leader!.app !== h.app) others.splice(others.indexOf(leader!), 1);
+    const until = Date.now() + 240_000;
+    while ((await survivor.app.store.getTask(task.id))!.status !== 'completed' && Date.now() < until) await new Promise((r) => setTimeout(r, 200));
+    for (const c of clients) c.stop();
+    const rounds = await survivor.app.store.listRounds(task.id);
+    expect(rounds.map((r) => r.round)).toEqual([1, 2, 3]);
+    expect(rounds.every((r) => r.participants >= 4)).toBe(true);
+  });
+});
