@@ -227,8 +227,7 @@ export class RoundRunner {
       if (secure.clips.some((c) => c !== params.clip)) throw new TributaryError('PRIVACY_INVALID', `round ${start.round} asks for clips that differ from the task's distributed-DP range`);
       return encodeDistributedInput(delta, { params, clipNorm: normBound, variance: noise.variance, ringBits: secure.ringBits, residual: this.residual!, rng: this.rng, noiseRng: this.noiseRng });
     }
-    const meanSamples = secure.participants.reduce((a, p) => a + p.samples, 0) / secure.participants.length;
-    return encodeSecureInput(delta, { bits, clips: secure.clips, scale: samples / meanSamples, residual: this.residual!, rng: this.rng, normBound });
+    return encodeSecureInput(delta, { bits, clips: secure.clips, scale: samples / secure.sampleScale, residual: this.residual!, rng: this.rng, normBound });
   }
 
   /**

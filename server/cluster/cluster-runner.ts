@@ -1,6 +1,8 @@
 import { TributaryError } from '../../shared/errors.ts';
 import { objectiveOf } from '../../shared/ml/objective.ts';
 import { RunningSum } from '../../shared/ml/running-sum.ts';
+import { decodeMetricLimbs } from '../../shared/codec/metric-sums.ts';
+import { addInto, newRingVector } from '../../shared/secagg/ring.ts';
 import type { ChunkAck, ChunkMeta } from '../../shared/protocol/events.ts';
 import { evaluatesFederatedly, type TaskRecord, type TaskSpec } from '../../shared/protocol/task.ts';
 import { acceptUploadChunk } from '../rounds/dispatch.ts';
@@ -9,12 +11,13 @@ import { GlobalModel, type Contribution } from '../rounds/global-model.ts';
 import type { RoundCollection } from '../rounds/round-collection.ts';
 import type { CoordinatorOptions, TaskRunner } from '../rounds/runner.ts';
 import { Waker } from '../rounds/waker.ts';
+import { readSecureSum } from '../secagg/masked-round.ts';
 import type { SecureRound } from '../secagg/secure-round.ts';
 import { requireTask } from '../store/store.ts';
 import { minimumUpdates } from '../strategies/combine/index.ts';
 import { LeaderLease } from './leader-lease.ts';
-import { runMemberRound } from './member-round.ts';
-import { decodePartial, encodePartial, type Partial } from './partial.ts';
+import { minimumGroup, ringShape, runMemberRound } from './member-round.ts';
+import { decodePartial, encodePartial, type Partial, type RingSum } from './partial.ts';
 import type { RedisClient } from './redis.ts';
 import { TaskBoard, type Member, type RoundPlan } from './task-board.ts';
 
@@ -37,19 +40,34 @@ const SHRUNK_FEDERATION_GRACE_MS = 5_000;
 /** Pause after an aborted round before planning again. */
 const ABORTED_ROUND_PAUSE_MS = 2_000;
 
-/** Cluster mode runs sync plain tasks whose step needs only the sum of the updates; CLUSTER_UNSUPPORTED for the rest. */
+/** Cluster mode runs sync tasks, plain or secure, whose step needs only the sum of the updates; CLUSTER_UNSUPPORTED for the rest. */
 export function checkClusterSupport(spec: TaskSpec): void {
   const why = spec.mode !== 'sync' ? 'async mode'
-    : spec.secure ? 'secure aggregation'
     : spec.aggregation.rule !== 'mean' ? `the ${spec.aggregation.rule} combine rule`
-    : spec.aggregation.normBound > 0 ? 'norm bounding'
+    : spec.aggregation.normBound > 0 && !spec.secure ? 'server-side norm bounding'
     : spec.privacy.mode === 'central' ? 'central DP'
+    : spec.privacy.mode === 'distributed' ? 'distributed DP (each group would carry only its share of the noise)'
     : undefined;
   if (why) throw new TributaryError('CLUSTER_UNSUPPORTED', `${why}: run it on a single server process`);
 }
 
-/** Participants to ask of each member: `wanted` in proportion to its ready clients (largest remainder), never more than it has. */
-export function allocateQuotas(wanted: number, members: readonly Member[]): Record<string, number> {
+/**
+ * Participants to ask of each member: `wanted` in proportion to its ready clients (largest
+ * remainder), never more than it has. With a `minimum` (a secure round's smallest group),
+ * a member that would get fewer gets none, and the rest share its part.
+ */
+export function allocateQuotas(wanted: number, members: readonly Member[], minimum = 1): Record<string, number> {
+  let eligible = members.filter((m) => m.ready >= minimum);
+  for (;;) {
+    const quotas = proportionalQuotas(wanted, eligible);
+    const short = eligible.filter((m) => quotas[m.processId]! > 0 && quotas[m.processId]! < minimum);
+    if (short.length === 0) return Object.fromEntries(members.map((m) => [m.processId, quotas[m.processId] ?? 0]));
+    const smallest = short.reduce((a, b) => (b.ready < a.ready || (b.ready === a.ready && b.processId > a.processId) ? b : a));
+    eligible = eligible.filter((m) => m !== smallest);
+  }
+}
+
+function proportionalQuotas(wanted: number, members: readonly Member[]): Record<string, number> {
   const total = members.reduce((n, m) => n + m.ready, 0);
   const target = Math.min(wanted, total);
   const shares = members.map((m) => ({ id: m.processId, ready: m.ready, exact: total === 0 ? 0 : (target * m.ready) / total }));
@@ -86,6 +104,8 @@ export class ClusterRunner implements TaskRunner {
   private memberModel: GlobalModel;
   private memberPlan: string | undefined;
   private collection: RoundCollection<unknown> | undefined;
+  /** The secure round this process's group runs now, and its round number. */
+  private secure: { protocol: SecureRound; round: number } | undefined;
   /** The fencing token of the leadership running now, if this process leads. */
   private leadingToken: number | undefined;
 
@@ -128,10 +148,16 @@ export class ClusterRunner implements TaskRunner {
 
   clientsChanged(): void {}
 
-  clientAway(): void {}
+  /** A plain round keeps an away client's place (its upload resumes); a secure group cannot (see SyncRunner.clientAway). */
+  clientAway(clientId: string): void {
+    if (!this.secure) return;
+    this.secure.protocol.drop(clientId);
+    this.collection?.drop(clientId);
+  }
 
   clientLeft(clientId: string): void {
     this.collection?.drop(clientId);
+    this.secure?.protocol.drop(clientId);
   }
 
   acceptChunk(clientId: string, meta: ChunkMeta, data: Uint8Array): ChunkAck {
@@ -139,7 +165,8 @@ export class ClusterRunner implements TaskRunner {
   }
 
   secureRound(round: number): SecureRound {
-    throw new TributaryError('ROUND_NOT_ACTIVE', `no secure round ${round} runs in cluster mode`);
+    if (this.secure?.round !== round) throw new TributaryError('ROUND_NOT_ACTIVE', `no secure round ${round} runs on this process`);
+    return this.secure.protocol;
   }
 
   private end(outcome: 'completed' | 'stopped'): void {
@@ -147,6 +174,7 @@ export class ClusterRunner implements TaskRunner {
     this.stopped = true;
     this.leadingToken = undefined;
     this.collection?.abort();
+    this.secure?.protocol.abort(new TributaryError('TASK_NOT_RUNNING', 'the task was stopped'));
     this.memberWaker.wake();
     this.leaderWaker.wake();
     void this.lease.release();
@@ -160,7 +188,8 @@ export class ClusterRunner implements TaskRunner {
     const { board, processId } = this.cluster;
     while (!this.stopped) {
       try {
-        await board.heartbeat(this.task.id, { processId, ready: this.options.scheduler.eligible(this.task).length, at: Date.now() });
+        const ready = this.options.scheduler.eligible(this.task);
+        await board.heartbeat(this.task.id, { processId, ready: ready.length, samples: ready.reduce((n, c) => n + c.samples, 0), at: Date.now() });
         const plan = await board.plan(this.task.id);
         if (plan && plan.planId !== this.memberPlan && (plan.quotas[processId] ?? 0) > 0 && plan.deadline > Date.now()) await this.joinPlan(plan);
       } catch (error) {
@@ -179,10 +208,15 @@ export class ClusterRunner implements TaskRunner {
     }
     this.memberPlan = plan.planId;
     this.collection?.abort();
+    this.secure?.protocol.abort(new TributaryError('ROUND_NOT_ACTIVE', `plan ${plan.planId} replaced this round`));
     const global = this.memberModel;
     void runMemberRound({
       task: this.task, global, plan, processId: this.cluster.processId, options: this.options,
       collecting: (collection) => (this.collection = collection),
+      securing: (protocol) => {
+        if (protocol) this.secure = { protocol, round: plan.round };
+        else if (this.secure && this.secure.round === plan.round) this.secure = undefined;
+      },
     })
       .then((partial) => this.cluster.board.putPartial(this.task.id, plan.planId, this.cluster.processId, encodePartial(partial)))
       .catch((error: unknown) => this.options.log.warn({ err: error, taskId: this.task.id, round: plan.round }, 'could not hand in this process’s partial'));
@@ -228,9 +262,13 @@ export class ClusterRunner implements TaskRunner {
     const members = await this.readyMembers(token, attempt);
     if (!this.leads(token)) return null;
     const startedAt = Date.now();
+    const quotas = allocateQuotas(spec.clientsPerRound, members, spec.secure ? minimumGroup(spec) : 1);
+    const asked = members.filter((m) => quotas[m.processId]! > 0);
     const plan: RoundPlan = {
       taskId: this.task.id, round, planId: `${token}.${round}.${attempt}`, version: global.version,
-      deadline: startedAt + spec.roundDeadlineMs, quotas: allocateQuotas(spec.clientsPerRound, members),
+      deadline: startedAt + spec.roundDeadlineMs, quotas,
+      // The cohort's mean samples: every group's clients weigh their inputs by it.
+      ...(spec.secure ? { sampleScale: asked.reduce((n, m) => n + m.samples, 0) / Math.max(1, asked.reduce((n, m) => n + m.ready, 0)) || 1 } : {}),
     };
     if (!(await board.putPlan(plan, token))) return null;
     this.memberWaker.wake(); // this process's member part reads it now
@@ -263,12 +301,14 @@ export class ClusterRunner implements TaskRunner {
   /** The partials of every member the plan asked, as they come in; a member that stops reporting, or the deadline's grace, ends the wait for it. */
   private async gather(plan: RoundPlan, token: number): Promise<Map<string, Partial>> {
     const asked = Object.keys(plan.quotas).filter((id) => plan.quotas[id]! > 0);
+    const { lengths } = this.memberModel;
+    const shape = this.task.spec.secure ? { lengths, ring: ringShape(this.task.spec, lengths, plan) } : { lengths };
     const got = new Map<string, Partial>();
     while (this.leads(token) && Date.now() < plan.deadline + PARTIAL_GRACE_MS) {
       const waiting = asked.filter((id) => !got.has(id));
       for (const [id, bytes] of await this.cluster.board.partials(this.task.id, plan.planId, waiting).catch(() => new Map<string, Uint8Array>())) {
         try {
-          got.set(id, decodePartial(bytes, this.memberModel.lengths));
+          got.set(id, decodePartial(bytes, shape));
         } catch (error) {
           this.options.log.error({ err: error, processId: id }, 'a member’s partial does not decode; left out');
           asked.splice(asked.indexOf(id), 1);
@@ -281,32 +321,38 @@ export class ClusterRunner implements TaskRunner {
     return got;
   }
 
+  /** The partials added up (in a fixed order, by process id, so the same partials merge to the same sum) with their tallies. */
   private merge(global: GlobalModel, plan: RoundPlan, partials: Map<string, Partial>): Omit<Contribution, 'startedAt'> {
     const { spec } = this.task;
-    const sum = new RunningSum(global.lengths);
-    const metricSums = new Float64Array(evaluatesFederatedly(spec) ? objectiveOf(spec.data).sumsLength : 0);
-    let evaluators = 0;
+    const ordered = [...partials.keys()].sort().map((id) => partials.get(id)!);
     const tally = { dropped: 0, late: 0, rejected: 0, samples: 0, uploadBytes: 0 };
-    const participantsDetail = [];
-    // A fixed order (by process id), so the same partials merge to the same sum.
-    for (const id of [...partials.keys()].sort()) {
-      const p = partials.get(id)!;
-      sum.merge(p.sum);
+    let evaluators = 0;
+    for (const p of ordered) {
       for (const k of Object.keys(tally) as (keyof typeof tally)[]) tally[k] += p[k];
-      participantsDetail.push(...p.participants);
       evaluators += p.evaluators;
-      p.metricSums.forEach((v, i) => i < metricSums.length && (metricSums[i]! += v));
     }
     // Participants of members that never handed their partial in count as dropped.
     for (const [id, quota] of Object.entries(plan.quotas)) if (!partials.has(id)) tally.dropped += quota;
-    return {
-      input: { sum },
-      ...tally,
-      participants: sum.count,
-      staleness: 0,
-      aggregationMs: 0,
-      participantsDetail,
-      federated: evaluators > 0 ? federatedMetrics(spec, global.version, evaluators, metricSums) : null,
-    };
+    const common = { ...tally, staleness: 0, aggregationMs: 0, participantsDetail: ordered.flatMap((p) => p.participants) };
+    if (spec.secure) {
+      const { ringBits, length, modelLength, metricSums } = ringShape(spec, global.lengths, plan);
+      const total = newRingVector(ringBits, length);
+      let survivors = 0;
+      for (const p of ordered) {
+        const ring = p.sum as RingSum;
+        addInto(total, ring.words, ringBits);
+        survivors += ring.survivors;
+      }
+      const { mean, clips } = readSecureSum(total.subarray(0, modelLength), { ringBits, clips: [...global.clips], sampleScale: plan.sampleScale ?? 1 }, { survivors, samples: tally.samples }, spec, global.lengths, undefined);
+      const federated = evaluators > 0 ? federatedMetrics(spec, global.version, evaluators, decodeMetricLimbs(total.subarray(modelLength), metricSums, spec.bits)) : null;
+      return { ...common, input: { mean }, clips, participants: survivors, federated };
+    }
+    const sum = new RunningSum(global.lengths);
+    const metricSums = new Float64Array(evaluatesFederatedly(spec) ? objectiveOf(spec.data).sumsLength : 0);
+    for (const p of ordered) {
+      sum.merge(p.sum as RunningSum);
+      p.metricSums.forEach((v, i) => i < metricSums.length && (metricSums[i]! += v));
+    }
+    return { ...common, input: { sum }, participants: sum.count, federated: evaluators > 0 ? federatedMetrics(spec, global.version, evaluators, metricSums) : null };
   }
 }

@@ -11,7 +11,8 @@ import type { RedisClient } from './redis.ts';
  * - `plan`: the round the leader runs now, and each process's share of its participants,
  *   written under the leader's fencing token so a deposed leader cannot overwrite it;
  * - `partial:<plan>:<process>`: what each process collected of that round, a RunningSum of
- *   its clients' updates with its tallies, for the leader to merge.
+ *   its clients' updates (a secure round: its SecAgg+ group's ring sum) with its tallies,
+ *   for the leader to merge.
  *
  * Every key is state, not a message: a process that missed a change reads it on its next
  * poll, and after a Redis restart that lost them the leader writes the plan again and the
@@ -22,6 +23,8 @@ export interface Member {
   processId: string;
   /** The task's clients ready on that process: connected, reported ready, not paused. */
   ready: number;
+  /** The samples those clients hold, summed: a secure round weighs every group's inputs by the cohort's mean. */
+  samples: number;
   /** When it last reported (its clock, ms since epoch). */
   at: number;
 }
@@ -37,6 +40,8 @@ export interface RoundPlan {
   /** When collection ends everywhere, ms since epoch. */
   deadline: number;
   quotas: Record<string, number>;
+  /** Secure rounds: what every group's clients divide their samples by (the cohort's mean), so the groups' sums add up. */
+  sampleScale?: number;
 }
 
 /** A member is gone once its heartbeat is this old. */
@@ -56,7 +61,7 @@ export class TaskBoard {
   }
 
   async heartbeat(taskId: number, member: Member): Promise<void> {
-    await timed(this.redis.hSet(key(taskId, 'members'), member.processId, JSON.stringify({ ready: member.ready, at: member.at })));
+    await timed(this.redis.hSet(key(taskId, 'members'), member.processId, JSON.stringify({ ready: member.ready, samples: member.samples, at: member.at })));
   }
 
   /** Members heard from within MEMBER_TIMEOUT_MS of `now`; older entries are removed. */
@@ -65,9 +70,9 @@ export class TaskBoard {
     const alive: Member[] = [];
     const stale: string[] = [];
     for (const [processId, value] of Object.entries(all)) {
-      const { ready, at } = JSON.parse(value) as { ready: number; at: number };
+      const { ready, samples, at } = JSON.parse(value) as Omit<Member, 'processId'>;
       if (now - at > MEMBER_TIMEOUT_MS) stale.push(processId);
-      else alive.push({ processId, ready, at });
+      else alive.push({ processId, ready, samples, at });
     }
     if (stale.length > 0) await timed(this.redis.hDel(key(taskId, 'members'), stale));
     return alive;

@@ -23,7 +23,7 @@ function signedBytes(start: Omit<RoundStart, 'signature'>): Uint8Array {
     start.budget, start.metricSums, start.evaluate,
     secure && [
       secure.participants.map((p) => [p.clientId, p.samples]), secure.neighbours, secure.threshold,
-      secure.ringBits, secure.clips, secure.keysDeadline, secure.sharesDeadline,
+      secure.ringBits, secure.clips, secure.sampleScale, secure.keysDeadline, secure.sharesDeadline,
       secure.input.normBound, secure.input.noise && [secure.input.noise.variance, secure.input.noise.minSurvivors],
     ],
   ]);

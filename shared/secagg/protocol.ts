@@ -32,7 +32,7 @@ export function Bytes(min: number, max = min) {
 
 export interface SecureParticipant {
   clientId: string;
-  /** Samples the client reported; updates are pre-scaled by samples / mean so the sum is FedAvg's. */
+  /** Samples the client reported; updates are pre-scaled by samples / sampleScale so the sum is FedAvg's. */
   samples: number;
 }
 
@@ -52,6 +52,12 @@ export interface SecureRoundConfig {
   graphSeed: Uint8Array;
   /** Per tensor: the quantization range every client uses this round, so levels add up. */
   clips: number[];
+  /**
+   * What each client divides its samples by to weigh its input: the participants' mean
+   * samples in one process; in a cluster round one value for every process's group, so
+   * the groups' sums add up to FedAvg's.
+   */
+  sampleScale: number;
   keysDeadline: number;
   sharesDeadline: number;
   /** What each device does to its input before masking, since the server cannot do it to the sum. */

@@ -46,6 +46,7 @@ function setUp(n: number, seed: number, options: { threshold?: number; neighbour
     ringBits: ringBits(BITS, n),
     graphSeed: randomBytes(32),
     clips: [0.1],
+    sampleScale: 100,
     keysDeadline: far,
     sharesDeadline: far,
     input: { normBound: 0, noise: null },
