@@ -8,11 +8,16 @@ import { io, type Socket } from 'socket.io-client';
 import { demoTaskSpec } from '../cli/demo.ts';
 import { activateNodeBackend } from '../client/node/tf.ts';
 import { buildModel, weightLengths } from '../shared/ml/models.ts';
+import { decodeWeights } from '../shared/codec/model-wire.ts';
+import { createStrategy } from '../server/strategies/index.ts';
+import { readSecureSum } from '../server/secagg/masked-round.ts';
+import { addInto, fromLevels, newRingVector } from '../shared/secagg/ring.ts';
+import { startBenchCluster, type BenchCluster } from './local-cluster.ts';
 import { api, freePort, operatorToken, spawnTributary, waitForHealth } from '../cli/processes.ts';
 import type { AdminClientToServerEvents, AdminServerToClientEvents, RoundParticipantsEvent } from '../shared/protocol/events.ts';
 import type { RoundRecord, TaskRecord, TaskSpecInput } from '../shared/protocol/task.ts';
 import { argsAfterName, loadOptions, type LoadOptions } from './load/options.ts';
-import type { ClientSlot, FromWorker, ToWorker, WorkerCounters } from './load/messages.ts';
+import type { ClientSlot, FromWorker, SecureRoundSum, ToWorker, WorkerCounters } from './load/messages.ts';
 import { scrapeEvery, type MetricsSample } from './load/server-metrics.ts';
 import type { BenchOptions } from './options.ts';
 import { table } from './report.ts';
@@ -55,7 +60,7 @@ function fileLimits(): { soft: number; hard: number } | undefined {
 /** Refuses a run this machine's descriptor limit cannot hold: the server holds one per client, each worker one per client it drives. */
 function checkFileLimits(options: LoadOptions): string {
   const limits = fileLimits();
-  const server = options.clients + FD_MARGIN;
+  const server = Math.ceil(options.clients / options.processes) + FD_MARGIN;
   const worker = Math.ceil(options.clients / options.workers) + FD_MARGIN;
   const needed = Math.max(server, worker);
   if (!limits) return `open files: limits unknown (not Linux); the server needs ≥ ${server}`;
@@ -96,7 +101,7 @@ function loadTaskSpec(options: LoadOptions): TaskSpecInput {
     clients: Math.min(options.clients, 10_000), rounds: options.rounds, task: 'fashion-mnist', model: 'mlp', bits: 8,
     proximalMu: 0, seed: SEED, trainLimit: 0, testLimit: 0, evalEvery: 0, strategy: 'fedavg', mode: 'sync', bufferSize: 0,
     // Uniform: exactly k participants a round (capability scheduling over-selects by 30 %).
-    scheduling: 'uniform', secure: false,
+    scheduling: 'uniform', secure: options.secure,
   });
   return { ...demo, name: `load ${options.clients} clients, ${options.perRound} a round`, clientsPerRound: options.perRound, openEnrollment: true, roundDeadlineMs: options.deadlineMs };
 }
@@ -119,7 +124,8 @@ interface Worker {
 function startWorkers(slots: ClientSlot[][], onUploads: (uploads: Array<{ round: number; at: number }>) => void, onFail: (message: string) => void): Worker[] {
   const module = fileURLToPath(new URL('./load/worker.ts', import.meta.url));
   return slots.map(() => {
-    const child = fork(module, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    // Advanced serialization: secure sums travel as typed arrays.
+    const child = fork(module, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
     const worker: Worker = { child, counters: undefined, lastError: undefined };
     child.on('message', (message: FromWorker) => {
       if (message.type === 'report') {
@@ -181,6 +187,7 @@ function perRound(rounds: readonly RoundFigures[], samples: readonly MetricsSamp
     const lastAck = r.acks.length ? Math.max(...r.acks) : Number.NaN;
     return {
       round: r.round,
+      startedAt: r.startedAt,
       participants: r.record?.participants ?? 0,
       selected: r.participants,
       dropped: r.record?.dropped ?? 0,
@@ -243,31 +250,28 @@ export async function runLoad(options: LoadOptions): Promise<void> {
   const fds = checkFileLimits(options);
   const slots = slotsByWorker(options);
   const addresses = Math.ceil(options.clients / options.perAddress);
-  log(`load: ${options.clients} clients, ${options.perRound} a round, ${options.rounds} rounds, churn ${options.churn * 100} %, ${slots.length} worker processes, ` +
+  log(`load: ${options.clients} clients, ${options.perRound} a round, ${options.rounds} rounds, churn ${options.churn * 100} %, ${options.secure ? 'secure, ' : ''}${options.processes} server process(es), ${slots.length} worker processes, ` +
     `${addresses} loopback source addresses (${options.perAddress} clients each)`);
   log(`  NOTE: the simulator and the server share this machine's ${cores} cores (${mib(totalmem())} MiB RAM)`);
   log(`  ${fds}; ${portRange()}`);
 
   const dataDir = await mkdtemp(join('/tmp', 'tributary-load-'));
-  const port = await freePort();
-  const url = `http://127.0.0.1:${port}`;
-  const server = spawnTributary(['serve', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn'], join(dataDir, 'server.log'));
   let failure: string | undefined;
   const fail = (message: string) => (failure ??= message);
-  server.once('exit', (code, signal) => fail(`the server exited (${code ?? signal}); see ${join(dataDir, 'server.log')}`));
   const rounds = new Map<number, RoundFigures>();
+  let servers: LoadServers | undefined;
   let workers: Worker[] = [];
   let admin: Socket | undefined;
-  let scraper: ReturnType<typeof scrapeEvery> | undefined;
+  let scrapers: Array<ReturnType<typeof scrapeEvery>> = [];
   let finished: string | undefined;
   try {
-    await waitForHealth(url, server);
-    const operator = operatorToken(dataDir);
+    servers = await startServers(options, dataDir, fail);
+    const { url, operator } = servers;
     const task = await api<TaskRecord>(`${url}/api/tasks`, 'POST', loadTaskSpec(options), operator);
     const lengths = await modelLengths(task);
     const m = lengths.reduce((a, b) => a + b, 0);
     if (m !== EXPECTED_PARAMETERS) throw new Error(`the task's model has ${m} parameters, not ${EXPECTED_PARAMETERS}`);
-    log(`  server ${url} (pid ${server.pid}, state in ${dataDir}); task ${task.id}: ${task.spec.model.kind} [${lengths.join(', ')}] = ${m} parameters, ${task.spec.bits}-bit plain, deadline ${seconds(task.spec.roundDeadlineMs)} s`);
+    log(`  ${servers.describe}; task ${task.id}: ${task.spec.model.kind} [${lengths.join(', ')}] = ${m} parameters, ${task.spec.bits}-bit ${task.spec.secure ? 'secure (SecAgg+)' : 'plain'}, deadline ${seconds(task.spec.roundDeadlineMs)} s`);
 
     const wire = () => {
       const t = totals(workers);
@@ -276,10 +280,18 @@ export async function runLoad(options: LoadOptions): Promise<void> {
     const ackUploads = (uploads: Array<{ round: number; at: number }>) => {
       for (const u of uploads) rounds.get(u.round)?.acks.push(u.at);
     };
-    scraper = scrapeEvery(url, 1_000);
+    // Each process's own /metrics: through nginx a scrape would reach any one of them.
+    scrapers = servers.metricsUrls.map((u) => scrapeEvery(u, 1_000));
+    const samples = () => scrapers.flatMap((sc) => sc.samples);
     workers = startWorkers(slots, ackUploads, fail);
     admin = watch(url, operator, task.id, {
       started: (round, participants) => {
+        // In a cluster every process announces its own share of the round.
+        const known = rounds.get(round);
+        if (known) {
+          known.participants += participants;
+          return;
+        }
         const previous = rounds.get(round - 1);
         if (previous) previous.wireAtEnd = wire();
         rounds.set(round, { round, startedAt: Date.now(), participants, acks: [], aborted: [], wireAtStart: wire() });
@@ -297,10 +309,10 @@ export async function runLoad(options: LoadOptions): Promise<void> {
         if (!r) return;
         r.completedAt = Date.now();
         r.record = record;
-        const lag = samplesBetween(scraper!.samples, r.startedAt, r.completedAt);
+        const lag = samplesBetween(samples(), r.startedAt, r.completedAt);
         log(`  round ${String(record.round).padStart(3)}/${options.rounds}: ${seconds(r.completedAt - r.startedAt)} s, ${record.participants} updates` +
           `${record.dropped ? `, ${record.dropped} dropped` : ''}${record.late ? `, ${record.late} late` : ''}, ` +
-          `lag p99 ≤ ${lag.length ? Math.max(...lag.map((s) => s.lagP99Ms)).toFixed(0) : '?'} ms, RSS ${lag.length ? mib(lag.at(-1)!.rssBytes) : '?'} MiB`);
+          `lag p99 ≤ ${lag.length ? Math.max(...lag.map((x) => x.lagP99Ms)).toFixed(0) : '?'} ms, RSS ${lag.length ? mib(Math.max(...lag.map((x) => x.rssBytes))) : '?'} MiB`);
       },
       aborted: (round, code) => {
         rounds.get(round)?.aborted.push(code);
@@ -312,14 +324,14 @@ export async function runLoad(options: LoadOptions): Promise<void> {
     // Joining: every client enrolls, connects and reports ready, the task not yet running.
     const joinStarted = Date.now();
     const slotsOf = new Map(workers.map((w, i) => [w, slots[i]!]));
-    for (const [w, s] of slotsOf) {
-      const start: ToWorker = { type: 'start', url, taskId: task.id, lengths, samples: SAMPLES_PER_CLIENT, clients: s, joinConcurrency: Math.max(1, Math.ceil(options.joinConcurrency / workers.length)), seed: SEED };
+    for (const [w, sl] of slotsOf) {
+      const start: ToWorker = { type: 'start', url, taskId: task.id, lengths, samples: SAMPLES_PER_CLIENT, clients: sl, joinConcurrency: Math.max(1, Math.ceil(options.joinConcurrency / workers.length)), seed: SEED };
       w.child.send(start);
     }
     const joined = () => totals(workers).joined;
     await until(() => joined() >= options.clients, 30 * 60_000, 'joining', () => failure, () => {
       const n = joined();
-      log(`  joined ${n}/${options.clients} after ${seconds(Date.now() - joinStarted)} s (${(n / ((Date.now() - joinStarted) / 1000)).toFixed(0)}/s); server RSS ${mib(scraper!.samples.at(-1)?.rssBytes ?? 0)} MiB`);
+      log(`  joined ${n}/${options.clients} after ${seconds(Date.now() - joinStarted)} s (${(n / ((Date.now() - joinStarted) / 1000)).toFixed(0)}/s); server RSS ${scrapers.map((sc) => mib(sc.samples.at(-1)?.rssBytes ?? 0)).join(' + ')} MiB`);
     });
     const joinMs = Date.now() - joinStarted;
     log(`  all ${options.clients} joined in ${seconds(joinMs)} s: ${(options.clients / (joinMs / 1000)).toFixed(0)} clients/s`);
@@ -337,23 +349,125 @@ export async function runLoad(options: LoadOptions): Promise<void> {
     const final = totals(workers);
     const last = rounds.get(Math.max(...rounds.keys()));
     if (last) last.wireAtEnd = { in: final.bytesIn, out: final.bytesOut };
-    const figures = perRound([...rounds.values()].sort((a, b) => a.round - b.round), scraper.samples);
-    await writeReport(options, { cores, fds, addresses, joinMs, roundsStartedAt: roundsStarted, roundsMs, finished: finished!, figures, final, samples: scraper.samples, scrapeFailures: scraper.failures(), lastErrors: workers.map((w) => w.lastError).filter((e): e is string => !!e), m });
+    const figures = perRound([...rounds.values()].sort((a, b) => a.round - b.round), samples());
+    const exact = options.secure ? await checkSecureSums(url, operator, task, lengths, await secureSums(workers)) : undefined;
+    await writeReport(options, {
+      cores, fds, addresses, joinMs, roundsStartedAt: roundsStarted, roundsMs, finished: finished!, figures, final, samples: samples(),
+      perProcess: scrapers.map((sc) => rssAcross(figures, sc.samples)), scrapeFailures: scrapers.reduce((n, sc) => n + sc.failures(), 0),
+      lastErrors: workers.map((w) => w.lastError).filter((e): e is string => !!e), m, exact,
+    });
   } catch (error) {
     log(`  state kept in ${dataDir}`);
     throw error;
   } finally {
-    scraper?.stop();
+    for (const sc of scrapers) sc.stop();
     admin?.close();
     for (const w of workers) if (w.child.connected) w.child.send({ type: 'stop' } satisfies ToWorker);
     await Promise.all(workers.map((w) => (w.child.exitCode === null ? new Promise((resolve) => w.child.once('exit', resolve)) : undefined)));
-    if (server.exitCode === null) {
-      server.kill('SIGTERM');
-      await Promise.race([new Promise((resolve) => server.once('exit', resolve)), sleep(10_000)]);
-      if (server.exitCode === null) server.kill('SIGKILL');
-    }
+    await servers?.stop();
   }
   await rm(dataDir, { recursive: true, force: true });
+}
+
+/** The servers a run loads: one embedded `tributary serve`, or a local cluster behind nginx. */
+interface LoadServers {
+  /** Where clients, the admin socket and REST calls go. */
+  url: string;
+  /** Each process's own address, for its /metrics. */
+  metricsUrls: string[];
+  operator: string;
+  describe: string;
+  stop(): Promise<void>;
+}
+
+async function startServers(options: LoadOptions, dataDir: string, fail: (message: string) => void): Promise<LoadServers> {
+  if (options.processes === 1) {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const server = spawnTributary(['serve', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn'], join(dataDir, 'server.log'));
+    server.once('exit', (code, signal) => fail(`the server exited (${code ?? signal}); see ${join(dataDir, 'server.log')}`));
+    await waitForHealth(url, server);
+    return {
+      url, metricsUrls: [url], operator: operatorToken(dataDir), describe: `server ${url} (pid ${server.pid}, state in ${dataDir})`,
+      stop: async () => {
+        if (server.exitCode !== null) return;
+        server.kill('SIGTERM');
+        await Promise.race([new Promise((resolve) => server.once('exit', resolve)), sleep(10_000)]);
+        if (server.exitCode === null) server.kill('SIGKILL');
+      },
+    };
+  }
+  const cluster: BenchCluster = await startBenchCluster({ processes: options.processes, dir: dataDir });
+  for (const s of cluster.servers) s.child()?.once('exit', (code, signal) => fail(`server ${s.index} exited (${code ?? signal}); see ${s.log}`));
+  return {
+    url: cluster.url, metricsUrls: cluster.servers.map((s) => s.url), operator: cluster.operator,
+    describe: `${options.processes} server processes (${cluster.servers.map((s) => s.url).join(', ')}) on Redis and PostgreSQL, behind nginx ${cluster.url}; state in ${dataDir}`,
+    stop: cluster.stop,
+  };
+}
+
+/** One process's RSS after round 2 and at the last round's end: growth across the rounds. */
+function rssAcross(figures: ReturnType<typeof perRound>, samples: readonly MetricsSample[]): { afterRound2: number; end: number } {
+  const at = (round: number) => {
+    const f = figures.find((x) => x.round === round);
+    const end = f && Number.isFinite(f.roundMs) ? samples.filter((s) => s.at <= f.startedAt + f.roundMs + 1_000).at(-1) : undefined;
+    return end?.rssBytes ?? Number.NaN;
+  };
+  return { afterRound2: at(Math.min(2, figures.length)), end: at(figures.length) };
+}
+
+/** Every worker's secure inputs, summed per round. */
+async function secureSums(workers: readonly Worker[]): Promise<Map<number, SecureRoundSum[]>> {
+  const replies = await Promise.all(workers.map((w) => new Promise<SecureRoundSum[]>((resolve) => {
+    const listener = (message: FromWorker) => {
+      if (message.type !== 'secure-sums') return;
+      w.child.off('message', listener);
+      resolve(message.sums);
+    };
+    w.child.on('message', listener);
+    w.child.send({ type: 'secure-sums' } satisfies ToWorker);
+  })));
+  const byRound = new Map<number, SecureRoundSum[]>();
+  for (const sum of replies.flat()) byRound.set(sum.round, [...(byRound.get(sum.round) ?? []), sum]);
+  return byRound;
+}
+
+/**
+ * Each published model, bit for bit: the previous round's model stepped by the mean that
+ * the plain sum of every acknowledged input's levels (in the round's ring) stands for.
+ * A mask left in, a group's sum lost or counted twice, or weights on different scales
+ * would each change it.
+ */
+async function checkSecureSums(url: string, operator: string, task: TaskRecord, lengths: number[], sums: Map<number, SecureRoundSum[]>): Promise<{ rounds: number; exact: number; inputs: number[] }> {
+  const weightsAt = async (round: number) => {
+    const response = await fetch(`${url}/api/tasks/${task.id}/model/weights.bin?round=${round}`, { headers: { authorization: `Bearer ${operator}` } });
+    if (!response.ok) throw new Error(`GET weights.bin?round=${round}: HTTP ${response.status}`);
+    return decodeWeights(new Uint8Array(await response.arrayBuffer()), lengths);
+  };
+  const strategy = createStrategy(task.spec);
+  const recorded = await api<RoundRecord[]>(`${url}/api/tasks/${task.id}/rounds`, 'GET', undefined, operator);
+  let exact = 0;
+  const inputs: number[] = [];
+  let previous = await weightsAt(0);
+  for (const record of recorded) {
+    const parts = sums.get(record.round) ?? [];
+    const first = parts[0];
+    const published = await weightsAt(record.round);
+    inputs.push(parts.reduce((n, p) => n + p.inputs, 0));
+    if (first && parts.every((p) => p.ringBits === first.ringBits && p.sampleScale === first.sampleScale)) {
+      const total = newRingVector(first.ringBits, first.levels.length);
+      const mask = first.ringBits === 32 ? 0xffffffff : 2 ** first.ringBits - 1;
+      for (const p of parts) addInto(total, fromLevels(p.levels.map((v) => v & mask), first.ringBits), first.ringBits);
+      const modelLength = total.length;
+      const { mean } = readSecureSum(total.subarray(0, modelLength), first, { survivors: inputs.at(-1)!, samples: parts.reduce((n, p) => n + p.weight, 0) }, task.spec, lengths, undefined);
+      const expected = await strategy.step(previous, mean, record.round);
+      const same = expected.every((t, i) => Buffer.from(t.buffer, t.byteOffset, t.byteLength).equals(Buffer.from(published[i]!.buffer, published[i]!.byteOffset, published[i]!.byteLength)));
+      if (same) exact++;
+      else log(`  round ${record.round}: the published model differs from the one the clients' levels give`);
+    }
+    previous = published;
+  }
+  return { rounds: recorded.length, exact, inputs };
 }
 
 interface Outcome {
@@ -367,9 +481,13 @@ interface Outcome {
   figures: ReturnType<typeof perRound>;
   final: WorkerCounters;
   samples: MetricsSample[];
+  /** Each server process's RSS after round 2 and at the end. */
+  perProcess: Array<{ afterRound2: number; end: number }>;
   scrapeFailures: number;
   lastErrors: string[];
   m: number;
+  /** Secure runs: rounds whose published model matched the clients' levels bit for bit, and inputs per round. */
+  exact: { rounds: number; exact: number; inputs: number[] } | undefined;
 }
 
 async function writeReport(options: LoadOptions, o: Outcome): Promise<void> {
@@ -398,12 +516,15 @@ async function writeReport(options: LoadOptions, o: Outcome): Promise<void> {
     ['client reconnects / sessions resumed / sessions lost', `${final.reconnects} / ${final.resumed} / ${final.sessionsLost}`],
     ['round configs verified / with weights / uploads acked', `${final.roundConfigs} / ${final.weightsReceived} / ${final.uploads}`],
     ['client errors, by code', `${final.errors}${final.errors ? ` (${Object.entries(final.errorCodes).map(([code, n]) => `${code} ${n}`).join(', ')})` : ''}`],
+    ...(o.perProcess.length > 1 ? o.perProcess.map((p, i) => [`server process ${i} RSS after round 2 → end`, `${mib(p.afterRound2)} → ${mib(p.end)} MiB (${(100 * (p.end / p.afterRound2 - 1)).toFixed(1)} %)`]) : []),
+    ...(o.exact ? [['published models equal to the clients\' summed levels, bit for bit', `${o.exact.exact}/${o.exact.rounds} rounds (inputs acknowledged per round: ${o.exact.inputs.join(', ')})`]] : []),
     ['every round completed', allCompleted ? `yes (${done.length}/${options.rounds}, task ${o.finished})` : `NO (${done.length}/${options.rounds}, task ${o.finished})`],
   ]);
   const report = [
     `Load: ${options.clients} simulated clients, ${options.perRound} a round, ${options.rounds} rounds, churn ${options.churn * 100} % a round; ` +
-      `8-bit plain updates of m = ${o.m}; ${options.workers} worker processes, ${o.addresses} loopback source addresses`,
-    `The simulator and the server share this machine's ${o.cores} cores: every figure includes the simulator's load. ${o.fds}.`,
+      `8-bit ${options.secure ? 'secure (SecAgg+)' : 'plain'} updates of m = ${o.m}; ${options.workers} worker processes, ${o.addresses} loopback source addresses; ` +
+      (options.processes > 1 ? `${options.processes} server processes on Redis and PostgreSQL behind nginx` : 'one embedded server process (SQLite)'),
+    `The simulator and the server${options.processes > 1 ? 's (and Redis, PostgreSQL, nginx)' : ''} share this machine's ${o.cores} cores: every figure includes the simulator's load. ${o.fds}.`,
     '"publish ms": server clock, durationMs − the last delivered participant\'s elapsedMs (round start → its last chunk); "seen ms": bench clock, ' +
       'the last complete upload ack a client got → round:complete on the admin socket.',
     '',
@@ -412,10 +533,11 @@ async function writeReport(options: LoadOptions, o: Outcome): Promise<void> {
     roundTable,
   ].join('\n');
   console.log(`\n${report}`);
+  const name = `load${options.processes > 1 ? `-${options.processes}p` : ''}${options.secure ? '-secure' : ''}`;
   await mkdir(options.out, { recursive: true });
-  await writeFile(join(options.out, 'load.txt'), `${report}\n`);
-  await writeFile(join(options.out, 'load.json'), `${JSON.stringify({ options, cores: o.cores, joinMs: o.joinMs, roundsMs: o.roundsMs, finished: o.finished, allCompleted, counters: final, rounds: figures, metrics: o.samples, scrapeFailures: o.scrapeFailures }, null, 1)}\n`);
-  log(`  written: ${join(options.out, 'load.txt')}, ${join(options.out, 'load.json')}`);
+  await writeFile(join(options.out, `${name}.txt`), `${report}\n`);
+  await writeFile(join(options.out, `${name}.json`), `${JSON.stringify({ options, cores: o.cores, joinMs: o.joinMs, roundsMs: o.roundsMs, finished: o.finished, allCompleted, counters: final, rounds: figures, perProcess: o.perProcess, exact: o.exact, metrics: o.samples, scrapeFailures: o.scrapeFailures }, null, 1)}\n`);
+  log(`  written: ${join(options.out, `${name}.txt`)}, ${join(options.out, `${name}.json`)}`);
 }
 
 export async function run(options: BenchOptions): Promise<void> {

@@ -317,7 +317,7 @@ program
   // The load bench reads its own flags: --per-round K, --workers W, --churn F, --per-address A, --deadline-s S.
   .allowUnknownOption()
   .allowExcessArguments()
-  .addHelpText('after', '\nload (simulated clients against a real server): --clients N (default 10000) --per-round K (1000) --rounds R (20) --workers W --churn F (0.1) --per-address A (25) --deadline-s S (600)\naggregation-kernel: folding 8-bit updates into the running sum, against memcpy')
+  .addHelpText('after', '\nload (simulated clients against a real server): --clients N (default 10000) --per-round K (1000) --rounds R (20) --workers W --churn F (0.1) --per-address A (25) --deadline-s S (600) --processes N (1: embedded; more: a local cluster behind nginx) --secure (SecAgg+ rounds, each model checked bit for bit)\naggregation-kernel: folding 8-bit updates into the running sum, against memcpy')
   .option('--tasks <list>', 'tasks, overhead, update-size: the built-in tasks to run, comma-separated (default: all)')
   .option('--rounds <n>', 'rounds per run', int('rounds', 1), 20)
   .option('--clients <n>', 'clients per run (default 10; robustness: 20, so that Bulyan with f = 4 is defined)', int('clients', 1))

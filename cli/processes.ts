@@ -65,10 +65,11 @@ export async function api<T>(url: string, method: 'GET' | 'POST', body?: unknown
 
 /**
  * An operator API token for a local run, made straight on the state folder with
- * `tributary admin token` (before or while its server runs).
+ * `tributary admin token` (before or while its server runs); a cluster's accounts are in
+ * its database, named by TRIBUTARY_DATABASE in `env`.
  */
-export function operatorToken(dataDir: string): string {
-  const result = spawnSync(process.execPath, [bin, 'admin', 'token', '--data-dir', dataDir, '--username', 'demo-operator', '--create', '--role', 'operator', '--name', 'local run', '--json'], { encoding: 'utf8' });
+export function operatorToken(dataDir: string, env?: NodeJS.ProcessEnv): string {
+  const result = spawnSync(process.execPath, [bin, 'admin', 'token', '--data-dir', dataDir, '--username', 'demo-operator', '--create', '--role', 'operator', '--name', 'local run', '--json'], { encoding: 'utf8', ...(env ? { env } : {}) });
   if (result.status !== 0) throw new Error(`could not create an operator token: ${result.stderr}`);
   return (JSON.parse(result.stdout) as { token: string }).token;
 }

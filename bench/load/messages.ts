@@ -21,6 +21,8 @@ export type ToWorker =
     }
   /** A round started: this fraction of the worker's joined clients drop their connection within `windowMs` and come back. */
   | { type: 'churn'; round: number; fraction: number; windowMs: number }
+  /** Asks for the secure inputs summed by round (IPC with advanced serialization carries the typed arrays). */
+  | { type: 'secure-sums' }
   | { type: 'stop' };
 
 /** Counters a worker keeps, summed over its clients; sent with every report. */
@@ -41,9 +43,33 @@ export interface WorkerCounters {
   errorCodes: Record<string, number>;
 }
 
+/** One secure upload's input as its client made it: its levels (model words, then the rms statistic) and the round's ring. */
+export interface SecureInput {
+  round: number;
+  levels: Uint32Array;
+  /** Its FedAvg weight in the config. */
+  weight: number;
+  ringBits: number;
+  clips: number[];
+  sampleScale: number;
+}
+
+/** A worker's secure inputs of one round, summed: the levels mod 2^32 (a multiple of every ring), how many, their weights. */
+export interface SecureRoundSum {
+  round: number;
+  levels: Uint32Array;
+  inputs: number;
+  weight: number;
+  ringBits: number;
+  clips: number[];
+  sampleScale: number;
+}
+
 export type FromWorker =
   | { type: 'ready' }
   | { type: 'report'; counters: WorkerCounters; lastError?: string }
   /** Uploads whose last chunk the server acknowledged as complete since the last batch: round and ack time (ms since epoch). */
   | { type: 'uploaded'; uploads: Array<{ round: number; at: number }> }
-  | { type: 'failed'; message: string };
+  | { type: 'failed'; message: string }
+  /** Answer to `secure-sums`. */
+  | { type: 'secure-sums'; sums: SecureRoundSum[] };

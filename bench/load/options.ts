@@ -17,6 +17,10 @@ export interface LoadOptions {
   joinConcurrency: number;
   /** The task's round deadline. */
   deadlineMs: number;
+  /** Server processes: 1 is the embedded server (SQLite); more, a local cluster (Redis, PostgreSQL, nginx in front). */
+  processes: number;
+  /** SecAgg+ rounds: the simulated clients run the protocol, and the bench checks each published model bit for bit. */
+  secure: boolean;
   out: string;
 }
 
@@ -46,6 +50,8 @@ export function loadOptions(bench: Partial<BenchOptions>, args: readonly string[
       'per-address': { type: 'string' },
       'join-concurrency': { type: 'string' },
       'deadline-s': { type: 'string' },
+      processes: { type: 'string' },
+      secure: { type: 'boolean' },
       out: { type: 'string' },
     },
   });
@@ -68,6 +74,8 @@ export function loadOptions(bench: Partial<BenchOptions>, args: readonly string[
     perAddress: number('per-address', DEFAULTS.perAddress, (x) => count(x) && x <= 60),
     joinConcurrency: number('join-concurrency', DEFAULTS.joinConcurrency, count),
     deadlineMs: number('deadline-s', DEFAULTS.deadlineMs / 1000, (x) => x >= 1) * 1000,
+    processes: number('processes', 1, (x) => count(x) && x <= 16),
+    secure: values.secure === true,
     out: typeof values.out === 'string' ? values.out : bench.out ?? 'bench-results',
   };
   if (options.perRound > options.clients) throw new Error(`--per-round ${options.perRound} is more than --clients ${options.clients}`);

@@ -1,8 +1,9 @@
 import { request } from 'node:http';
 import type { Socket as NetSocket } from 'node:net';
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
-import { bytes, unlessAborted } from '../../client/connection.ts';
+import { bytes, unlessAborted, type SecureEvent } from '../../client/connection.ts';
 import { prependMetricSums } from '../../shared/codec/metric-sums.ts';
+import { encodeSecureInput } from '../../shared/codec/secure-codec.ts';
 import { encodeUpdate } from '../../shared/codec/update-codec.ts';
 import { equalBytes, fingerprint, seal, sign, toBase64, type KeyPair } from '../../shared/crypto/sodium.ts';
 import { TributaryError } from '../../shared/errors.ts';
@@ -20,7 +21,11 @@ import {
 } from '../../shared/protocol/events.ts';
 import { verifyRoundStart } from '../../shared/protocol/round-signature.ts';
 import { createRng, deriveSeed } from '../../shared/random.ts';
-import type { WorkerCounters } from './messages.ts';
+import { SecAggClient } from '../../shared/secagg/client.ts';
+import { expandSeed } from '../../shared/secagg/mask-stream.ts';
+import { encodeMaskedUpload, roundContext, unpackAdvertised, unpackConfirmations, type SecureRoundConfig } from '../../shared/secagg/protocol.ts';
+import { encodeRing } from '../../shared/secagg/ring.ts';
+import type { SecureInput, WorkerCounters } from './messages.ts';
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -30,6 +35,8 @@ const HANDSHAKE_TIMEOUT_MS = 120_000;
 const CHUNK_TIMEOUT_MS = 30_000;
 /** As client/round-runner.ts: round configs remembered by aggregator key, so a re-sent one is not run twice. */
 const REMEMBERED_ATTEMPTS = 8;
+/** As client/round-runner.ts: a secure phase's ack may come this long after the round's deadline. */
+const SECURE_ACK_SLACK_MS = 120_000;
 
 /** What every simulated client of a worker shares. */
 export interface SimContext {
@@ -42,6 +49,8 @@ export interface SimContext {
   deltas: ReadonlyArray<Float32Array[]>;
   counters: WorkerCounters;
   uploaded(round: number, at: number): void;
+  /** A secure round's levels whose masked upload the server acknowledged: the bench checks the published sum against them. */
+  secured(input: SecureInput): void;
   failed(error: Error): void;
 }
 
@@ -87,6 +96,7 @@ function normalized(received: RoundStart): RoundStart {
     ...received,
     weights: received.weights && bytes(received.weights),
     aggregatorKey: bytes(received.aggregatorKey),
+    secure: received.secure && { ...received.secure, graphSeed: bytes(received.secure.graphSeed), identityKeys: bytes(received.secure.identityKeys) },
     signature: bytes(received.signature),
   };
 }
@@ -97,7 +107,8 @@ function normalized(received: RoundStart): RoundStart {
  * after a reconnect, ready), the real client's checks of each round config (the pinned
  * server key's signature, the weights' size and version), and a sealed 8-bit plain update
  * of the model's real size uploaded in acknowledged chunks, resuming from the server's
- * `next`. No TF.js: the delta is seeded random values and no weights are kept, only the
+ * `next`; in a secure round, SecAgg+ as the real client runs it (shared/secagg/client.ts)
+ * around a masked upload. No TF.js: the delta is seeded random values and no weights are kept, only the
  * version this client holds. Mirrors client/connection.ts and client/round-runner.ts,
  * which open their socket without a source address.
  */
@@ -250,9 +261,9 @@ export class SimClient {
     return { taskId: this.context.taskId, samples: this.context.samples, backend: 'sim', cachedVersion: this.cachedVersion, paused: false, capabilities: { throughput: 0 } };
   }
 
-  private async ask<E extends ClientEvent>(signal: AbortSignal, event: E, body: EventBody<E>): Promise<AckValue<E>> {
+  private async ask<E extends ClientEvent>(signal: AbortSignal, event: E, body: EventBody<E>, timeoutMs = HANDSHAKE_TIMEOUT_MS): Promise<AckValue<E>> {
     signal.throwIfAborted();
-    const sender = this.socket!.timeout(HANDSHAKE_TIMEOUT_MS) as unknown as { emitWithAck(event: E, body: unknown): Promise<Reply<AckValue<E>>> };
+    const sender = this.socket!.timeout(timeoutMs) as unknown as { emitWithAck(event: E, body: unknown): Promise<Reply<AckValue<E>>> };
     return unwrap(await unlessAborted(signal, sender.emitWithAck(event, body)));
   }
 
@@ -277,7 +288,6 @@ export class SimClient {
     signal.throwIfAborted();
     const { lengths, seed, deltas, counters } = this.context;
     const start = normalized(received);
-    if (start.secure) throw new TributaryError('BAD_REQUEST', 'the load bench simulates plain rounds only');
     verifyRoundStart(start, this.pinned!);
     if (start.weights) {
       const expected = lengths.reduce((a, b) => a + b, 0) * 4;
@@ -290,15 +300,48 @@ export class SimClient {
     await new Promise((resolve) => setImmediate(resolve));
     signal.throwIfAborted();
     const delta = deltas[(this.index + start.round) % deltas.length]!;
-    const update = encodeUpdate(delta, { bits: start.bits, clipSigma: start.clipSigma, rng: createRng(deriveSeed(seed, 'load-update', this.index, start.round)) });
-    // A device not asked to evaluate sends the round's metric sums as zeros (test/support/harness.ts plainPayload).
-    const payload = seal(prependMetricSums(undefined, start.metricSums, update), start.aggregatorKey);
-    await this.upload(start, payload, signal);
+    const rng = createRng(deriveSeed(seed, 'load-update', this.index, start.round));
+    if (start.secure) await this.runSecure(start, start.secure, delta, rng, signal);
+    else {
+      const update = encodeUpdate(delta, { bits: start.bits, clipSigma: start.clipSigma, rng });
+      // A device not asked to evaluate sends the round's metric sums as zeros (test/support/harness.ts plainPayload).
+      await this.upload(start, seal(prependMetricSums(undefined, start.metricSums, update), start.aggregatorKey), signal);
+    }
     counters.uploads++;
     this.context.uploaded(start.round, Date.now());
     // As the real client after an upload: report readiness again, quietly not when not joined.
     const link = this.link;
     if (link && !link.signal.aborted) await this.ask(link.signal, 'client:ready', this.readiness()).catch(() => undefined);
+  }
+
+  /** RoundRunner.runSecure, with the seeded delta for training: keys and shares, the masked upload, then confirming and revealing. */
+  private async runSecure(start: RoundStart, secure: SecureRoundConfig, delta: Float32Array[], rng: ReturnType<typeof createRng>, signal: AbortSignal): Promise<void> {
+    if (start.metricSums > 0) throw new TributaryError('BAD_REQUEST', 'the load bench\'s secure rounds carry no federated evaluation');
+    const ref = { taskId: start.taskId, round: start.round };
+    const index = secure.participants.findIndex((p) => p.clientId === this.resumeWith?.clientId);
+    if (index < 0) throw new TributaryError('NOT_A_PARTICIPANT', `round ${start.round} config does not list this client`);
+    const protocol = new SecAggClient(secure, roundContext(start.taskId, start.round, start.aggregatorKey), index, this.identity);
+    const timeout = start.deadline - Date.now() + SECURE_ACK_SLACK_MS;
+    const request = <E extends SecureEvent>(event: E, body: EventBody<E>) => this.ask(signal, event, body, timeout);
+
+    const { index: _index, ...keys } = protocol.advertise();
+    const { advertised } = await request('secagg:advertise', { ...ref, ...keys });
+    const boxes = await protocol.share(unpackAdvertised(bytes(advertised)));
+    const relayed = await request('secagg:share', { ...ref, boxes });
+    protocol.receive({ sharers: relayed.sharers, boxes: bytes(relayed.boxes) });
+
+    const weight = secure.participants[index]!.samples;
+    const residual = delta.map((d) => new Float32Array(d.length));
+    const levels = encodeSecureInput(delta, { bits: start.bits as 8, clips: secure.clips, scale: weight / secure.sampleScale, residual, rng, normBound: secure.input.normBound });
+    const masked = encodeRing(protocol.mask(levels, expandSeed), secure.ringBits);
+    await this.upload(start, seal(encodeMaskedUpload(protocol.partnersSignature(), masked), start.aggregatorKey), signal);
+    this.context.secured({ round: start.round, levels, weight, ringBits: secure.ringBits, clips: secure.clips, sampleScale: secure.sampleScale });
+
+    const { survivors } = await request('secagg:survivors', ref);
+    const signature = protocol.confirm(survivors);
+    const { confirmations, partners } = await request('secagg:confirm', { ...ref, signature });
+    const shares = protocol.reveal(unpackConfirmations(bytes(confirmations)), unpackConfirmations(bytes(partners)));
+    await request('secagg:reveal', { ...ref, shares });
   }
 
   /** RoundRunner.upload: acknowledged chunks, going on from the chunk the server names. */

@@ -1,6 +1,6 @@
 import { cryptoReady, hash, signingKeyPairFromSeed, utf8 } from '../../shared/crypto/sodium.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../../shared/random.ts';
-import type { FromWorker, ToWorker, WorkerCounters } from './messages.ts';
+import type { FromWorker, SecureRoundSum, ToWorker, WorkerCounters } from './messages.ts';
 import { SimClient, type SimContext } from './sim-client.ts';
 
 /**
@@ -20,6 +20,18 @@ let clients: SimClient[] = [];
 let lastError: string | undefined;
 let acks: Array<{ round: number; at: number }> = [];
 let seed = 0;
+/** Secure rounds' acknowledged inputs, summed per round. */
+const secureSums = new Map<number, SecureRoundSum>();
+
+function addSecureInput(input: Parameters<SimContext['secured']>[0]): void {
+  let sum = secureSums.get(input.round);
+  if (!sum) secureSums.set(input.round, (sum = { round: input.round, levels: new Uint32Array(input.levels.length), inputs: 0, weight: 0, ringBits: input.ringBits, clips: input.clips, sampleScale: input.sampleScale }));
+  // Uint32Array arithmetic wraps mod 2^32, which every ring (2^w, w ≤ 32) divides.
+  const into = sum.levels;
+  for (let i = 0; i < input.levels.length; i++) into[i]! += input.levels[i]!;
+  sum.inputs++;
+  sum.weight += input.weight;
+}
 
 function report(): void {
   let bytesIn = 0;
@@ -60,6 +72,7 @@ async function start(message: Extract<ToWorker, { type: 'start' }>): Promise<voi
     deltas: randomDeltas(message.lengths, deriveSeed(message.seed, 'worker', message.clients[0]?.index ?? 0)),
     counters,
     uploaded: (round, at) => acks.push({ round, at }),
+    secured: addSecureInput,
     failed: (error) => {
       lastError = error.message;
     },
@@ -98,6 +111,8 @@ process.on('message', (message: ToWorker) => {
     });
   } else if (message.type === 'churn') {
     churn(message);
+  } else if (message.type === 'secure-sums') {
+    send({ type: 'secure-sums', sums: [...secureSums.values()] });
   } else {
     report();
     for (const c of clients) c.close();
