@@ -23,7 +23,7 @@ import { withTaskDefaults, type TaskRecord, type TaskSpecInput } from '../../sha
 const bin = fileURLToPath(new URL('../../bin/tributary.js', import.meta.url));
 
 /** An in-process client (real socket on loopback) on a demo shard, for tests that act at exact moments. */
-export function inProcessClient(h: Harness, taskId: number, shard: number, options: Partial<FederatedClientOptions> = {}): FederatedClient {
+export function inProcessClient(h: Pick<Harness, 'url' | 'token'>, taskId: number, shard: number, options: Partial<FederatedClientOptions> = {}): FederatedClient {
   return new FederatedClient({
     server: h.url,
     enrollment: { token: h.token(taskId) },
