@@ -397,7 +397,8 @@ async function startServers(options: LoadOptions, dataDir: string, fail: (messag
       },
     };
   }
-  const cluster: BenchCluster = await startBenchCluster({ processes: options.processes, dir: dataDir });
+  // nginx holds two connections a client (theirs and its upstream's), plus the bench's own.
+  const cluster: BenchCluster = await startBenchCluster({ processes: options.processes, dir: dataDir, connections: Math.max(16_384, 2 * options.clients + 1_024) });
   for (const s of cluster.servers) s.child()?.once('exit', (code, signal) => fail(`server ${s.index} exited (${code ?? signal}); see ${s.log}`));
   return {
     url: cluster.url, metricsUrls: cluster.servers.map((s) => s.url), operator: cluster.operator,

@@ -45,6 +45,8 @@ export interface BenchClusterOptions {
   logLevel?: string;
   /** Extra environment for the servers (MALLOC_ARENA_MAX, say). */
   env?: NodeJS.ProcessEnv;
+  /** Connections nginx may hold (two a client); default the shipped config's. */
+  connections?: number;
 }
 
 export async function startBenchCluster(options: BenchClusterOptions): Promise<BenchCluster> {
@@ -74,7 +76,7 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
       servers.push(server);
       await server.start();
     }
-    nginx = await startNginx(servers.map((s) => s.url.replace('http://', '')), { dir: join(options.dir, 'nginx') });
+    nginx = await startNginx(servers.map((s) => s.url.replace('http://', '')), { dir: join(options.dir, 'nginx'), ...(options.connections ? { connections: options.connections } : {}) });
     const leaderOf = (taskId: number) => leaseHolder(redis!.url, taskId, servers);
     return { url: nginx.url, servers, redis, operator: operatorToken(serverDir, env), leaderOf, stop };
   } catch (error) {

@@ -21,6 +21,8 @@ export interface NginxOptions {
   port?: number;
   /** Its folder (config, logs, temp files), made if missing and kept by `stop()` (default: a temporary folder, removed). */
   dir?: string;
+  /** Connections its one worker may hold, two a proxied client (default: the shipped config's). */
+  connections?: number;
 }
 
 /**
@@ -37,7 +39,7 @@ export async function startNginx(upstreams: readonly string[], options: NginxOpt
   const removeDir = () => temporary && rmSync(dir, { recursive: true, force: true });
   const port = options.port ?? (await freePort());
   const file = join(dir, 'nginx.conf');
-  writeFileSync(file, localConfig(shipped, upstreams, port, dir));
+  writeFileSync(file, localConfig(shipped, upstreams, port, dir, options.connections));
   const nginx = spawnLocal(NGINX_BINARY.path, ['-p', dir, '-c', file, '-g', `daemon off; pid ${join(dir, 'nginx.pid')}; error_log ${join(dir, 'error.log')};`]);
   const stop = async () => {
     await stopChild(nginx.child, 'SIGQUIT', 5_000); // SIGQUIT: nginx's graceful stop
@@ -63,8 +65,11 @@ function shippedConfig(): string {
 }
 
 /** deploy/nginx.conf with these upstreams, listening on this loopback port, its logs and temp files in `dir`. */
-function localConfig(shipped: string, upstreams: readonly string[], port: number, dir: string): string {
-  return shipped
+function localConfig(shipped: string, upstreams: readonly string[], port: number, dir: string, connections?: number): string {
+  const sized = connections === undefined ? shipped
+    // A descriptor per connection, and a few for logs and listeners.
+    : shipped.replace(/worker_connections \d+;/, `worker_connections ${connections};`).replace('worker_processes auto;', `worker_processes auto;\nworker_rlimit_nofile ${connections + 1024};`);
+  return sized
     .replace(UPSTREAM, `upstream tributary {\n${upstreams.map((u) => `    server ${u} max_fails=1 fail_timeout=5s;`).join('\n')}\n    keepalive 32;\n  }`)
     .replace('listen 8000;', `listen 127.0.0.1:${port};`)
     .replace('http {', `http {\n  access_log ${join(dir, 'access.log')};\n  client_body_temp_path ${join(dir, 'body')};\n  proxy_temp_path ${join(dir, 'proxy')};`)
