@@ -47,6 +47,7 @@ import { connectRedis } from './cluster/redis.ts';
 import { attachStreamsAdapter } from './cluster/socket-adapter.ts';
 import { newProcessId } from './cluster/leader-lease.ts';
 import { TaskBoard } from './cluster/task-board.ts';
+import { SessionDirectory } from './cluster/session-directory.ts';
 import type { Store } from './store/store.ts';
 
 export interface AppOptions {
@@ -204,8 +205,9 @@ export async function buildApp(options: AppOptions): Promise<App> {
   const scheduler = new Scheduler(clients);
   const splits = new BuiltinSplits((name) => datasetFiles(name, options.datasetDirs));
   const evaluationSets = new EvaluationSets(join(options.dataDir, 'evaluation-sets'));
+  const processId = newProcessId();
   const coordinator = new Coordinator({
-    cluster: redis && { redis: redis.client, board: new TaskBoard(redis.client), processId: newProcessId() },
+    cluster: redis && { redis: redis.client, board: new TaskBoard(redis.client), processId },
     store,
     checkpoints,
     clients,
@@ -229,6 +231,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
     messageRate: options.messageRate,
     addressLimits: options.addressLimits,
     addressOf: (peer) => clientAddress(peer, options.trustProxy),
+    sessions: redis && new SessionDirectory(redis.client, processId),
   });
 
   await installHttpBasics(http, corsOrigins);

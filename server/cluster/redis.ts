@@ -92,3 +92,20 @@ function describe(error: unknown): string {
   if (error instanceof Error) return (error as NodeJS.ErrnoException).code ?? error.message;
   return 'no answer';
 }
+
+/** A command waits this long for a Redis that is away (node-redis queues commands while it reconnects). */
+const COMMAND_TIMEOUT_MS = 2_000;
+
+/** A Redis reply, or REDIS_UNAVAILABLE after COMMAND_TIMEOUT_MS: a poll that waits out an outage would pile up behind it. */
+export async function timed<T>(reply: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TributaryError('REDIS_UNAVAILABLE', `no reply within ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS);
+  });
+  try {
+    return await Promise.race([reply, timeout]);
+  } finally {
+    clearTimeout(timer);
+    reply.catch(() => {}); // a reply that comes after the timeout is dropped
+  }
+}

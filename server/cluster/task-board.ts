@@ -1,7 +1,6 @@
 import { RESP_TYPES } from 'redis';
-import { TributaryError } from '../../shared/errors.ts';
 import { FENCED_SET, leaseKey } from './leader-lease.ts';
-import type { RedisClient } from './redis.ts';
+import { timed, type RedisClient } from './redis.ts';
 
 /**
  * What the processes running one task share in Redis, besides the leader lease:
@@ -46,8 +45,6 @@ export interface RoundPlan {
 
 /** A member is gone once its heartbeat is this old. */
 export const MEMBER_TIMEOUT_MS = 3_000;
-/** A command waits this long for a Redis that is away (node-redis queues commands while it reconnects). */
-const COMMAND_TIMEOUT_MS = 2_000;
 /** Partials outlive any round that could read them. */
 const PARTIAL_TTL_MS = 10 * 60_000;
 
@@ -104,19 +101,5 @@ export class TaskBoard {
     const found = new Map<string, Uint8Array>();
     values.forEach((value, i) => value && found.set(processIds[i]!, new Uint8Array(value)));
     return found;
-  }
-}
-
-/** A Redis reply, or REDIS_UNAVAILABLE after COMMAND_TIMEOUT_MS: a poll that waits out an outage would pile up behind it. */
-async function timed<T>(reply: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TributaryError('REDIS_UNAVAILABLE', `no reply within ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS);
-  });
-  try {
-    return await Promise.race([reply, timeout]);
-  } finally {
-    clearTimeout(timer);
-    reply.catch(() => {}); // a reply that comes after the timeout is dropped
   }
 }

@@ -8,6 +8,7 @@ import { TributaryError, type ErrorBody } from '../../shared/errors.ts';
 import { joinProofMessage, type ClientToServerEvents, type JoinReply, type JoinRequest, type ServerToClientEvents } from '../../shared/protocol/events.ts';
 import type { TaskRecord } from '../../shared/protocol/task.ts';
 import type { Enrollments } from '../auth/enrollment.ts';
+import type { SessionDirectory } from '../cluster/session-directory.ts';
 import { requireTask, type Store } from '../store/store.ts';
 import { ClientSession, type ClientLink, type ClientRegistry } from './clients.ts';
 import type { Caller } from './dispatcher.ts';
@@ -18,6 +19,8 @@ export type ClientSocket = Socket<ClientToServerEvents, ServerToClientEvents>;
 
 /** The room of a task's joined clients, which hears its round ends and status changes. */
 export const taskRoom = (taskId: number) => `task:${taskId}`;
+/** The room of a session's connection, wherever it is: another process ends it through it. */
+export const sessionRoom = (clientId: string) => `session:${clientId}`;
 
 /** What every connection shares. */
 export interface ConnectionContext {
@@ -28,6 +31,10 @@ export interface ConnectionContext {
   serverKey: Uint8Array;
   /** Per-connection message budget: average per second and burst. */
   messageRate: { perSecond: number; burst: number };
+  /** Cluster mode: sessions other processes held, for a client that comes back here. */
+  sessions?: SessionDirectory | undefined;
+  /** Cluster mode: ends a session's connection on whichever process holds it (its room reaches every process). */
+  replaceElsewhere?: (clientId: string, why: ErrorBody) => void;
   log: Logger;
 }
 
@@ -109,8 +116,15 @@ export class ClientConnection implements Caller {
     }
     this.joined = undefined;
     const previous = this.takeOver(request, task.id);
+    // Not held here: another process may have held it (cluster mode).
+    const adopted = previous ? undefined : await this.adopt(request, task.id);
+    if (this.socket.disconnected) throw new TributaryError('NOT_JOINED', 'the connection closed during the join');
     let session: ClientSession;
-    if (previous) {
+    if (adopted) {
+      adopted.attach(this.link);
+      clients.add(adopted);
+      session = adopted;
+    } else if (previous) {
       grace.relink(previous, REPLACED);
       grace.resumed(previous);
       previous.attach(this.link);
@@ -123,8 +137,33 @@ export class ClientConnection implements Caller {
     }
     this.joined = session;
     await this.socket.join(taskRoom(task.id));
-    log.info({ clientId: session.id, taskId: task.id, kind: request.kind, shard: session.shard, resumed: !!previous }, previous ? 'client resumed' : 'client joined');
-    return { clientId: session.id, resumeToken: session.resumeToken, resumed: !!previous, serverKey, task, shard: session.shard };
+    const resumed = !!previous || !!adopted;
+    if (this.context.sessions) await this.publish(session);
+    log.info({ clientId: session.id, taskId: task.id, kind: request.kind, shard: session.shard, resumed, fromAnotherProcess: !!adopted }, resumed ? 'client resumed' : 'client joined');
+    return { clientId: session.id, resumeToken: session.resumeToken, resumed, serverKey, task, shard: session.shard };
+  }
+
+  /** Cluster mode: the session recorded as this process's, and the identity's session on another process, if any, ended. */
+  private async publish(session: ClientSession): Promise<void> {
+    const { sessions, replaceElsewhere, log } = this.context;
+    await this.socket.join(sessionRoom(session.id));
+    try {
+      const before = await sessions!.publish(session);
+      if (before && !this.context.clients.get(before)) replaceElsewhere?.(before, REPLACED);
+    } catch (error) {
+      log.warn({ err: error, clientId: session.id }, 'could not record the session in Redis: another process cannot resume it');
+    }
+  }
+
+  /** The session another process held, taken back with the join's resume token; none if Redis does not say so in time. */
+  private async adopt(request: JoinRequest, taskId: number): Promise<ClientSession | undefined> {
+    const { sessions, clients, log } = this.context;
+    if (!sessions || !request.resume || clients.get(request.resume.clientId)) return undefined;
+    const init = await sessions.claim(request, taskId).catch((error: unknown) => {
+      log.warn({ err: error }, 'could not look the session up in Redis: the client joins afresh');
+      return undefined;
+    });
+    return init && new ClientSession(init);
   }
 
   /** The socket closed: its session, if any, waits for the client to come back on another. */

@@ -1,14 +1,15 @@
 import type { Logger } from 'pino';
 import type { Server } from 'socket.io';
-import { TributaryError } from '../../shared/errors.ts';
+import { TributaryError, type ErrorBody } from '../../shared/errors.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../shared/protocol/events.ts';
 import type { Enrollments } from '../auth/enrollment.ts';
+import type { SessionDirectory } from '../cluster/session-directory.ts';
 import type { Coordinator } from '../rounds/coordinator.ts';
 import type { Scheduler } from '../rounds/scheduler.ts';
 import type { Store } from '../store/store.ts';
 import { AddressLimits, DEFAULT_ADDRESS_LIMITS, limitByAddress, peerAddress, type AddressLimitOptions, type AddressOf } from './address-limits.ts';
 import type { ClientRegistry } from './clients.ts';
-import { ClientConnection, type ClientSocket } from './connection.ts';
+import { ClientConnection, sessionRoom, type ClientSocket } from './connection.ts';
 import { EventDispatcher, type EventAccess, type EventHandlers } from './dispatcher.ts';
 import { SessionGrace } from './session-grace.ts';
 
@@ -51,6 +52,8 @@ export interface GatewayOptions {
   addressLimits?: AddressLimitOptions;
   /** Where a connection comes from (default: its peer address; behind a trusted proxy, the forwarded one). */
   addressOf?: AddressOf;
+  /** Cluster mode: sessions recorded in Redis, so a client resumes on any process. */
+  sessions?: SessionDirectory | undefined;
   log: Logger;
 }
 
@@ -111,9 +114,16 @@ function endRevokedSessions({ enrollments, clients }: GatewayOptions, grace: Ses
  * revoked. Connections and messages are limited per socket and per address.
  */
 export function attachGateway(io: ClientServer, options: GatewayOptions): void {
-  const grace = new SessionGrace(options.sessionGraceMs ?? DEFAULT_SESSION_GRACE_MS, options.clients, options.coordinator);
+  const grace = new SessionGrace(options.sessionGraceMs ?? DEFAULT_SESSION_GRACE_MS, options.clients, options.coordinator, options.sessions);
   const dispatcher = new EventDispatcher(clientEventHandlers(options), CLIENT_EVENT_ACCESS, options.log);
-  const context = { ...options, grace, messageRate: options.messageRate ?? { perSecond: MESSAGES_PER_SECOND, burst: MESSAGE_BURST } };
+  const context = {
+    ...options, grace, messageRate: options.messageRate ?? { perSecond: MESSAGES_PER_SECOND, burst: MESSAGE_BURST },
+    // As a local take-over: the client is told why and its socket disconnected from the namespace, so it does not reconnect by itself.
+    replaceElsewhere: (clientId: string, why: ErrorBody) => {
+      io.to(sessionRoom(clientId)).emit('server:error', why);
+      io.in(sessionRoom(clientId)).disconnectSockets();
+    },
+  };
   const addresses = new AddressLimits(options.addressLimits ?? DEFAULT_ADDRESS_LIMITS);
   limitByAddress(io, addresses, options.addressOf ?? peerAddress);
   endRevokedSessions(options, grace);

@@ -1,4 +1,5 @@
 import type { ErrorBody } from '../../shared/errors.ts';
+import type { SessionDirectory } from '../cluster/session-directory.ts';
 import type { Coordinator } from '../rounds/coordinator.ts';
 import type { ClientRegistry, ClientSession } from './clients.ts';
 
@@ -13,6 +14,8 @@ export class SessionGrace {
     private readonly graceMs: number,
     private readonly clients: ClientRegistry,
     private readonly coordinator: Coordinator,
+    /** Cluster mode: where other processes look sessions up; an ended one leaves it. */
+    private readonly directory?: SessionDirectory,
   ) {}
 
   /** The session's connection dropped: it ends unless a connection takes it back within the grace period. */
@@ -50,6 +53,7 @@ export class SessionGrace {
     this.stopTimer(session);
     this.clients.remove(session.id);
     this.coordinator.runner(session.taskId)?.clientLeft(session.id);
+    this.directory?.release(session.id).catch(() => {}); // an unreachable Redis lets the record expire instead
   }
 
   private stopTimer(session: ClientSession): void {

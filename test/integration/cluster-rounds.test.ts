@@ -2,7 +2,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp, type App } from '../../server/app.ts';
 import { ClusterRunner } from '../../server/cluster/cluster-runner.ts';
-import { inProcessClient, startHarness, type Harness } from '../support/harness.ts';
+import { inProcessClient, joinRaw, startHarness, type Harness } from '../support/harness.ts';
 import { startPostgres, type Scratch, type TestPostgres } from '../support/postgres.ts';
 import { startRedis, type TestRedis } from '../support/redis.ts';
 
@@ -68,6 +68,29 @@ describe('cluster rounds', () => {
     }
     // Seeded: round 2 measured 0.363 (round 1: 0.257, chance 0.1); the bound leaves 11 pp.
     expect(rounds[1]!.accuracy).toBeGreaterThan(0.25);
+  });
+
+  it('a client takes its session back on another process with its resume token, and only with it; a join elsewhere replaces it', async () => {
+    const task = await h.createTask({ name: 'resume elsewhere', shards: 4 });
+    const first = await joinRaw(h.url, task.id, (key) => h.enroll(task.id, key), { shard: 2 });
+    expect(first.reply.ok).toBe(true);
+    const joined = first.reply.ok ? first.reply.value : undefined;
+    first.socket.disconnect();
+    const resume = { clientId: joined!.clientId, token: new Uint8Array(joined!.resumeToken) };
+    const forged = await joinRaw(others[0]!.url, task.id, async () => {}, { identity: first.identity, resume: { ...resume, token: new Uint8Array(32) } });
+    expect(forged.reply).toMatchObject({ ok: true, value: { resumed: false } });
+    forged.socket.disconnect();
+    // The forged join ended nothing it could not prove: the record still names the session.
+    const again = await joinRaw(others[1]!.url, task.id, async () => {}, { identity: first.identity, resume });
+    expect(again.reply).toMatchObject({ ok: true, value: { resumed: true, clientId: joined!.clientId, shard: 2 } });
+    // One connected session per key across the cluster: a join on another process replaces this one.
+    const replaced = new Promise<string>((resolve) => again.socket.on('server:error', (error) => resolve(error.code)));
+    const disconnected = new Promise<void>((resolve) => again.socket.on('disconnect', () => resolve()));
+    const elsewhere = await joinRaw(h.url, task.id, async () => {}, { identity: first.identity });
+    expect(elsewhere.reply).toMatchObject({ ok: true, value: { resumed: false } });
+    expect(await replaced).toBe('SESSION_REPLACED');
+    await disconnected;
+    elsewhere.socket.disconnect();
   });
 
   it('hands the task to another process when its leader shuts down mid-task; each round recorded once, in order', { timeout: 300_000 }, async () => {

@@ -43,16 +43,16 @@ export type RawSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
  * A hand-driven socket joined like a client (challenge, signed proof, enrolled identity),
  * for tests that then send whatever they craft.
  */
-export async function joinRaw(url: string, taskId: number, enroll: (identityKey: Uint8Array) => Promise<unknown>, extra: { shard?: number; kind?: ClientKind } = {}): Promise<{ socket: RawSocket; reply: Reply<JoinReply>; identity: KeyPair }> {
+export async function joinRaw(url: string, taskId: number, enroll: (identityKey: Uint8Array) => Promise<unknown>, extra: { shard?: number; kind?: ClientKind; identity?: KeyPair; resume?: { clientId: string; token: Uint8Array } } = {}): Promise<{ socket: RawSocket; reply: Reply<JoinReply>; identity: KeyPair }> {
   await cryptoReady();
-  const identity = generateSigningKeyPair();
+  const identity = extra.identity ?? generateSigningKeyPair();
   await enroll(identity.publicKey);
   const socket: RawSocket = io(url, { transports: ['websocket'] });
   const challenge = await socket.emitWithAck('auth:challenge', {});
   if (!challenge.ok) throw new Error(challenge.error.message);
   const kind = extra.kind ?? 'edge';
   const proof = sign(joinProofMessage(new Uint8Array(challenge.value.nonce), taskId, kind), identity.secretKey);
-  const reply = await socket.emitWithAck('task:join', { taskId, kind, proof, identityKey: identity.publicKey, ...(extra.shard === undefined ? {} : { shard: extra.shard }) });
+  const reply = await socket.emitWithAck('task:join', { taskId, kind, proof, identityKey: identity.publicKey, ...(extra.shard === undefined ? {} : { shard: extra.shard }), ...(extra.resume ? { resume: extra.resume } : {}) });
   return { socket, reply, identity };
 }
 
