@@ -10,11 +10,21 @@ export function preferredBackends(runtime: 'browser' | 'node', model: ModelSpec)
   return trainsOnWasm(model) ? ['wasm', 'cpu'] : ['cpu'];
 }
 
+/** The activation in progress: TF.js's engine is one per page or process, and two setBackend calls at once leave it half switched. */
+let activating: Promise<unknown> = Promise.resolve();
+
 /**
  * Activates the first backend that is registered and starts. A forced backend that
- * cannot start is an error rather than a silent fall-back.
+ * cannot start is an error rather than a silent fall-back. Calls take turns: clients
+ * sharing a process (the SDK embedded twice, or many in one test) each get a started one.
  */
-export async function activateBackend(candidates: readonly string[], forced?: string): Promise<string> {
+export function activateBackend(candidates: readonly string[], forced?: string): Promise<string> {
+  const next = activating.then(() => activateFirst(candidates, forced));
+  activating = next.catch(() => {});
+  return next;
+}
+
+async function activateFirst(candidates: readonly string[], forced?: string): Promise<string> {
   const order = forced && forced !== 'auto' ? [forced] : candidates;
   for (const name of order) {
     if (!tf.findBackendFactory(name)) continue;
