@@ -106,7 +106,7 @@ function printSummary(front: string, servers: readonly ServerProcess[], adminCre
   console.log(`
 Tributary cluster: ${servers.length} server process${servers.length > 1 ? 'es' : ''} behind ${front}
 ${servers.map((s, i) => `  server ${i}  ${s.url}  log ${shown(s.log)}`).join('\n')}
-State in ${shown(dataDir)}/; server/ is the folder all of them share (server key, TOTP key, checkpoints).
+State in ${shown(dataDir)}/; server/ is the folder all of them share (server key, TOTP key); checkpoints are in PostgreSQL.
 ${notes.map((line) => line.replaceAll(first.url, front)).join('\n')}
 Accounts live in the database:
   ${adminCreate}

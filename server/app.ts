@@ -28,6 +28,7 @@ import { attachGateway, type ClientServer } from './gateway/gateway.ts';
 import { redactUrl } from './log-redaction.ts';
 import { createMetrics } from './metrics.ts';
 import { Checkpoints } from './rounds/checkpoints.ts';
+import { FileCheckpointStore } from './rounds/checkpoint-store.ts';
 import { Coordinator } from './rounds/coordinator.ts';
 import { auditRoundEvents, fanOutRoundEvents } from './rounds/round-events.ts';
 import { Scheduler } from './rounds/scheduler.ts';
@@ -125,23 +126,28 @@ function createServers(log: Logger, chunkBytes: number, corsOrigins: string[], t
 
 /**
  * The server's durable state: by default the SQLite database under its data folder; with a
- * PostgreSQL URL (cluster mode), that database, which every server process shares. Model
- * checkpoints stay files under the data folder.
+ * PostgreSQL URL (cluster mode), that database, which every server process shares, model
+ * checkpoints included.
  */
 async function openState(dataDir: string, secretsKeyFile: string | undefined, databaseUrl: string | undefined) {
-  const stores = databaseUrl ? await openPostgresStores(databaseUrl) : sqliteStores(openDatabase(join(dataDir, 'tributary.db')));
+  const stores = databaseUrl ? await openPostgresStores(databaseUrl) : sqliteStores(dataDir);
   const { store, audit } = stores;
   return {
     store,
     audit,
     accounts: new Accounts(stores.accounts, audit, stateSeedBox(dataDir, secretsKeyFile)),
     enrollments: new Enrollments(stores.enrollments, store, audit),
-    checkpoints: new Checkpoints(join(dataDir, 'checkpoints')),
+    checkpoints: new Checkpoints(stores.checkpoints),
   };
 }
 
-function sqliteStores(db: ReturnType<typeof openDatabase>) {
-  return { store: new SqliteStore(db), audit: new SqliteAudit(db), accounts: new SqliteAccounts(db), enrollments: new SqliteEnrollments(db) };
+/** The embedded default: one SQLite file, and checkpoints as TF.js model folders beside it. */
+function sqliteStores(dataDir: string) {
+  const db = openDatabase(join(dataDir, 'tributary.db'));
+  return {
+    store: new SqliteStore(db), audit: new SqliteAudit(db), accounts: new SqliteAccounts(db), enrollments: new SqliteEnrollments(db),
+    checkpoints: new FileCheckpointStore(join(dataDir, 'checkpoints')),
+  };
 }
 
 /** Cookies, CORS, security headers, the rate limiter routes opt into, and the OpenAPI collector. */

@@ -237,7 +237,7 @@ export class ClusterRunner implements TaskRunner {
     const { log } = this.options;
     try {
       // From the store, not from memory: the last leader may have recorded rounds since this process last looked.
-      const global = await GlobalModel.open(await requireTask(this.options.store, this.task.id), this.modelOptions());
+      const global = await GlobalModel.open(await requireTask(this.options.store, this.task.id), { ...this.modelOptions(), fence: token });
       log.info({ taskId: this.task.id, token, round: global.version + 1 }, 'leading the task');
       for (let attempt = 0; this.leads(token) && !global.finished; attempt++) {
         const contribution = await this.leadRound(global, token, attempt);

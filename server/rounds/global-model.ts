@@ -49,6 +49,8 @@ export interface GlobalModelOptions {
   /** The server's own held-out set, read at each round (an operator may upload one later); none: only federated evaluation scores the model. */
   testSet: () => Promise<LabelledSet | undefined>;
   log: { info(fields: object, message: string): void };
+  /** A cluster leader's fencing token: its checkpoints and records are refused once a newer leader writes the round. */
+  fence?: number;
 }
 
 /**
@@ -159,7 +161,7 @@ export class GlobalModel {
     const accuracy = metrics.accuracy ?? null;
     const loss = metrics.loss ?? null;
     // Checkpoint first, record second: a crash between the two only repeats the round.
-    await checkpoints.save(id, round, this.model, this.serverState(clips));
+    await checkpoints.save(id, round, this.model, this.serverState(clips), this.options.fence);
     const record: RoundRecord = {
       taskId: id,
       round,
@@ -182,7 +184,7 @@ export class GlobalModel {
       epsilon: this.privacy ? this.privacy.epsilonAfter(round) : null,
       clipNorm: report.clipNorm ?? null,
     };
-    await store.completeRound(record, c.participantsDetail);
+    await store.completeRound(record, c.participantsDetail, this.options.fence);
     this.weightsNow = next;
     this.clipsNow = clips;
     this.versionNow = round;

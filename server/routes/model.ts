@@ -72,10 +72,10 @@ export const modelRoutes: FastifyPluginAsync<ModelRoutesOptions> = async (app, {
       // Pin the weights of "the latest" to the same round as the topology, even if a round completes
       // in between. A request that named its round needs no pin: tf.loadLayersModel appends the
       // model.json URL's query to each weight path itself (pinning too gave "?round=N?round=N").
-      const json = JSON.parse(body.toString('utf8')) as { weightsManifest: { paths: string[] }[] };
+      const json = JSON.parse(new TextDecoder().decode(body)) as { weightsManifest: { paths: string[] }[] };
       if (request.query.round === undefined) for (const group of json.weightsManifest) group.paths = group.paths.map((p) => `${p}?round=${round}`);
       return reply.type('application/json').header('x-tributary-round', round).send(json);
     }
-    return reply.type('application/octet-stream').header('x-tributary-round', round).send(body);
+    return reply.type('application/octet-stream').header('x-tributary-round', round).send(Buffer.from(body.buffer, body.byteOffset, body.byteLength));
   });
 };

@@ -12,9 +12,12 @@ export interface Store {
   setTaskStatus(id: number, status: TaskStatus): Promise<void>;
   /**
    * Records a completed round (and its participants) and advances the task in one
-   * transaction; ROUND_OUT_OF_ORDER unless it is the task's next round.
+   * transaction; ROUND_OUT_OF_ORDER unless it is the task's next round. `fence`: a cluster
+   * leader's token; a store that also holds the checkpoints (PostgreSQL) refuses it with
+   * ROUND_OUT_OF_ORDER unless the round's checkpoint was written under that token. One
+   * whose checkpoints are elsewhere (SQLite, files) ignores it.
    */
-  completeRound(record: RoundRecord, participants?: readonly ParticipantRecord[]): Promise<void>;
+  completeRound(record: RoundRecord, participants?: readonly ParticipantRecord[], fence?: number): Promise<void>;
   listRounds(taskId: number): Promise<RoundRecord[]>;
   listParticipants(taskId: number, round: number): Promise<ParticipantRecord[]>;
   close(): Promise<void>;

@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FileCheckpointStore } from '../../server/rounds/checkpoint-store.ts';
 import { Checkpoints } from '../../server/rounds/checkpoints.ts';
 import type { RoundEvents } from '../../server/rounds/runner.ts';
 import { GlobalModel, type Contribution } from '../../server/rounds/global-model.ts';
@@ -30,7 +31,7 @@ describe('the global model across a server restart', () => {
   async function server(name: string) {
     const dir = join(root, name);
     const store = new SqliteStore(openDatabase(join(mkdirp(dir), 'tributary.db')));
-    const options = { store, checkpoints: new Checkpoints(join(dir, 'checkpoints')), events: quiet, testSet: async () => testSet, log: { info() {} } };
+    const options = { store, checkpoints: new Checkpoints(new FileCheckpointStore(join(dir, 'checkpoints'))), events: quiet, testSet: async () => testSet, log: { info() {} } };
     const task = await store.createTask(withTaskDefaults({ name, strategy: 'fedadam', rounds: 3 }));
     return { dir, store, options, reopen: async () => GlobalModel.open((await store.getTask(task.id))!, options) };
   }

@@ -5,6 +5,7 @@ import { TributaryError } from '../../shared/errors.ts';
 import { withTaskDefaults, type RoundRecord } from '../../shared/protocol/task.ts';
 import { describeAccountStoreConformance } from '../support/conformance/account-store.ts';
 import { describeAuditLogConformance } from '../support/conformance/audit-log.ts';
+import { describeCheckpointStoreConformance } from '../support/conformance/checkpoint-store.ts';
 import { expectRejectsWithCode } from '../support/conformance/common.ts';
 import { describeEnrollmentStoreConformance } from '../support/conformance/enrollment-store.ts';
 import { describeStoreConformance } from '../support/conformance/store.ts';
@@ -51,6 +52,12 @@ describeStoreConformance('PostgresStore', async () => {
     },
     close: db.close,
   };
+});
+
+describeCheckpointStoreConformance('PostgresCheckpoints', async () => {
+  const db = await freshDatabase();
+  const { checkpoints, store } = await db.open();
+  return { checkpoints, tasks: store, fenced: true, close: db.close };
 });
 
 describeAccountStoreConformance('PostgresAccounts', async () => {

@@ -5,6 +5,7 @@ import pino from 'pino';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ClientRegistry } from '../../server/gateway/clients.ts';
 import { AsyncRunner } from '../../server/rounds/async-runner.ts';
+import { FileCheckpointStore } from '../../server/rounds/checkpoint-store.ts';
 import { Checkpoints } from '../../server/rounds/checkpoints.ts';
 import { Coordinator } from '../../server/rounds/coordinator.ts';
 import type { CoordinatorOptions, RoundEvents } from '../../server/rounds/runner.ts';
@@ -38,6 +39,7 @@ describe('Coordinator', () => {
   let dir: string;
   let store: SqliteStore;
   let checkpoints: Checkpoints;
+  let files: FileCheckpointStore;
   let statuses: TaskStatusEvent[];
   /** Round events: none may happen without clients. */
   let unexpected: string[];
@@ -49,7 +51,8 @@ describe('Coordinator', () => {
   beforeEach(() => {
     dir = mkdtempSync(join(tmpdir(), 'tributary-coordinator-'));
     store = new SqliteStore(openDatabase(join(dir, 'tributary.db')));
-    checkpoints = new Checkpoints(join(dir, 'checkpoints'));
+    files = new FileCheckpointStore(join(dir, 'checkpoints'));
+    checkpoints = new Checkpoints(files);
     statuses = [];
     unexpected = [];
     const events: RoundEvents = {
@@ -92,7 +95,7 @@ describe('Coordinator', () => {
   it('resolves start only once checkpoint 0 is on disk, with the task running', async () => {
     const c = coordinator();
     const id = await task();
-    const folder = checkpoints.folder(id, 0);
+    const folder = files.folder(id, 0);
     expect(existsSync(folder)).toBe(false);
     const seen = await c.start(id).then((record) => ({ record, onDisk: existsSync(join(folder, 'model.json')) && existsSync(join(folder, 'weights.bin')) }));
     expect(seen.onDisk).toBe(true);

@@ -1,9 +1,11 @@
 import type { Pool } from 'pg';
 import type { AccountStore, AuditLog, EnrollmentStore } from '../../auth/model.ts';
+import type { CheckpointStore } from '../../rounds/checkpoint-store.ts';
 import type { Store } from '../store.ts';
 import { PostgresDatabase, type PostgresOptions } from './database.ts';
 import { PostgresAccounts } from './postgres-accounts.ts';
 import { PostgresAudit } from './postgres-audit.ts';
+import { PostgresCheckpoints } from './postgres-checkpoints.ts';
 import { PostgresEnrollments } from './postgres-enrollments.ts';
 import { PostgresStore } from './postgres-store.ts';
 
@@ -12,6 +14,7 @@ export interface PostgresStores {
   accounts: AccountStore;
   enrollments: EnrollmentStore;
   audit: AuditLog;
+  checkpoints: CheckpointStore;
   /** The pool all four share (for health checks and tests). */
   pool: Pool;
   /** Ends the pool; `store.close()` does the same. Closing again is harmless. */
@@ -31,6 +34,7 @@ export async function openPostgresStores(url: string, options?: PostgresOptions)
     accounts: new PostgresAccounts(db),
     enrollments: new PostgresEnrollments(db),
     audit: new PostgresAudit(db),
+    checkpoints: new PostgresCheckpoints(db),
     pool: db.pool,
     close: () => db.close(),
   };

@@ -1,5 +1,6 @@
 import type { ParticipantRecord, RoundRecord, TaskRecord, TaskSpec, TaskStatus } from '../../../shared/protocol/task.ts';
 import { toParticipant, toRound, toTask, type ParticipantRow, type RoundRow, type TaskRow } from '../rows/tasks.ts';
+import { TributaryError } from '../../../shared/errors.ts';
 import { outOfOrder, type Store } from '../store.ts';
 import type { PostgresDatabase } from './database.ts';
 
@@ -29,13 +30,17 @@ export class PostgresStore implements Store {
     await this.db.changes('UPDATE tasks SET status = $1 WHERE id = $2', [status, id]);
   }
 
-  async completeRound(r: RoundRecord, participants: readonly ParticipantRecord[] = []): Promise<void> {
+  async completeRound(r: RoundRecord, participants: readonly ParticipantRecord[] = [], fence?: number): Promise<void> {
     // One row per client, the last given winning, as SQLite's INSERT OR REPLACE does.
     const people = [...new Map(participants.map((p) => [p.clientId, p])).values()];
     await this.db.transaction(async (tx) => {
       // The task's next round or nothing: two processes that both think they lead record a round once, in order.
       const moved = await tx.changes('UPDATE tasks SET completed_rounds = $1 WHERE id = $2 AND completed_rounds = $3', [r.round, r.taskId, r.round - 1]);
       if (moved === 0) throw outOfOrder(r, (await tx.changes('SELECT 1 FROM tasks WHERE id = $1', [r.taskId])) > 0);
+      // A leader records only the round whose checkpoint it wrote: a newer leader may have written over it.
+      if (fence !== undefined && (await tx.changes('SELECT 1 FROM checkpoints WHERE task_id = $1 AND round = $2 AND fence = $3', [r.taskId, r.round, fence])) === 0) {
+        throw new TributaryError('ROUND_OUT_OF_ORDER', `task ${r.taskId} round ${r.round}: its checkpoint was written by another leader`);
+      }
       await tx.changes(
         `INSERT INTO rounds (task_id, round, participants, dropped, late, rejected, samples, staleness, accuracy, loss,
            upload_bytes, upload_bytes_per_param, duration_ms, finished_at, rule, discarded, epsilon, clip_norm, metrics, federated)

@@ -123,6 +123,26 @@ CREATE TABLE IF NOT EXISTS audit (
   detail TEXT NOT NULL,
   ip TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS checkpoints (
+  task_id BIGINT NOT NULL REFERENCES tasks(id),
+  round BIGINT NOT NULL,
+  fence BIGINT,
+  PRIMARY KEY (task_id, round)
+);
+CREATE TABLE IF NOT EXISTS checkpoint_files (
+  task_id BIGINT NOT NULL,
+  round BIGINT NOT NULL,
+  name TEXT COLLATE "C" NOT NULL,
+  data BYTEA NOT NULL,
+  PRIMARY KEY (task_id, round, name),
+  FOREIGN KEY (task_id, round) REFERENCES checkpoints(task_id, round) ON DELETE CASCADE
+);
+CREATE TABLE IF NOT EXISTS task_files (
+  task_id BIGINT NOT NULL REFERENCES tasks(id),
+  name TEXT COLLATE "C" NOT NULL,
+  data BYTEA NOT NULL,
+  PRIMARY KEY (task_id, name)
+);
 `;
 
 /** Any number held by every Tributary process that creates the schema: their CREATEs take turns. */

@@ -36,7 +36,7 @@ const UNUSUAL_SPEC: TaskSpec = {
   seed: 0xffff_fffe,
 };
 
-function roundRecord(taskId: number, round: number, fields: Partial<RoundRecord> = {}): RoundRecord {
+export function roundRecord(taskId: number, round: number, fields: Partial<RoundRecord> = {}): RoundRecord {
   return {
     taskId,
     round,
