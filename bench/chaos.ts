@@ -1,13 +1,14 @@
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { demoTaskSpec, type DemoOptions } from '../cli/demo.ts';
+import { demoTaskSpec } from '../cli/demo.ts';
 import { api, edgeClientArgs, enrollmentToken, freePort, operatorToken, spawnTributary, waitForHealth, tokenEnv } from '../cli/processes.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../shared/random.ts';
 import type { TaskRecord } from '../shared/protocol/task.ts';
+import { FileCheckpointStore } from '../server/rounds/checkpoint-store.ts';
+import { accuracyRow, chaosDemoOptions, checkpointedRounds, clientEventCounts, contiguous, verdict } from './chaos-checks.ts';
 import { accuracyOf, runDemoJson } from './demo-run.ts';
 import type { BenchOptions } from './options.ts';
 import { table } from './report.ts';
@@ -32,21 +33,11 @@ interface Kill {
   downMs: number;
 }
 
-function demoOptions(options: BenchOptions): DemoOptions {
-  return {
-    clients: options.clients, rounds: options.rounds, task: 'fashion-mnist', model: 'mlp', partition: 'dirichlet:0.5', bits: 8,
-    localEpochs: 1, batchSize: 64, lr: 0.02, optimizer: 'momentum', proximalMu: 0, seed: SEED, trainLimit: 0, testLimit: 0,
-    // As in runDemoJson's uninterrupted run: clients train on their whole shard, none of it held out.
-    evalEvery: 0,
-    datasetDir: [], port: 0, backend: 'auto', strategy: 'fedavg', mode: 'sync', bufferSize: 0, scheduling: 'uniform', secure: false, json: true,
-  };
-}
-
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 async function chaosRun(options: BenchOptions) {
-  const demo = demoOptions(options);
+  const demo = chaosDemoOptions(options, SEED);
   const dataDir = await mkdtemp(join(tmpdir(), 'tributary-chaos-'));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -98,19 +89,9 @@ async function chaosRun(options: BenchOptions) {
     const db = new Database(join(dataDir, 'tributary.db'), { readonly: true });
     const rounds = db.prepare('SELECT round, accuracy FROM rounds WHERE task_id = ? ORDER BY round').all(task.id) as Array<{ round: number; accuracy: number }>;
     db.close();
-    const contiguous = rounds.every((r, i) => r.round === i + 1) && rounds.length === demo.rounds;
-    const checkpointed = rounds.filter((r) => ['model.json', 'weights.bin', 'server-state.json'].every((f) => existsSync(join(dataDir, 'checkpoints', `task-${task.id}`, `round-${r.round}`, f)))).length;
-    const clientLog = (i: number) => readFileSync(join(dataDir, `client-${i}.log`), 'utf8').split('\n').filter(Boolean).map((l) => {
-      try {
-        return JSON.parse(l) as { event: string };
-      } catch {
-        return { event: 'text' };
-      }
-    });
-    const events = Array.from({ length: demo.clients }, (_, i) => clientLog(i));
-    const count = (event: string) => events.reduce((n, e) => n + e.filter((x) => x.event === event).length, 0);
+    const count = clientEventCounts(Array.from({ length: demo.clients }, (_, i) => join(dataDir, `client-${i}.log`)));
     return {
-      kills, rounds, contiguous, checkpointed, wallMs, dataDir, flaky: flaky.size,
+      kills, rounds, contiguous: contiguous(rounds, demo.rounds), checkpointed: await checkpointedRounds(new FileCheckpointStore(join(dataDir, 'checkpoints')), task.id, rounds), wallMs, dataDir, flaky: flaky.size,
       disconnects: count('disconnected'), resumed: count('resumed'), abandoned: count('round-abandoned'),
       accuracy: rounds.at(-1)?.accuracy ?? 0,
     };
@@ -128,14 +109,12 @@ export async function run(options: BenchOptions): Promise<void> {
 
   const kills = table(['#', 'at s', 'completed rounds when killed', 'down ms'], chaos.kills.map((k, i) => [i + 1, k.atSeconds.toFixed(0), k.completedRounds, k.downMs]));
   const baselineAccuracy = accuracyOf(baseline.done);
-  const delta = (chaos.accuracy - baselineAccuracy) * 100;
-  const verdict = (ok: boolean) => (ok ? 'met' : 'MISSED');
   const summary = table(['check', 'target', 'measured', 'verdict'], [
     ['server SIGKILLs', `≥ 5`, chaos.kills.length, verdict(chaos.kills.length >= 5)],
     ['rounds completed', `${options.rounds}`, chaos.rounds.length, verdict(chaos.rounds.length === options.rounds)],
     ['round ids contiguous in SQLite', '1..N, each once', chaos.contiguous ? 'yes' : 'no', verdict(chaos.contiguous)],
     ['rounds with their checkpoint', `${options.rounds}`, chaos.checkpointed, verdict(chaos.checkpointed === options.rounds)],
-    ['final accuracy, chaos vs uninterrupted', '|Δ| ≤ 1 pp', `${(chaos.accuracy * 100).toFixed(2)} % vs ${(baselineAccuracy * 100).toFixed(2)} % (${delta >= 0 ? '+' : ''}${delta.toFixed(2)} pp)`, verdict(Math.abs(delta) <= 1)],
+    accuracyRow('final accuracy, chaos vs uninterrupted', chaos.accuracy, baselineAccuracy),
   ]);
   const perRound = table(['round', 'uninterrupted acc %', 'chaos acc %'], baseline.rounds.map((r, i) => [r.round, (accuracyOf(r) * 100).toFixed(2), chaos.rounds[i] ? (chaos.rounds[i]!.accuracy * 100).toFixed(2) : '—']));
   const report = [

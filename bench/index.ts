@@ -5,6 +5,7 @@ const benches: Record<string, () => Promise<{ run(options: BenchOptions): Promis
   secagg: () => import('./secagg.ts'),
   optimizers: () => import('./optimizers.ts'),
   chaos: () => import('./chaos.ts'),
+  'cluster-chaos': () => import('./cluster-chaos.ts'),
   scheduling: () => import('./scheduling.ts'),
   browser: () => import('./browser.ts'),
   robustness: () => import('./robustness.ts'),

@@ -20,6 +20,8 @@ export interface BenchCluster {
   url: string;
   servers: BenchServer[];
   redis: LocalRedis;
+  /** The PostgreSQL URL the servers share (password included). */
+  database: string;
   /** An operator API token (accounts live in the database). */
   operator: string;
   /** The server holding the task's leader lease now; undefined while nobody (alive) holds it. */
@@ -78,7 +80,7 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
     }
     nginx = await startNginx(servers.map((s) => s.url.replace('http://', '')), { dir: join(options.dir, 'nginx'), ...(options.connections ? { connections: options.connections } : {}) });
     const leaderOf = (taskId: number) => leaseHolder(redis!.url, taskId, servers);
-    return { url: nginx.url, servers, redis, operator: operatorToken(serverDir, env), leaderOf, stop };
+    return { url: nginx.url, servers, redis, database, operator: operatorToken(serverDir, env), leaderOf, stop };
   } catch (error) {
     await stop();
     throw error;

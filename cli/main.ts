@@ -312,7 +312,7 @@ Example:
 
 program
   .command('bench')
-  .description('run a benchmark: quantization, secagg, optimizers, chaos, scheduling, browser, robustness, privacy, tasks (built-in tasks federated vs central), overhead (SDK round vs raw TF.js), update-size (bytes per parameter), federated-evaluation (devices\' scores vs the server\'s), load (thousands of simulated clients), aggregation-kernel')
+  .description('run a benchmark: quantization, secagg, optimizers, chaos, cluster-chaos (3 server processes, kills and a Redis restart), scheduling, browser, robustness, privacy, tasks (built-in tasks federated vs central), overhead (SDK round vs raw TF.js), update-size (bytes per parameter), federated-evaluation (devices\' scores vs the server\'s), load (thousands of simulated clients), aggregation-kernel')
   .argument('<name>', 'benchmark to run')
   // The load bench reads its own flags: --per-round K, --workers W, --churn F, --per-address A, --deadline-s S.
   .allowUnknownOption()
@@ -320,11 +320,12 @@ program
   .addHelpText('after', '\nload (simulated clients against a real server): --clients N (default 10000) --per-round K (1000) --rounds R (20) --workers W --churn F (0.1) --per-address A (25) --deadline-s S (600) --processes N (1: embedded; more: a local cluster behind nginx) --secure (SecAgg+ rounds, each model checked bit for bit)\naggregation-kernel: folding 8-bit updates into the running sum, against memcpy')
   .option('--tasks <list>', 'tasks, overhead, update-size: the built-in tasks to run, comma-separated (default: all)')
   .option('--rounds <n>', 'rounds per run', int('rounds', 1), 20)
-  .option('--clients <n>', 'clients per run (default 10; robustness: 20, so that Bulyan with f = 4 is defined)', int('clients', 1))
+  .option('--clients <n>', 'clients per run (default 10; robustness: 20, so that Bulyan with f = 4 is defined; cluster-chaos: 50)', int('clients', 1))
   .option('--out <dir>', 'where tables and plots are written', 'bench-results')
   .action(async (name: string, opts) => {
     const { runBench } = await import('../bench/index.ts');
-    await runBench(name, { ...opts, clients: opts.clients ?? (name === 'robustness' ? 20 : 10) });
+    const defaultClients: Record<string, number> = { robustness: 20, 'cluster-chaos': 50 };
+    await runBench(name, { ...opts, clients: opts.clients ?? defaultClients[name] ?? 10 });
   });
 
 await program.parseAsync();
