@@ -118,13 +118,15 @@ export class RoundRunner {
   }
 
   private async run(received: RoundStart, signal: AbortSignal): Promise<void> {
-    signal.throwIfAborted();
+    // Weights are taken even from an attempt superseded before it ran: the server counts them as held and will not send them again.
+    if (signal.aborted && !received.weights) signal.throwIfAborted();
     const start = normalized(received);
     verifyRoundStart(start, this.options.connection.serverKey!);
     const setup = await this.options.setup();
     if (start.weights) {
       this.global = { version: start.modelVersion, weights: decodeWeights(start.weights, setup.trainer.weightLengths) };
     }
+    signal.throwIfAborted();
     const global = this.global;
     if (!global || global.version !== start.modelVersion) {
       throw new TributaryError('MODEL_MALFORMED', `no weights for model version ${start.modelVersion}`);

@@ -285,7 +285,8 @@ export class SimClient {
   }
 
   private async run(received: RoundStart, signal: AbortSignal): Promise<void> {
-    signal.throwIfAborted();
+    // As RoundRunner.run: weights count as held even from an attempt superseded before it ran.
+    if (signal.aborted && !received.weights) signal.throwIfAborted();
     const { lengths, seed, deltas, counters } = this.context;
     const start = normalized(received);
     verifyRoundStart(start, this.pinned!);
@@ -295,6 +296,7 @@ export class SimClient {
       counters.weightsReceived++;
       this.cachedVersion = start.modelVersion;
     }
+    signal.throwIfAborted();
     if (this.cachedVersion !== start.modelVersion) throw new TributaryError('MODEL_MALFORMED', `no weights for model version ${start.modelVersion}`);
     // Let the socket's other messages in before the synchronous encode, as the real trainer yields.
     await new Promise((resolve) => setImmediate(resolve));
