@@ -73,7 +73,7 @@ async function loopback(maxChunkBytes: number) {
       const before = read.bytesRead;
       const count = Math.max(1, Math.ceil(payload.byteLength / maxChunkBytes));
       for (let index = 0; index < count; index++) {
-        const meta: ChunkMeta = { taskId: 1, round: 20, index, count, totalBytes: payload.byteLength, samples };
+        const meta: ChunkMeta = { taskId: 1, round: 20, index, count, totalBytes: payload.byteLength, samples, attempt: '0000000000000000' };
         await client.timeout(10_000).emitWithAck('update:chunk', meta, payload.subarray(index * maxChunkBytes, (index + 1) * maxChunkBytes));
       }
       return read.bytesRead - before;

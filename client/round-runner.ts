@@ -10,7 +10,7 @@ import { TributaryError } from '../shared/errors.ts';
 import { countParameters, subtractWeights, type Weights } from '../shared/ml/aggregate.ts';
 import { encodeDistributedInput, distributedDpParams } from '../shared/privacy/distributed.ts';
 import { cryptoRng } from '../shared/privacy/noise.ts';
-import type { ClientToServerEvents, RoundStart } from '../shared/protocol/events.ts';
+import { attemptOf, type ClientToServerEvents, type RoundStart } from '../shared/protocol/events.ts';
 import { verifyRoundStart } from '../shared/protocol/round-signature.ts';
 import { createRng, deriveSeed, type Rng } from '../shared/random.ts';
 import { SecAggClient } from '../shared/secagg/client.ts';
@@ -241,7 +241,7 @@ export class RoundRunner {
     for (let index = 0; index < count; ) {
       signal.throwIfAborted();
       const data = payload.subarray(index * start.chunkBytes, (index + 1) * start.chunkBytes);
-      const meta = { taskId: start.taskId, round: start.round, index, count, totalBytes: payload.byteLength, samples };
+      const meta = { taskId: start.taskId, round: start.round, index, count, totalBytes: payload.byteLength, samples, attempt: attemptOf(start.aggregatorKey) };
       const ack = await unlessAborted(signal, this.options.connection.sendChunk(meta, data));
       index = ack.next;
     }

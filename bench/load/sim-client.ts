@@ -8,6 +8,7 @@ import { encodeUpdate } from '../../shared/codec/update-codec.ts';
 import { equalBytes, fingerprint, seal, sign, toBase64, type KeyPair } from '../../shared/crypto/sodium.ts';
 import { TributaryError } from '../../shared/errors.ts';
 import {
+  attemptOf,
   joinProofMessage,
   type ChunkAck,
   type ChunkMeta,
@@ -352,7 +353,7 @@ export class SimClient {
     for (let index = 0; index < count; ) {
       signal.throwIfAborted();
       const data = payload.subarray(index * start.chunkBytes, (index + 1) * start.chunkBytes);
-      const meta = { taskId: start.taskId, round: start.round, index, count, totalBytes: payload.byteLength, samples: this.context.samples };
+      const meta = { taskId: start.taskId, round: start.round, index, count, totalBytes: payload.byteLength, samples: this.context.samples, attempt: attemptOf(start.aggregatorKey) };
       const ack = await unlessAborted(signal, this.sendChunk(meta, data));
       index = ack.next;
     }

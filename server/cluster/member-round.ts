@@ -80,6 +80,7 @@ async function runMemberPlainRound(run: MemberRoundRun): Promise<Partial> {
   const collection = collectUploads<{ sums: Float64Array }>({
     taskId: task.id,
     round: plan.round,
+    aggregatorKey: aggregator.publicKey,
     uploaders: participants,
     deadline: plan.deadline,
     enough: Math.min(quota, participants.length),

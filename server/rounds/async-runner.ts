@@ -159,6 +159,7 @@ export class AsyncRunner implements TaskRunner {
     const collection = collectUploads<{ staleness: number }>({
       taskId: id,
       round,
+      aggregatorKey: aggregator.publicKey,
       uploaders: [client],
       deadline,
       maxBytes: plainUpdateMaxBytes(global.lengths, spec.bits),

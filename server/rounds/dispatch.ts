@@ -1,6 +1,6 @@
 import { encodeWeights } from '../../shared/codec/model-wire.ts';
 import { TributaryError } from '../../shared/errors.ts';
-import type { ChunkAck, ChunkMeta, RoundStart } from '../../shared/protocol/events.ts';
+import { attemptOf, type ChunkAck, type ChunkMeta, type RoundStart } from '../../shared/protocol/events.ts';
 import { signRoundStart } from '../../shared/protocol/round-signature.ts';
 import { SEAL_OVERHEAD_BYTES, type KeyPair } from '../../shared/crypto/sodium.ts';
 import type { SecureRoundConfig } from '../../shared/secagg/protocol.ts';
@@ -75,6 +75,8 @@ export function plainUpdateMaxBytes(lengths: readonly number[], bits: number): n
 export function collectUploads<T>(options: {
   taskId: number;
   round: number;
+  /** The attempt's aggregator key, the one its configs carry: the collection takes that attempt's chunks only. */
+  aggregatorKey: Uint8Array;
   uploaders: readonly ClientSession[];
   deadline: number;
   enough?: number;
@@ -86,6 +88,7 @@ export function collectUploads<T>(options: {
   return new RoundCollection<T>({
     taskId: options.taskId,
     round: options.round,
+    attempt: attemptOf(options.aggregatorKey),
     participants: options.uploaders.map((p) => p.id),
     deadline: options.deadline,
     ...(options.enough === undefined ? {} : { enough: options.enough }),

@@ -34,6 +34,7 @@ export async function runPlainRound(run: RoundRun): Promise<Contribution | null>
   const metricSums = evaluation?.sums ?? 0;
   const fold = global.startFold();
   const collecting = run.collect<{ sums: Float64Array; delta?: Weights }>({
+    aggregatorKey: aggregator.publicKey,
     uploaders: plan.participants,
     deadline,
     maxBytes: plainUpdateMaxBytes(global.lengths, spec.bits) + plainMetricBytes(metricSums),

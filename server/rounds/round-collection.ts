@@ -25,6 +25,8 @@ export interface CollectedRound<T> {
 export interface CollectionOptions<T> {
   taskId: number;
   round: number;
+  /** The attempt whose chunks it takes (attemptOf its aggregator key). */
+  attempt: string;
   participants: readonly string[];
   deadline: number;
   /** Close as soon as this many updates are in (over-selected rounds); default: all participants. */
@@ -91,6 +93,8 @@ export class RoundCollection<T> {
     if (this.finished || meta.taskId !== o.taskId || meta.round !== o.round) {
       throw new TributaryError('ROUND_NOT_ACTIVE', `task ${meta.taskId} round ${meta.round}`);
     }
+    // Sealed for an attempt of this round that was given up: refused, and the client keeps its place in this one.
+    if (meta.attempt !== o.attempt) throw new TributaryError('ROUND_NOT_ACTIVE', `round ${meta.round} runs again: attempt ${meta.attempt} is over`);
     if (!this.isParticipant(clientId)) throw new TributaryError('NOT_A_PARTICIPANT');
     if (!this.pending.has(clientId)) {
       throw new TributaryError('UPLOAD_DUPLICATE', 'this client is already done with the round');

@@ -21,7 +21,7 @@ export interface RoundRun {
   /** Signs and sends each participant its config, and tells watchers the round started. */
   announce(base: RoundBase): void;
   /** Collects sealed uploads from `uploaders`; the runner routes their chunks here meanwhile. */
-  collect<T>(request: { uploaders: readonly ClientSession[]; deadline: number; maxBytes: number; decode: CollectionOptions<T>['decode']; enough?: number }): Promise<CollectedRound<T>>;
+  collect<T>(request: { aggregatorKey: Uint8Array; uploaders: readonly ClientSession[]; deadline: number; maxBytes: number; decode: CollectionOptions<T>['decode']; enough?: number }): Promise<CollectedRound<T>>;
   /** The round's secure protocol, for the gateway to route participants' phase messages to (undefined: none). */
   runProtocol(protocol: SecureRound | undefined): void;
   /** Each participant's outcome, recorded for the round and weighed by the scheduler. */

@@ -136,6 +136,7 @@ export async function runSecureSum(run: RoundRun, shape?: CohortShape): Promise<
     run.announce(roundBase(task, options.chunkBytes, round, deadline, aggregator, config, metricSums));
     const { sum, survivors, unmaskMs, forgers, excluded } = await protocol.run(async (sharers) => {
       const collected = await run.collect({
+        aggregatorKey: aggregator.publicKey,
         uploaders: sharers.map((i) => participants[i]!),
         deadline,
         maxBytes: SEAL_OVERHEAD_BYTES + PARTNERS_SIGNATURE_BYTES + ringWireBytes(inputLength, config.ringBits),

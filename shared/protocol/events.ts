@@ -108,10 +108,17 @@ export const ChunkMeta = Type.Object(
     count: Type.Integer({ minimum: 1, maximum: 65_536 }),
     totalBytes: Type.Integer({ minimum: 1, maximum: 2 ** 31 }),
     samples: Type.Integer({ minimum: 1, maximum: 100_000_000 }),
+    /** The attempt the upload answers (attemptOf its config's aggregator key): a round run again refuses the chunks of the attempt before. */
+    attempt: Type.String({ pattern: '^[0-9a-f]{16}$' }),
   },
   { additionalProperties: false },
 );
 export type ChunkMeta = Static<typeof ChunkMeta>;
+
+/** A round attempt's name on the wire: its aggregator key's first 8 bytes, in hex (a fresh key every attempt). */
+export function attemptOf(aggregatorKey: Uint8Array): string {
+  return Array.from(aggregatorKey.subarray(0, 8), (b) => b.toString(16).padStart(2, '0')).join('');
+}
 
 export interface ChunkAck {
   /** Index of the next chunk the server expects (resume point). */

@@ -63,7 +63,7 @@ function validPayload(rng: Rng, event: string, taskId: number, victims: string[]
     case 'auth:challenge': return {};
     case 'task:join': return { taskId: ref.taskId, kind: pick(rng, ['edge', 'gpu', 'browser']), proof: new Uint8Array(64), identityKey: new Uint8Array(32).fill(int(rng, 256)), ...(rng.next() < 0.5 ? { resume: { clientId: pick(rng, victims), token: new Uint8Array(32) } } : {}) };
     case 'client:ready': return { taskId: ref.taskId, samples: pick(rng, [1, 1000, 100_000_000]), backend: 'cpu', cachedVersion: pick(rng, [-1, 0, 5]) };
-    case 'update:chunk': return { ...ref, index: pick(rng, [0, 0, 1, 3, 65_535]), count: pick(rng, [1, 2, 65_536]), totalBytes: pick(rng, [16, 8_192, 199_000, 2 ** 31]), samples: pick(rng, [1, 600]) };
+    case 'update:chunk': return { ...ref, index: pick(rng, [0, 0, 1, 3, 65_535]), count: pick(rng, [1, 2, 65_536]), totalBytes: pick(rng, [16, 8_192, 199_000, 2 ** 31]), samples: pick(rng, [1, 600]), attempt: pick(rng, ['0000000000000000', 'ffffffffffffffff']) };
     case 'secagg:advertise': return { ...ref, shareKey: new Uint8Array(32), maskKey: new Uint8Array(32), commitment: new Uint8Array(32), signature: new Uint8Array(64) };
     case 'secagg:share': return { ...ref, boxes: new Uint8Array(pick(rng, [0, 110, 4_096])) };
     case 'secagg:confirm': return { ...ref, signature: new Uint8Array(64) };

@@ -8,7 +8,7 @@ import pino from 'pino';
 import { io, type Socket } from 'socket.io-client';
 import { edgeClientArgs, tokenEnv } from '../../cli/processes.ts';
 import { cryptoReady, generateSigningKeyPair, seal, sign, type KeyPair } from '../../shared/crypto/sodium.ts';
-import { joinProofMessage, type ChunkAck, type ClientKind, type ClientToServerEvents, type JoinReply, type Reply, type RoundStart, type ServerToClientEvents } from '../../shared/protocol/events.ts';
+import { attemptOf, joinProofMessage, type ChunkAck, type ClientKind, type ClientToServerEvents, type JoinReply, type Reply, type RoundStart, type ServerToClientEvents } from '../../shared/protocol/events.ts';
 import { encodeUpdate } from '../../shared/codec/update-codec.ts';
 import { prependMetricSums } from '../../shared/codec/metric-sums.ts';
 import { createRng } from '../../shared/random.ts';
@@ -104,7 +104,7 @@ export async function handDrivenClient(h: Harness, taskId: number, options: { sh
       const count = Math.max(1, Math.ceil(payload.byteLength / start.chunkBytes));
       let reply: Reply<ChunkAck> | undefined;
       for (let index = 0; index < count; index++) {
-        const meta = { taskId: start.taskId, round: start.round, index, count, totalBytes: payload.byteLength, samples };
+        const meta = { taskId: start.taskId, round: start.round, index, count, totalBytes: payload.byteLength, samples, attempt: attemptOf(new Uint8Array(start.aggregatorKey)) };
         reply = await socket.emitWithAck('update:chunk', meta, payload.subarray(index * start.chunkBytes, (index + 1) * start.chunkBytes));
         if (!reply.ok) break;
       }

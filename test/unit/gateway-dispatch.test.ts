@@ -86,7 +86,7 @@ describe('gateway dispatcher', () => {
 
   it('answers a joined event about another task with NOT_JOINED, and never calls its handler', async () => {
     const handlers = spyHandlers();
-    const reply = await send(dispatcherOf(handlers), new FakeCaller(sessionOf(1)), 'update:chunk', { taskId: 2, round: 1, index: 0, count: 1, totalBytes: 8, samples: 1 }, new Uint8Array(8));
+    const reply = await send(dispatcherOf(handlers), new FakeCaller(sessionOf(1)), 'update:chunk', { taskId: 2, round: 1, index: 0, count: 1, totalBytes: 8, samples: 1, attempt: '0000000000000000' }, new Uint8Array(8));
     expect(reply).toMatchObject({ ok: false, error: { code: 'NOT_JOINED' } });
     expect(handlers['update:chunk']).not.toHaveBeenCalled();
   });

@@ -15,11 +15,14 @@ function decode(bytes: Uint8Array): number[] {
   return [...bytes];
 }
 
+const ATTEMPT = '0123456789abcdef';
+
 /** A collection of task 7, round 3 among `participants`, with each client's wire-byte counter in `wire`. */
 function collection(overrides: Partial<CollectionOptions<number[]>> = {}, wire = new Map<string, number>()) {
   const c = new RoundCollection<number[]>({
     taskId: 7,
     round: 3,
+    attempt: ATTEMPT,
     participants: ['a', 'b', 'c'],
     deadline: START + DEADLINE_MS,
     maxBytes: 64,
@@ -34,7 +37,7 @@ function collection(overrides: Partial<CollectionOptions<number[]>> = {}, wire =
   return { c, wire, settled: () => settled };
 }
 
-const meta = (fields: Partial<ChunkMeta> = {}): ChunkMeta => ({ taskId: 7, round: 3, index: 0, count: 1, totalBytes: 3, samples: 10, ...fields });
+const meta = (fields: Partial<ChunkMeta> = {}): ChunkMeta => ({ taskId: 7, round: 3, index: 0, count: 1, totalBytes: 3, samples: 10, attempt: ATTEMPT, ...fields });
 
 /** One whole update in one chunk. */
 function upload(c: RoundCollection<number[]>, clientId: string, payload: number[], samples = 10) {
@@ -178,6 +181,14 @@ describe('RoundCollection', () => {
   ])('answers a chunk for %s with ROUND_NOT_ACTIVE', (_label, fields) => {
     const { c } = collection();
     expectCode(() => c.acceptChunk('a', meta(fields), Uint8Array.of(1, 2, 3)), 'ROUND_NOT_ACTIVE');
+  });
+
+  it('refuses the chunks of an attempt given up (the round runs again) and keeps the client\'s place in this one', () => {
+    const { c, settled } = collection({ participants: ['a'] });
+    // A whole upload sealed for the attempt before: had it been taken, its bytes would not open and the client would be out.
+    expectCode(() => c.acceptChunk('a', meta({ attempt: 'fedcba9876543210' }), Uint8Array.of(POISON, 2, 3)), 'ROUND_NOT_ACTIVE');
+    expect(upload(c, 'a', [1, 2, 3])).toEqual({ next: 1, complete: true });
+    return Promise.resolve().then(() => expect(settled()?.accepted.map((u) => u.clientId)).toEqual(['a']));
   });
 
   it('answers a chunk arriving after the round closed with ROUND_NOT_ACTIVE', async () => {

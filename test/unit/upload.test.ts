@@ -8,7 +8,7 @@ const LIMITS = { maxBytes: 10, maxChunkBytes: 4 };
 const PAYLOAD = Uint8Array.of(10, 11, 12, 13, 14, 15, 16, 17, 18, 19);
 const CHUNKS = [PAYLOAD.subarray(0, 4), PAYLOAD.subarray(4, 8), PAYLOAD.subarray(8)];
 
-const meta = (index: number, fields: Partial<ChunkMeta> = {}): ChunkMeta => ({ taskId: 1, round: 1, index, count: 3, totalBytes: 10, samples: 20, ...fields });
+const meta = (index: number, fields: Partial<ChunkMeta> = {}): ChunkMeta => ({ taskId: 1, round: 1, index, count: 3, totalBytes: 10, samples: 20, attempt: '0123456789abcdef', ...fields });
 
 describe('ChunkedUpload', () => {
   it('takes chunks in order, acking the next index, and reassembles the bytes exactly', () => {
