@@ -21,7 +21,7 @@ export interface NginxOptions {
   port?: number;
   /** Its folder (config, logs, temp files), made if missing and kept by `stop()` (default: a temporary folder, removed). */
   dir?: string;
-  /** Connections its one worker may hold, two a proxied client (default: the shipped config's). */
+  /** Connections it may hold, two a proxied client (default: one worker with the shipped config's); more take more workers. */
   connections?: number;
 }
 
@@ -64,16 +64,21 @@ function shippedConfig(): string {
   return shipped;
 }
 
+/** Connections one nginx worker takes on: under the usual 20,000-descriptor limit, with room for logs and listeners. */
+const CONNECTIONS_PER_WORKER = 16_000;
+
 /** deploy/nginx.conf with these upstreams, listening on this loopback port, its logs and temp files in `dir`. */
 function localConfig(shipped: string, upstreams: readonly string[], port: number, dir: string, connections?: number): string {
+  // A worker holds a descriptor per connection and cannot raise its limit where the machine forbids it: more connections, more workers,
+  // the kernel spreading accepts over them (reuseport).
+  const workers = connections === undefined ? 1 : Math.max(1, Math.ceil(connections / CONNECTIONS_PER_WORKER));
   const sized = connections === undefined ? shipped
-    // A descriptor per connection, and a few for logs and listeners.
-    : shipped.replace(/worker_connections \d+;/, `worker_connections ${connections};`).replace('worker_processes auto;', `worker_processes auto;\nworker_rlimit_nofile ${connections + 1024};`);
+    : shipped.replace(/worker_connections \d+;/, `worker_connections ${Math.min(connections, CONNECTIONS_PER_WORKER)};`);
   return sized
     .replace(UPSTREAM, `upstream tributary {\n${upstreams.map((u) => `    server ${u} max_fails=1 fail_timeout=5s;`).join('\n')}\n    keepalive 32;\n  }`)
-    .replace('listen 8000;', `listen 127.0.0.1:${port};`)
+    .replace('listen 8000;', `listen 127.0.0.1:${port}${workers > 1 ? ' reuseport' : ''};`)
     .replace('http {', `http {\n  access_log ${join(dir, 'access.log')};\n  client_body_temp_path ${join(dir, 'body')};\n  proxy_temp_path ${join(dir, 'proxy')};`)
-    .replace('worker_processes auto;', 'worker_processes 1;');
+    .replace('worker_processes auto;', `worker_processes ${workers};`);
 }
 
 /** Fails with a clear error if something already listens on the port nginx is to take. */
