@@ -31,8 +31,12 @@ export interface ClusterContext {
 
 /** How often a process reports its ready clients and reads the plan, and the leader polls. */
 const TICK_MS = 250;
-/** The leader lease's time to live: a dead leader's task moves on after at most this. */
-export const LEASE_TTL_MS = 5_000;
+/**
+ * The leader lease's time to live: a dead leader's task moves on after at most this. Longer
+ * than the event-loop stalls of a loaded process (sending a round's configs): at 5 s, four
+ * servers sharing two cores with 40,000 clients lost and retook their leases mid-round.
+ */
+export const LEASE_TTL_MS = 15_000;
 /** Past the round's deadline, how long the leader waits for partials still on their way. */
 const PARTIAL_GRACE_MS = 5_000;
 /** Once a federation has run a round, a shrunk one (devices gone) carries on after this wait. */

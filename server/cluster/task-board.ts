@@ -44,7 +44,7 @@ export interface RoundPlan {
 }
 
 /** A member is gone once its heartbeat is this old. */
-export const MEMBER_TIMEOUT_MS = 3_000;
+export const MEMBER_TIMEOUT_MS = 10_000;
 /** Partials outlive any round that could read them. */
 const PARTIAL_TTL_MS = 10 * 60_000;
 
