@@ -35,6 +35,8 @@ export interface ConnectionContext {
   sessions?: SessionDirectory | undefined;
   /** Cluster mode: ends a session's connection on whichever process holds it (its room reaches every process). */
   replaceElsewhere?: (clientId: string, why: ErrorBody) => void;
+  /** Cluster mode: a session was taken back here; the process it came from lets it go now rather than after its grace period. */
+  movedHere?: (clientId: string) => void;
   log: Logger;
 }
 
@@ -124,6 +126,7 @@ export class ClientConnection implements Caller {
       adopted.attach(this.link);
       clients.add(adopted);
       session = adopted;
+      this.context.movedHere?.(adopted.id);
     } else if (previous) {
       grace.relink(previous, REPLACED);
       grace.resumed(previous);

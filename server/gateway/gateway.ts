@@ -31,6 +31,9 @@ export const CLIENT_EVENT_ACCESS = {
   'secagg:reveal': 'joined',
 } as const satisfies EventAccess;
 
+/** Between server processes (cluster mode): a session was taken back on the sending process. */
+const SESSION_MOVED = 'tributary:session-moved';
+
 /** A reconnect within this time keeps the client's session: mobile networks drop for seconds, not minutes. */
 export const DEFAULT_SESSION_GRACE_MS = 30_000;
 /** Messages a connection may send: on average, and in a burst (a round needs a handful; a flood is refused). */
@@ -114,6 +117,8 @@ function endRevokedSessions({ enrollments, clients }: GatewayOptions, grace: Ses
  * revoked. Connections and messages are limited per socket and per address.
  */
 export function attachGateway(io: ClientServer, options: GatewayOptions): void {
+  // serverSideEmit reaches the other processes through the adapter (Redis in cluster mode; nobody in one process).
+  const interServer = io as unknown as { serverSideEmit(event: string, ...args: unknown[]): void; on(event: string, listener: (clientId: string) => void): void };
   const grace = new SessionGrace(options.sessionGraceMs ?? DEFAULT_SESSION_GRACE_MS, options.clients, options.coordinator, options.sessions);
   const dispatcher = new EventDispatcher(clientEventHandlers(options), CLIENT_EVENT_ACCESS, options.log);
   const context = {
@@ -123,7 +128,13 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
       io.to(sessionRoom(clientId)).emit('server:error', why);
       io.in(sessionRoom(clientId)).disconnectSockets();
     },
+    movedHere: (clientId: string) => interServer.serverSideEmit(SESSION_MOVED, clientId),
   };
+  // The process a session left: its round stops waiting for the client (whose upload now goes elsewhere) at once.
+  interServer.on(SESSION_MOVED, (clientId: string) => {
+    const session = options.clients.get(clientId);
+    if (session && !session.connected) grace.end(session);
+  });
   const addresses = new AddressLimits(options.addressLimits ?? DEFAULT_ADDRESS_LIMITS);
   limitByAddress(io, addresses, options.addressOf ?? peerAddress);
   endRevokedSessions(options, grace);

@@ -83,6 +83,9 @@ describe('cluster rounds', () => {
     // The forged join ended nothing it could not prove: the record still names the session.
     const again = await joinRaw(others[1]!.url, task.id, async () => {}, { identity: first.identity, resume });
     expect(again.reply).toMatchObject({ ok: true, value: { resumed: true, clientId: joined!.clientId, shard: 2 } });
+    // The process it left lets the session go at once, not after its grace period: its rounds stop waiting for the client.
+    const held = async () => ((await h.asAdmin({ method: 'GET', url: `/api/tasks/${task.id}/clients` })).json() as Array<{ id: string }>).some((c) => c.id === joined!.clientId);
+    await h.waitFor(async () => !(await held()), 10_000);
     // One connected session per key across the cluster: a join on another process replaces this one.
     const replaced = new Promise<string>((resolve) => again.socket.on('server:error', (error) => resolve(error.code)));
     const disconnected = new Promise<void>((resolve) => again.socket.on('disconnect', () => resolve()));
