@@ -222,7 +222,8 @@ export class ClusterRunner implements TaskRunner {
         else if (this.secure && this.secure.round === plan.round) this.secure = undefined;
       },
     })
-      .then((partial) => this.cluster.board.putPartial(this.task.id, plan.planId, this.cluster.processId, encodePartial(partial)))
+      // Until the leader stops waiting for it.
+      .then((partial) => this.cluster.board.putPartial(this.task.id, plan.planId, this.cluster.processId, encodePartial(partial), plan.deadline + PARTIAL_GRACE_MS))
       .catch((error: unknown) => this.options.log.warn({ err: error, taskId: this.task.id, round: plan.round }, 'could not hand in this process’s partial'));
   }
 

@@ -97,10 +97,10 @@ function describe(error: unknown): string {
 const COMMAND_TIMEOUT_MS = 2_000;
 
 /** A Redis reply, or REDIS_UNAVAILABLE after COMMAND_TIMEOUT_MS: a poll that waits out an outage would pile up behind it. */
-export async function timed<T>(reply: Promise<T>): Promise<T> {
+export async function timed<T>(reply: Promise<T>, timeoutMs = COMMAND_TIMEOUT_MS): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TributaryError('REDIS_UNAVAILABLE', `no reply within ${COMMAND_TIMEOUT_MS} ms`)), COMMAND_TIMEOUT_MS);
+    timer = setTimeout(() => reject(new TributaryError('REDIS_UNAVAILABLE', `no reply within ${timeoutMs} ms`)), timeoutMs);
   });
   try {
     return await Promise.race([reply, timeout]);

@@ -45,6 +45,9 @@ export interface RoundPlan {
 
 /** A member is gone once its heartbeat is this old. */
 export const MEMBER_TIMEOUT_MS = 10_000;
+/** Moving partials (megabytes) may take this long; a write is then tried again, PARTIAL_RETRY_MS later. */
+const PARTIAL_TIMEOUT_MS = 15_000;
+const PARTIAL_RETRY_MS = 500;
 /** Partials outlive any round that could read them. */
 const PARTIAL_TTL_MS = 10 * 60_000;
 
@@ -90,14 +93,28 @@ export class TaskBoard {
     return value ? (JSON.parse(value) as RoundPlan) : undefined;
   }
 
-  async putPartial(taskId: number, planId: string, processId: string, bytes: Uint8Array): Promise<void> {
-    await timed(this.redis.set(key(taskId, `partial:${planId}:${processId}`), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength), { expiration: { type: 'PX', value: PARTIAL_TTL_MS } }));
+  /**
+   * Hands a partial in, trying again until `until` (ms since epoch): it is megabytes, which
+   * a loaded process or Redis takes longer than a command's usual timeout to move, and a
+   * partial that never arrives costs the whole round. Writing it twice is harmless.
+   */
+  async putPartial(taskId: number, planId: string, processId: string, bytes: Uint8Array, until: number): Promise<void> {
+    const value = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (;;) {
+      try {
+        await timed(this.redis.set(key(taskId, `partial:${planId}:${processId}`), value, { expiration: { type: 'PX', value: PARTIAL_TTL_MS } }), Math.max(PARTIAL_RETRY_MS, Math.min(PARTIAL_TIMEOUT_MS, until - Date.now())));
+        return;
+      } catch (error) {
+        if (Date.now() + PARTIAL_RETRY_MS >= until) throw error;
+        await new Promise((resolve) => setTimeout(resolve, PARTIAL_RETRY_MS));
+      }
+    }
   }
 
   /** The partials of `processIds` for the plan that are in so far. */
   async partials(taskId: number, planId: string, processIds: readonly string[]): Promise<Map<string, Uint8Array>> {
     if (processIds.length === 0) return new Map();
-    const values = (await timed(this.binary.mGet(processIds.map((p) => key(taskId, `partial:${planId}:${p}`))))) as unknown as (Buffer | null)[];
+    const values = (await timed(this.binary.mGet(processIds.map((p) => key(taskId, `partial:${planId}:${p}`))), PARTIAL_TIMEOUT_MS)) as unknown as (Buffer | null)[];
     const found = new Map<string, Uint8Array>();
     values.forEach((value, i) => value && found.set(processIds[i]!, new Uint8Array(value)));
     return found;

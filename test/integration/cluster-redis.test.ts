@@ -8,6 +8,7 @@ import { TributaryError } from '../../shared/errors.ts';
 import { LeaderLease, type LeaseLoss } from '../../server/cluster/leader-lease.ts';
 import { connectRedis, type RedisConnection } from '../../server/cluster/redis.ts';
 import { attachStreamsAdapter } from '../../server/cluster/socket-adapter.ts';
+import { TaskBoard } from '../../server/cluster/task-board.ts';
 import { freePort, startRedis, type TestRedis } from '../support/redis.ts';
 
 /** Polls until `condition` holds; the timeout is generous, for a slow shared machine. */
@@ -217,6 +218,20 @@ describe('socket.io streams adapter', () => {
     for (const socket of clients) socket.disconnect();
     await Promise.all(ios.map((io) => io.close()));
     for (const http of https) http.closeAllConnections();
+  });
+
+  it('hands a partial in across a Redis outage shorter than the round\'s wait, and gives up after it', async () => {
+    const board = new TaskBoard((await redisConnection()).client);
+    const bytes = Uint8Array.from({ length: 1 << 20 }, (_, i) => i % 251);
+    await redis.stop();
+    const handedIn = board.putPartial(9, '1.1.0', 'p1', bytes, Date.now() + 30_000);
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    await redis.start();
+    await handedIn;
+    expect((await board.partials(9, '1.1.0', ['p1'])).get('p1')).toEqual(bytes);
+    await redis.stop();
+    await expect(board.putPartial(9, '1.2.0', 'p1', bytes, Date.now() + 1_000)).rejects.toMatchObject({ code: 'REDIS_UNAVAILABLE' });
+    await redis.start();
   });
 
   it('carries room broadcasts and direct emits to clients of another process, also after a Redis restart', async () => {
