@@ -17,7 +17,7 @@ import { api, freePort, operatorToken, spawnTributary, waitForHealth } from '../
 import type { AdminClientToServerEvents, AdminServerToClientEvents, RoundParticipantsEvent } from '../shared/protocol/events.ts';
 import type { RoundRecord, TaskRecord, TaskSpecInput } from '../shared/protocol/task.ts';
 import { argsAfterName, loadOptions, type LoadOptions } from './load/options.ts';
-import type { ClientSlot, FromWorker, SecureRoundSum, ToWorker, WorkerCounters } from './load/messages.ts';
+import { zeroCounters, type ClientSlot, type FromWorker, type SecureRoundSum, type ToWorker, type WorkerCounters } from './load/messages.ts';
 import { scrapeEvery, type MetricsSample } from './load/server-metrics.ts';
 import type { BenchOptions } from './options.ts';
 import { table } from './report.ts';
@@ -142,7 +142,7 @@ function startWorkers(slots: ClientSlot[][], onUploads: (uploads: Array<{ round:
 }
 
 function totals(workers: readonly Worker[]): WorkerCounters {
-  const sum: WorkerCounters = { joined: 0, bytesIn: 0, bytesOut: 0, reconnects: 0, resumed: 0, sessionsLost: 0, roundConfigs: 0, weightsReceived: 0, uploads: 0, errors: 0, errorCodes: {} };
+  const sum: WorkerCounters = zeroCounters();
   for (const w of workers) {
     const counts = Object.keys(sum).filter((key): key is Exclude<keyof WorkerCounters, 'errorCodes'> => key !== 'errorCodes');
     for (const key of counts) sum[key] += w.counters?.[key] ?? 0;
@@ -515,6 +515,7 @@ async function writeReport(options: LoadOptions, o: Outcome): Promise<void> {
     ['bytes to the server (client TCP writes) / from it (client TCP reads)', `${mib(final.bytesOut)} MiB / ${mib(final.bytesIn)} MiB`],
     ['accepted upload bytes (server tributary_upload_bytes_total)', `${mib(figures.reduce((a, f) => a + f.uploadBytes, 0))} MiB`],
     ['client reconnects / sessions resumed / sessions lost', `${final.reconnects} / ${final.resumed} / ${final.sessionsLost}`],
+    ['joins refused for now and asked again', String(final.joinRetries)],
     ['round configs verified / with weights / uploads acked', `${final.roundConfigs} / ${final.weightsReceived} / ${final.uploads}`],
     ['client errors, by code', `${final.errors}${final.errors ? ` (${Object.entries(final.errorCodes).map(([code, n]) => `${code} ${n}`).join(', ')})` : ''}`],
     ...(o.perProcess.length > 1 ? o.perProcess.map((p, i) => [`server process ${i} RSS after round 2 → end`, `${mib(p.afterRound2)} → ${mib(p.end)} MiB (${(100 * (p.end / p.afterRound2 - 1)).toFixed(1)} %)`]) : []),

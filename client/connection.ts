@@ -1,6 +1,7 @@
 import { io, type Socket } from 'socket.io-client';
 import { equalBytes, fingerprint, sign, type KeyPair } from '../shared/crypto/sodium.ts';
 import { TributaryError } from '../shared/errors.ts';
+import { isTransientRefusal, joinRetryDelayMs, pause } from '../shared/protocol/join-retry.ts';
 import {
   joinProofMessage,
   type ChunkAck,
@@ -77,6 +78,8 @@ export interface ConnectionHooks {
   joined(joined: JoinReply, readiness: ReadyRequest): void;
   /** The connection dropped (not closed by us); socket.io reconnects by itself. */
   dropped(reason: string): void;
+  /** A join refused for now: it is asked again after `retryInMs` on this connection. */
+  deferred(error: TributaryError, retryInMs: number): void;
   /** A join refused on a live connection, or an error the server sent unasked. */
   failed(error: Error): void;
   /** What the server pushes. */
@@ -128,11 +131,7 @@ export class Connection {
     socket.on('connect', () => {
       const link: Link = { dropped: new AbortController(), joined: false };
       this.link = link;
-      this.join(link, identity).catch((error: unknown) => {
-        // A join overtaken by its connection's drop is given up quietly: the next connection joins afresh.
-        if (link.dropped.signal.aborted) return;
-        this.hooks.failed(error instanceof Error ? error : new Error(String(error)));
-      });
+      void this.joinUntilAdmitted(link, identity);
     });
     socket.on('disconnect', (reason) => {
       this.link?.dropped.abort(new Error(`the connection dropped (${reason})`));
@@ -149,6 +148,23 @@ export class Connection {
   /** Fault injection: drops the connection as a network failure would; the socket reconnects by itself. */
   simulateDrop(): void {
     this.socket?.io.engine?.close();
+  }
+
+  /** Joins on `link`, asking again after a wait while the server refuses for now (its database is away, say). */
+  private async joinUntilAdmitted(link: Link, identity: KeyPair): Promise<void> {
+    for (let retry = 0; ; retry++) {
+      try {
+        return await this.join(link, identity);
+      } catch (error) {
+        // A join overtaken by its connection's drop is given up quietly: the next connection joins afresh.
+        if (link.dropped.signal.aborted) return;
+        if (!isTransientRefusal(error)) return this.hooks.failed(error instanceof Error ? error : new Error(String(error)));
+        const wait = joinRetryDelayMs(retry);
+        this.hooks.deferred(error, wait);
+        await pause(wait, link.dropped.signal).catch(() => undefined);
+        if (link.dropped.signal.aborted) return;
+      }
+    }
   }
 
   private async join(link: Link, identity: KeyPair): Promise<void> {

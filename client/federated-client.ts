@@ -57,6 +57,7 @@ export class FederatedClient extends EventEmitter<ClientEvents> {
         this.rounds?.connectionDropped();
         this.emit('disconnected', { reason });
       },
+      deferred: (error, retryInMs) => this.emit('join-deferred', { code: error.code, message: error.message, retryInMs }),
       failed: (error) => {
         this.fail(error); // first: a start() still waiting fails with this error, not with the stop's
         // A server showing another key is never talked to again.

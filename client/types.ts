@@ -99,6 +99,8 @@ export interface ClientEvents {
   'round-start': (info: { round: number; modelVersion: number; deadline: number; downloadedWeights: boolean }) => void;
   /** The connection dropped; the client reconnects by itself (with backoff) and resumes. */
   disconnected: (info: { reason: string }) => void;
+  /** The server refused the join for now (its database or Redis away, or shedding load); it is asked again after `retryInMs` on the same connection. */
+  'join-deferred': (info: { code: string; message: string; retryInMs: number }) => void;
   /** A round attempt given up: superseded by a newer config, or lost with the connection. */
   'round-abandoned': (info: { round: number; reason: string }) => void;
   progress: (info: { round: number; fraction: number; loss: number }) => void;

@@ -32,6 +32,8 @@ export interface WorkerCounters {
   bytesIn: number;
   bytesOut: number;
   reconnects: number;
+  /** Joins refused for now (database or Redis slow) and asked again on the same connection. */
+  joinRetries: number;
   resumed: number;
   /** Joins that came back with a new session instead of the old one. */
   sessionsLost: number;
@@ -41,6 +43,10 @@ export interface WorkerCounters {
   errors: number;
   /** Errors by code (OTHER: not a coded error). */
   errorCodes: Record<string, number>;
+}
+
+export function zeroCounters(): WorkerCounters {
+  return { joined: 0, bytesIn: 0, bytesOut: 0, reconnects: 0, joinRetries: 0, resumed: 0, sessionsLost: 0, roundConfigs: 0, weightsReceived: 0, uploads: 0, errors: 0, errorCodes: {} };
 }
 
 /** One secure upload's input as its client made it: its levels (model words, then the rms statistic) and the round's ring. */

@@ -7,6 +7,7 @@ import { encodeSecureInput } from '../../shared/codec/secure-codec.ts';
 import { encodeUpdate } from '../../shared/codec/update-codec.ts';
 import { equalBytes, fingerprint, seal, sign, toBase64, type KeyPair } from '../../shared/crypto/sodium.ts';
 import { TributaryError } from '../../shared/errors.ts';
+import { isTransientRefusal, joinRetryDelayMs, pause } from '../../shared/protocol/join-retry.ts';
 import {
   attemptOf,
   joinProofMessage,
@@ -188,7 +189,7 @@ export class SimClient {
     socket.on('connect', () => {
       const link = new AbortController();
       this.link = link;
-      this.join(link.signal).catch((error: unknown) => {
+      this.joinUntilAdmitted(link.signal).catch((error: unknown) => {
         if (link.signal.aborted) return;
         this.fail(error);
         // A join that failed on a live connection: start over on a fresh one.
@@ -219,6 +220,19 @@ export class SimClient {
     const code = error instanceof TributaryError ? error.code : 'OTHER';
     this.context.counters.errorCodes[code] = (this.context.counters.errorCodes[code] ?? 0) + 1;
     this.context.failed(error instanceof Error ? error : new Error(String(error)));
+  }
+
+  /** As Connection.joinUntilAdmitted: a refusal for now is asked again on this connection after a wait. */
+  private async joinUntilAdmitted(signal: AbortSignal): Promise<void> {
+    for (let retry = 0; ; retry++) {
+      try {
+        return await this.join(signal);
+      } catch (error) {
+        if (signal.aborted || !isTransientRefusal(error)) throw error;
+        this.context.counters.joinRetries++;
+        await pause(joinRetryDelayMs(retry), signal);
+      }
+    }
   }
 
   private async join(signal: AbortSignal): Promise<void> {
@@ -278,25 +292,40 @@ export class SimClient {
     this.current?.abort(new TributaryError('ROUND_NOT_ACTIVE', `round ${received.round} started`));
     const attempt = new AbortController();
     this.current = attempt;
+    let start: RoundStart;
+    try {
+      start = this.accept(received);
+    } catch (error) {
+      return this.fail(error);
+    }
     this.busy = this.busy
-      .then(() => this.run(received, attempt.signal))
+      .then(() => this.run(start, attempt.signal))
       .catch((error: unknown) => {
         if (!attempt.signal.aborted) this.fail(error);
       });
   }
 
-  private async run(received: RoundStart, signal: AbortSignal): Promise<void> {
-    // As RoundRunner.run: weights count as held even from an attempt superseded before it ran.
-    if (signal.aborted && !received.weights) signal.throwIfAborted();
-    const { lengths, seed, deltas, counters } = this.context;
+  /**
+   * Verifies a config as it arrives and takes its weights in: as RoundRunner.run, weights
+   * count as held even from an attempt superseded before it ran. Only their version is
+   * kept: the real client trains on them, a simulated one would only hold 800 KB for each
+   * config in flight (on a thousand participants a worker, gigabytes the collector must
+   * walk while the sockets' heartbeats wait).
+   */
+  private accept(received: RoundStart): RoundStart {
     const start = normalized(received);
     verifyRoundStart(start, this.pinned!);
     if (start.weights) {
-      const expected = lengths.reduce((a, b) => a + b, 0) * 4;
+      const expected = this.context.lengths.reduce((a, b) => a + b, 0) * 4;
       if (start.weights.byteLength !== expected) throw new TributaryError('MODEL_MALFORMED', `expected ${expected} bytes of weights, got ${start.weights.byteLength}`);
-      counters.weightsReceived++;
+      this.context.counters.weightsReceived++;
       this.cachedVersion = start.modelVersion;
     }
+    return { ...start, weights: null };
+  }
+
+  private async run(start: RoundStart, signal: AbortSignal): Promise<void> {
+    const { seed, deltas, counters } = this.context;
     signal.throwIfAborted();
     if (this.cachedVersion !== start.modelVersion) throw new TributaryError('MODEL_MALFORMED', `no weights for model version ${start.modelVersion}`);
     // Let the socket's other messages in before the synchronous encode, as the real trainer yields.

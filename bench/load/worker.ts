@@ -1,6 +1,6 @@
 import { cryptoReady, hash, signingKeyPairFromSeed, utf8 } from '../../shared/crypto/sodium.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../../shared/random.ts';
-import type { FromWorker, SecureRoundSum, ToWorker, WorkerCounters } from './messages.ts';
+import { zeroCounters, type FromWorker, type SecureRoundSum, type ToWorker, type WorkerCounters } from './messages.ts';
 import { SimClient, type SimContext } from './sim-client.ts';
 
 /**
@@ -15,7 +15,7 @@ const REPORT_EVERY_MS = 1_000;
 
 const send = (message: FromWorker) => process.send?.(message);
 
-const counters: WorkerCounters = { joined: 0, bytesIn: 0, bytesOut: 0, reconnects: 0, resumed: 0, sessionsLost: 0, roundConfigs: 0, weightsReceived: 0, uploads: 0, errors: 0, errorCodes: {} };
+const counters: WorkerCounters = zeroCounters();
 let clients: SimClient[] = [];
 let lastError: string | undefined;
 let acks: Array<{ round: number; at: number }> = [];

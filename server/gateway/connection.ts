@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Socket as NetSocket } from 'node:net';
+import type { LimitFunction } from 'p-limit';
 import type { Logger } from 'pino';
 import type { Socket } from 'socket.io';
 import { equalBytes, randomBytes, verify } from '../../shared/crypto/sodium.ts';
@@ -29,6 +30,12 @@ export interface ConnectionContext {
   enrollments: Enrollments;
   grace: SessionGrace;
   serverKey: Uint8Array;
+  /**
+   * Runs a join's store lookups, a few at once: a crowd that reconnects together (its
+   * process died) waits its turn here, with its heartbeats answered, rather than in the
+   * database pool, whose waits time out and send every client round again.
+   */
+  joinLookups: LimitFunction;
   /** Per-connection message budget: average per second and burst. */
   messageRate: { perSecond: number; burst: number };
   /** Cluster mode: sessions other processes held, for a client that comes back here. */
@@ -102,13 +109,17 @@ export class ClientConnection implements Caller {
     if (!nonce || !verify(request.proof, joinProofMessage(nonce, request.taskId, request.kind), request.identityKey)) {
       throw new TributaryError('NOT_ENROLLED', 'the join proof does not verify (ask auth:challenge first)');
     }
-    const { store, enrollments, clients, grace, serverKey, log } = this.context;
-    const task = await requireTask(store, request.taskId);
-    // Checked again if a revocation landed meanwhile: its listener ran before this session existed to be ended.
-    for (let seen = -1; seen !== enrollments.revocations;) {
-      seen = enrollments.revocations;
-      await enrollments.check(task.id, request.identityKey, request.kind);
-    }
+    const { store, enrollments, clients, grace, serverKey, joinLookups, log } = this.context;
+    const task = await joinLookups(async () => {
+      if (this.socket.disconnected) throw new TributaryError('NOT_JOINED', 'the connection closed while the join waited');
+      const task = await requireTask(store, request.taskId);
+      // Checked again if a revocation landed meanwhile: its listener ran before this session existed to be ended.
+      for (let seen = -1; seen !== enrollments.revocations;) {
+        seen = enrollments.revocations;
+        await enrollments.check(task.id, request.identityKey, request.kind);
+      }
+      return task;
+    });
     // Closed while the lookups ran: a session made now would sit on a dead link, never released.
     if (this.socket.disconnected) throw new TributaryError('NOT_JOINED', 'the connection closed during the join');
     if (this.joined) {

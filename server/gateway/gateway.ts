@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import type { Logger } from 'pino';
 import type { Server } from 'socket.io';
 import { TributaryError, type ErrorBody } from '../../shared/errors.ts';
@@ -39,6 +40,8 @@ export const DEFAULT_SESSION_GRACE_MS = 30_000;
 /** Messages a connection may send: on average, and in a burst (a round needs a handful; a flood is refused). */
 const MESSAGES_PER_SECOND = 50;
 const MESSAGE_BURST = 200;
+/** Joins looking the store up at once (two queries each): well under PostgreSQL's pool of 10, which rounds share. */
+const JOIN_LOOKUPS_AT_ONCE = 6;
 
 export interface GatewayOptions {
   store: Store;
@@ -123,6 +126,7 @@ export function attachGateway(io: ClientServer, options: GatewayOptions): void {
   const dispatcher = new EventDispatcher(clientEventHandlers(options), CLIENT_EVENT_ACCESS, options.log);
   const context = {
     ...options, grace, messageRate: options.messageRate ?? { perSecond: MESSAGES_PER_SECOND, burst: MESSAGE_BURST },
+    joinLookups: pLimit(JOIN_LOOKUPS_AT_ONCE),
     // As a local take-over: the client is told why and its socket disconnected from the namespace, so it does not reconnect by itself.
     replaceElsewhere: (clientId: string, why: ErrorBody) => {
       io.to(sessionRoom(clientId)).emit('server:error', why);

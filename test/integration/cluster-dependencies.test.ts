@@ -4,7 +4,9 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { io as connect } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { enroll } from '../../client/enrollment.ts';
 import { buildApp, type App } from '../../server/app.ts';
+import { cryptoReady, generateSigningKeyPair } from '../../shared/crypto/sodium.ts';
 import type { RoundRecord } from '../../shared/protocol/task.ts';
 import { expectRejectsWithCode } from '../support/conformance/common.ts';
 import { inProcessClient, startHarness, type Harness } from '../support/harness.ts';
@@ -97,6 +99,27 @@ describe('serve --database postgres://… --redis redis://…', () => {
     await postgres.resume();
     await h.waitFor(async () => (await readiness(h.app)).status === 200, 30_000);
     expect(await h.app.store.listTasks()).toEqual(before);
+  });
+
+  it('refuses a join for now while PostgreSQL is away; the client asks again on the same connection and joins once it is back', { timeout: 60_000 }, async () => {
+    const task = await h.createTask({ name: 'joins wait', shards: 2, clientsPerRound: 2, minUpdates: 2, rounds: 1, trainLimit: 200, testLimit: 100, seed: 4 });
+    await cryptoReady();
+    const identity = generateSigningKeyPair();
+    await enroll(h.url, task.id, identity.publicKey, { token: h.token(task.id) });
+    await postgres.halt();
+    const client = inProcessClient(h, task.id, 0, { identity, enrollment: undefined });
+    const dropped: string[] = [];
+    client.on('disconnected', ({ reason }) => dropped.push(reason));
+    const deferred = new Promise<{ code: string; retryInMs: number }>((resolve) => client.once('join-deferred', resolve));
+    const started = client.start();
+    try {
+      expect(await deferred).toMatchObject({ code: 'DATABASE_UNAVAILABLE' });
+      await postgres.resume();
+      await started;
+      expect(dropped).toEqual([]);
+    } finally {
+      client.stop();
+    }
   });
 
   it('refuses to start when Redis or PostgreSQL cannot be reached, saying which', { timeout: 60_000 }, async () => {

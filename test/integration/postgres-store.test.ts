@@ -1,5 +1,6 @@
 import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PostgresDatabase } from '../../server/store/postgres/database.ts';
 import { openPostgresStores, type PostgresStores } from '../../server/store/postgres/open.ts';
 import { TributaryError } from '../../shared/errors.ts';
 import { withTaskDefaults, type RoundRecord } from '../../shared/protocol/task.ts';
@@ -102,6 +103,18 @@ describe('PostgreSQL stores', () => {
 
   it('refuses a database that does not exist on a running server with DATABASE_UNAVAILABLE', async () => {
     await expectRejectsWithCode(openPostgresStores(server.url('no_such_database')), 'DATABASE_UNAVAILABLE');
+  });
+
+  it('answers a query that waited out the pool for a connection with DATABASE_UNAVAILABLE', async () => {
+    const scratch = await server.createSchema();
+    const db = await PostgresDatabase.open(scratch.url, { maxConnections: 1, connectTimeoutMs: 200 });
+    try {
+      // The pool's one connection is held by a transaction: the next query cannot get one.
+      await db.transaction(() => expectRejectsWithCode(db.rows('SELECT 1'), 'DATABASE_UNAVAILABLE'));
+    } finally {
+      await db.close();
+      await scratch.drop();
+    }
   });
 
   it('creates the schema once when two processes open one new database at the same moment', async () => {

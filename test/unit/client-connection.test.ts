@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import pino from 'pino';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ClientRegistry } from '../../server/gateway/clients.ts';
@@ -39,6 +40,7 @@ describe('a client connection joining a task', () => {
       grace: { end: (s: { id: string }) => ended.push(s.id), resumed: () => {}, wait: () => {} } as unknown as SessionGrace,
       serverKey: new Uint8Array(32),
       messageRate: { perSecond: 50, burst: 200 },
+      joinLookups: pLimit(1),
       log: pino({ level: 'silent' }),
     };
     const identity = generateSigningKeyPair();

@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import pino from 'pino';
 import { beforeAll, expect, it } from 'vitest';
 import { ClientRegistry } from '../../server/gateway/clients.ts';
@@ -36,6 +37,7 @@ it('makes no session for a key revoked after its enrollment check passed and bef
     grace: {} as SessionGrace,
     serverKey: new Uint8Array(32),
     messageRate: { perSecond: 50, burst: 200 },
+    joinLookups: pLimit(1),
     log: pino({ level: 'silent' }),
   };
   const socket = { disconnected: false, conn: { request: {} }, emit: () => true, join: async () => undefined, leave: async () => undefined };

@@ -31,7 +31,7 @@ const PARSERS: CustomTypesConfig = {
 /** Socket failures, and SQLSTATEs of a server that is down, starting, stopping or refusing us. */
 const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ENOENT']);
 const UNAVAILABLE_STATES = /^(08|28|57P0[123]|53300|3D000)/;
-const CONNECTION_MESSAGES = /Connection terminated|connection error|timeout expired|not queryable|Client was closed/i;
+const CONNECTION_MESSAGES = /Connection terminated|connection error|timeout expired|timeout exceeded when trying to connect|not queryable|Client was closed/i;
 
 /** `host:port` of a connection URL, for messages (never the URL itself: it may hold a password). */
 export function targetOf(url: string): string {
