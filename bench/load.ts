@@ -141,12 +141,17 @@ function startWorkers(slots: ClientSlot[][], onUploads: (uploads: Array<{ round:
   });
 }
 
+const TALLIES = ['errorCodes', 'dropReasons'] as const;
+type Tallies = (typeof TALLIES)[number];
+
 function totals(workers: readonly Worker[]): WorkerCounters {
   const sum: WorkerCounters = zeroCounters();
   for (const w of workers) {
-    const counts = Object.keys(sum).filter((key): key is Exclude<keyof WorkerCounters, 'errorCodes'> => key !== 'errorCodes');
+    const counts = Object.keys(sum).filter((key): key is Exclude<keyof WorkerCounters, Tallies> => !TALLIES.includes(key as Tallies));
     for (const key of counts) sum[key] += w.counters?.[key] ?? 0;
-    for (const [code, n] of Object.entries(w.counters?.errorCodes ?? {})) sum.errorCodes[code] = (sum.errorCodes[code] ?? 0) + n;
+    for (const tally of TALLIES) {
+      for (const [name, n] of Object.entries(w.counters?.[tally] ?? {})) sum[tally][name] = (sum[tally][name] ?? 0) + n;
+    }
   }
   return sum;
 }
@@ -248,6 +253,7 @@ async function until(condition: () => boolean, timeoutMs: number, what: string, 
 export async function runLoad(options: LoadOptions): Promise<void> {
   const cores = availableParallelism();
   const fds = checkFileLimits(options);
+  const tcpAtStart = tcpCounters();
   const slots = slotsByWorker(options);
   const addresses = Math.ceil(options.clients / options.perAddress);
   log(`load: ${options.clients} clients, ${options.perRound} a round, ${options.rounds} rounds, churn ${options.churn * 100} %, ${options.secure ? 'secure, ' : ''}${options.processes} server process(es), ${slots.length} worker processes, ` +
@@ -354,7 +360,7 @@ export async function runLoad(options: LoadOptions): Promise<void> {
     await writeReport(options, {
       cores, fds, addresses, joinMs, roundsStartedAt: roundsStarted, roundsMs, finished: finished!, figures, final, samples: samples(),
       perProcess: scrapers.map((sc) => rssAcross(figures, sc.samples)), scrapeFailures: scrapers.reduce((n, sc) => n + sc.failures(), 0),
-      lastErrors: workers.map((w) => w.lastError).filter((e): e is string => !!e), m, exact,
+      lastErrors: workers.map((w) => w.lastError).filter((e): e is string => !!e), m, exact, tcp: grown(tcpAtStart, tcpCounters()),
     });
   } catch (error) {
     log(`  state kept in ${dataDir}`);
@@ -489,6 +495,29 @@ interface Outcome {
   m: number;
   /** Secure runs: rounds whose published model matched the clients' levels bit for bit, and inputs per round. */
   exact: { rounds: number; exact: number; inputs: number[] } | undefined;
+  /** The kernel's TcpExt counters, grown during the run. */
+  tcp: Record<string, number>;
+}
+
+/** The kernel's TcpExt counters (Linux /proc/net/netstat); none elsewhere. */
+function tcpCounters(): Record<string, number> {
+  let text: string;
+  try {
+    text = readFileSync('/proc/net/netstat', 'utf8');
+  } catch {
+    return {};
+  }
+  const [names, values] = text.split('\n').filter((line) => line.startsWith('TcpExt:')).map((line) => line.split(/\s+/).slice(1));
+  return Object.fromEntries((names ?? []).map((name, i) => [name, Number(values?.[i])]));
+}
+
+/** `{ a: 2, b: 1 }` as "a 2, b 1", most first. */
+function tally(counts: Record<string, number>): string {
+  return Object.entries(counts).sort((x, y) => y[1] - x[1]).map(([name, n]) => `${name} ${n}`).join(', ');
+}
+
+function grown(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  return Object.fromEntries(Object.entries(after).map(([name, n]) => [name, n - (before[name] ?? 0)]));
 }
 
 async function writeReport(options: LoadOptions, o: Outcome): Promise<void> {
@@ -517,7 +546,9 @@ async function writeReport(options: LoadOptions, o: Outcome): Promise<void> {
     ['client reconnects / sessions resumed / sessions lost', `${final.reconnects} / ${final.resumed} / ${final.sessionsLost}`],
     ['joins refused for now and asked again', String(final.joinRetries)],
     ['round configs verified / with weights / uploads acked', `${final.roundConfigs} / ${final.weightsReceived} / ${final.uploads}`],
-    ['client errors, by code', `${final.errors}${final.errors ? ` (${Object.entries(final.errorCodes).map(([code, n]) => `${code} ${n}`).join(', ')})` : ''}`],
+    ['client errors, by code', `${final.errors}${final.errors ? ` (${tally(final.errorCodes)})` : ''}`],
+    ['client connections lost, by reason (churn included)', tally(final.dropReasons) || '0'],
+    ['kernel TCP during the run: memory-pressure episodes / connections aborted on timeout', `${o.tcp.TCPMemoryPressures ?? '?'} / ${o.tcp.TCPAbortOnTimeout ?? '?'}`],
     ...(o.perProcess.length > 1 ? o.perProcess.map((p, i) => [`server process ${i} RSS after round 2 → end`, `${mib(p.afterRound2)} → ${mib(p.end)} MiB (${(100 * (p.end / p.afterRound2 - 1)).toFixed(1)} %)`]) : []),
     ...(o.exact ? [['published models equal to the clients\' summed levels, bit for bit', `${o.exact.exact}/${o.exact.rounds} rounds (inputs acknowledged per round: ${o.exact.inputs.join(', ')})`]] : []),
     ['every round completed', allCompleted ? `yes (${done.length}/${options.rounds}, task ${o.finished})` : `NO (${done.length}/${options.rounds}, task ${o.finished})`],

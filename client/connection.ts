@@ -13,6 +13,7 @@ import {
   type EventBody,
   type JoinReply,
   type ReadyRequest,
+  type RoundStart,
   type Reply,
   type ServerToClientEvents,
 } from '../shared/protocol/events.ts';
@@ -83,7 +84,7 @@ export interface ConnectionHooks {
   /** A join refused on a live connection, or an error the server sent unasked. */
   failed(error: Error): void;
   /** What the server pushes. */
-  events: Pick<ServerToClientEvents, 'round:start' | 'round:end' | 'task:status'>;
+  events: Pick<ServerToClientEvents, 'round:end' | 'task:status'> & { 'round:start': (start: RoundStart) => void };
 }
 
 /**
@@ -124,7 +125,11 @@ export class Connection {
     const socket: ClientSocket = io(this.options.server, { transports: ['websocket'], reconnection: true });
     this.socket = socket;
     const { events } = this.hooks;
-    socket.on('round:start', events['round:start']);
+    socket.on('round:start', (start, received) => {
+      // On arrival, before any check: the server sends the next model download when it hears this.
+      received();
+      events['round:start'](start);
+    });
     socket.on('round:end', events['round:end']);
     socket.on('task:status', events['task:status']);
     socket.on('server:error', (error) => this.hooks.failed(TributaryError.fromBody(error)));

@@ -43,10 +43,12 @@ export interface WorkerCounters {
   errors: number;
   /** Errors by code (OTHER: not a coded error). */
   errorCodes: Record<string, number>;
+  /** Connections lost, by socket.io's reason (the bench's own churn drops count as 'transport close'). */
+  dropReasons: Record<string, number>;
 }
 
 export function zeroCounters(): WorkerCounters {
-  return { joined: 0, bytesIn: 0, bytesOut: 0, reconnects: 0, joinRetries: 0, resumed: 0, sessionsLost: 0, roundConfigs: 0, weightsReceived: 0, uploads: 0, errors: 0, errorCodes: {} };
+  return { joined: 0, bytesIn: 0, bytesOut: 0, reconnects: 0, joinRetries: 0, resumed: 0, sessionsLost: 0, roundConfigs: 0, weightsReceived: 0, uploads: 0, errors: 0, errorCodes: {}, dropReasons: {} };
 }
 
 /** One secure upload's input as its client made it: its levels (model words, then the rms statistic) and the round's ring. */

@@ -184,7 +184,10 @@ export class SimClient {
         if (this.tcp === tcp) this.tcp = undefined;
       });
     });
-    socket.on('round:start', (start) => this.started(start));
+    socket.on('round:start', (start, received) => {
+      received(); // as Connection: on arrival
+      this.started(start);
+    });
     socket.on('server:error', (error) => this.fail(TributaryError.fromBody(error)));
     socket.on('connect', () => {
       const link = new AbortController();
@@ -200,7 +203,10 @@ export class SimClient {
       this.link?.abort(new Error(`the connection dropped (${reason})`));
       this.link = undefined;
       this.joinedGate = gate();
-      if (reason !== 'io client disconnect') this.context.counters.reconnects++;
+      if (reason === 'io client disconnect') return;
+      const { counters } = this.context;
+      counters.reconnects++;
+      counters.dropReasons[reason] = (counters.dropReasons[reason] ?? 0) + 1;
     });
     return this.firstJoin.promise;
   }

@@ -6,7 +6,8 @@ import type { Capabilities, ClientKind, ClientView, RoundStart } from '../../sha
 export interface ClientLink {
   /** Bytes read from this connection so far, framing included. */
   bytesRead(): number;
-  sendRoundStart(start: RoundStart): void;
+  /** Resolves once the client says the config arrived, or its answer is overdue, or the connection closed. */
+  sendRoundStart(start: RoundStart): Promise<void>;
   /** Tells the client why, and closes the connection so that it does not reconnect by itself. */
   drop(error: ErrorBody): void;
 }
@@ -75,7 +76,7 @@ export class ClientSession {
 
   /** After a resume: the round config the client may have missed while it was away. */
   resendRoundStart(): void {
-    if (this.pendingStart) this.link?.sendRoundStart(this.pendingStart);
+    if (this.pendingStart) void this.link?.sendRoundStart(this.pendingStart);
   }
 
   /** The connection dropped; `link`, when given, must be the current one (a stale socket closing late changes nothing). */
@@ -103,9 +104,10 @@ export class ClientSession {
     return this.bytesOfEarlierLinks + (this.link?.bytesRead() ?? 0);
   }
 
-  sendRoundStart(start: RoundStart): void {
+  /** Sends a config (kept for a resume); resolves when it arrived, or there is no use waiting for it. */
+  sendRoundStart(start: RoundStart): Promise<void> {
     this.pendingStart = start;
-    this.link?.sendRoundStart(start);
+    return this.link?.sendRoundStart(start) ?? Promise.resolve();
   }
 
   /** The round is over for this client (uploaded, or the round ended): nothing to re-send. */

@@ -47,6 +47,9 @@ export interface ConnectionContext {
   log: Logger;
 }
 
+/** A config's arrival unconfirmed this long (an old client, a stalled link) frees its download slot anyway. */
+const ROUND_START_ACK_TIMEOUT_MS = 10_000;
+
 /** What a client's other connection is told when a join with its identity key takes its session over. */
 const REPLACED = new TributaryError('SESSION_REPLACED').toBody();
 
@@ -72,7 +75,10 @@ export class ClientConnection implements Caller {
     const tcp = (socket.conn.request as { socket?: NetSocket }).socket;
     this.link = {
       bytesRead: () => tcp?.bytesRead ?? 0,
-      sendRoundStart: (start) => socket.emit('round:start', start),
+      // Acknowledged on arrival: the sender paces model downloads by these answers (dispatch.ts).
+      sendRoundStart: (start) => new Promise<void>((resolve) => {
+        socket.timeout(ROUND_START_ACK_TIMEOUT_MS).emit('round:start', start, () => resolve());
+      }),
       drop: (error) => {
         socket.emit('server:error', error);
         // A namespace disconnect, not a transport close: socket.io clients do not reconnect after it.

@@ -1,3 +1,4 @@
+import pLimit from 'p-limit';
 import { encodeWeights } from '../../shared/codec/model-wire.ts';
 import { TributaryError } from '../../shared/errors.ts';
 import { attemptOf, type ChunkAck, type ChunkMeta, type RoundStart } from '../../shared/protocol/events.ts';
@@ -37,6 +38,12 @@ export function roundBase(task: TaskRecord, chunkBytes: number, round: number, d
 /**
  * Signs and sends a round config to each client, with the global weights to those whose
  * copy is stale and each one's share of work (`budgets`, by session id).
+ *
+ * Configs that carry the weights go out a window at a time: the next when a client says
+ * one arrived. Sent all at once, a thousand 800-KB models sat in socket buffers on the way
+ * (the kernel's TCP memory ran out on a 4,000-client round, and it dropped connections),
+ * every download crawled, and the heartbeats queued behind them. Configs without weights
+ * go at once, a few each turn of the event loop.
  */
 export async function sendRoundStarts(
   clients: readonly ClientSession[],
@@ -49,20 +56,35 @@ export async function sendRoundStarts(
   // Read now, before the first turn: the model must not move under the configs still to send.
   const version = global.version;
   const weights = clients.some((c) => c.cachedVersion !== version) ? encodeWeights(global.weights) : undefined;
-  for (let i = 0; i < clients.length; i++) {
-    // A turn for the event loop every few clients: the weights (800 KB for the MLP) are
-    // written to each socket, and a thousand at once held acks and heartbeats for seconds.
-    if (i > 0 && i % SENDS_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
-    const client = clients[i]!;
+  const attempt = base.aggregatorKey;
+  for (const client of clients) offered.set(client, attempt);
+  const downloads = pLimit(DOWNLOADS_AT_ONCE);
+  const send = (client: ClientSession): Promise<void> => {
+    // A newer attempt's config reached this client while this one waited for a window slot.
+    if (offered.get(client) !== attempt) return Promise.resolve();
     const stale = client.cachedVersion !== version;
     const budget = budgets.get(client.id) ?? null;
     const evaluate = base.metricSums > 0 && evaluators.has(client.id);
-    client.sendRoundStart(signRoundStart({ ...base, modelVersion: version, weights: stale ? weights! : null, budget, evaluate }, signingKey));
     client.cachedVersion = version;
+    return client.sendRoundStart(signRoundStart({ ...base, modelVersion: version, weights: stale ? weights! : null, budget, evaluate }, signingKey));
+  };
+  const downloading: Promise<void>[] = [];
+  for (let i = 0; i < clients.length; i++) {
+    if (i > 0 && i % SENDS_PER_TURN === 0) await new Promise((resolve) => setImmediate(resolve));
+    const client = clients[i]!;
+    if (client.cachedVersion === version) void send(client);
+    else downloading.push(downloads(() => send(client)));
   }
+  await Promise.all(downloading);
 }
 
-/** Round configs sent between two turns of the event loop. */
+/** The attempt (its aggregator key) whose config each session was last given. */
+const offered = new WeakMap<ClientSession, Uint8Array>();
+
+/** Model downloads in flight per process: 64 × 800 KB (the MLP) keeps the sockets' buffers near 50 MB. */
+const DOWNLOADS_AT_ONCE = 64;
+
+/** Configs handed to sockets between two turns of the event loop. */
 const SENDS_PER_TURN = 16;
 
 /** Largest sealed plain update: header room plus the packed values (float32 updates need 4 bytes a parameter). */

@@ -209,7 +209,8 @@ export const CLIENT_EVENT_SCHEMAS = {
 } satisfies Record<keyof ClientToServerEvents, TSchema>;
 
 export interface ServerToClientEvents {
-  'round:start': (start: RoundStart) => void;
+  /** `received` is answered as the config arrives (before it is checked): the server sends model downloads a window at a time by these answers. */
+  'round:start': (start: RoundStart, received: () => void) => void;
   'round:end': (end: RoundEnd) => void;
   'task:status': (status: TaskStatusEvent) => void;
   /** A coded error for a message that came without an ack to answer through, or why the server is closing this connection (revoked, replaced). */

@@ -23,7 +23,7 @@ function session(registry: ClientRegistry, taskId: number): ClientSession {
   const identityKey = new Uint8Array(32);
   new DataView(identityKey.buffer).setUint32(0, nextId); // one device per session
   const s = new ClientSession({ id: `c${String(nextId).padStart(4, '0')}`, taskId, kind: 'edge', identityKey, shard: null, resumeToken: new Uint8Array(32) });
-  s.attach({ bytesRead: () => 0, sendRoundStart: () => undefined, drop: () => undefined });
+  s.attach({ bytesRead: () => 0, sendRoundStart: async () => {}, drop: () => undefined });
   s.samples = 1_000;
   s.capabilities = { throughput: 1_000 };
   registry.add(s);

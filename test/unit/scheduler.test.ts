@@ -17,7 +17,7 @@ function session(registry: ClientRegistry, taskId: number, options: { samples?: 
     shard: null,
     resumeToken: new Uint8Array(32),
   });
-  s.attach({ bytesRead: () => 0, sendRoundStart: () => undefined, drop: () => undefined });
+  s.attach({ bytesRead: () => 0, sendRoundStart: async () => {}, drop: () => undefined });
   s.samples = options.samples ?? 1_000;
   s.capabilities = { throughput: options.speed ?? 1_000, ...(options.battery ? { battery: options.battery } : {}) };
   registry.add(s);
