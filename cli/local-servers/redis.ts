@@ -21,6 +21,9 @@ export interface LocalRedis {
   start(): Promise<void>;
   /** `stop()` then `start()`. */
   restart(): Promise<void>;
+  /** Stall it (SIGSTOP): connections stay open and commands go unanswered until `thaw()`, as on a machine that stopped scheduling it. */
+  freeze(): void;
+  thaw(): void;
   /** Stop for good, and remove the folder if it was a temporary one. */
   close(): Promise<void>;
 }
@@ -69,6 +72,8 @@ export async function startRedis(options: RedisOptions = {}): Promise<LocalRedis
       await stop();
       await start();
     },
+    freeze: () => void current?.child.kill('SIGSTOP'),
+    thaw: () => void current?.child.kill('SIGCONT'),
     close: async () => {
       await stop();
       removeDir();

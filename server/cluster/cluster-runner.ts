@@ -71,6 +71,15 @@ export function allocateQuotas(wanted: number, members: readonly Member[], minim
   }
 }
 
+/**
+ * Whether the leader has every partial it may still get: each asked member's, or word that
+ * the member is gone. Members unknown (Redis did not answer in time) say nothing of who is
+ * gone: a lookup that failed once read as "all gone" and aborted a 4,000-client round.
+ */
+export function partialsSettled(asked: readonly string[], got: ReadonlyMap<string, unknown>, alive: ReadonlySet<string> | undefined): boolean {
+  return asked.every((id) => got.has(id) || (alive !== undefined && !alive.has(id)));
+}
+
 function proportionalQuotas(wanted: number, members: readonly Member[]): Record<string, number> {
   const total = members.reduce((n, m) => n + m.ready, 0);
   const target = Math.min(wanted, total);
@@ -319,8 +328,8 @@ export class ClusterRunner implements TaskRunner {
           asked.splice(asked.indexOf(id), 1);
         }
       }
-      const alive = new Set((await this.cluster.board.members(this.task.id).catch(() => [])).map((m) => m.processId));
-      if (asked.every((id) => got.has(id) || !alive.has(id))) break;
+      const members = await this.cluster.board.members(this.task.id).catch(() => undefined);
+      if (partialsSettled(asked, got, members && new Set(members.map((m) => m.processId)))) break;
       await this.leaderWaker.sleep(TICK_MS);
     }
     return got;

@@ -96,6 +96,30 @@ describe('cluster rounds', () => {
     elsewhere.socket.disconnect();
   });
 
+  it('goes on gathering partials while Redis stalls mid-round, and records the round with every update', { timeout: 300_000 }, async () => {
+    const task = await h.createTask({ name: 'stall', shards: 6, clientsPerRound: 6, minUpdates: 6, rounds: 1, trainLimit: 600, testLimit: 300, seed: 8 });
+    const urls = [h.url, ...others.map((o) => o.url)];
+    const clients = [0, 1, 2, 3, 4, 5].map((shard) => inProcessClient(h, task.id, shard, { seed: 50 + shard, server: urls[shard % 3]! }));
+    await Promise.all(clients.map((c) => c.start()));
+    // Frozen as the round's configs arrive, before any partial is in: the leader's member lookups go unanswered.
+    let frozen: Promise<void> | undefined;
+    clients[0]!.once('round-start', () => {
+      redis.freeze();
+      frozen = new Promise((resolve) => setTimeout(resolve, 6_000)).then(() => redis.thaw());
+    });
+    try {
+      await h.app.coordinator.start(task.id);
+      await h.waitForStatus(task.id, 'completed', 240_000);
+    } finally {
+      await frozen;
+      redis.thaw();
+      for (const c of clients) c.stop();
+    }
+    expect((await h.app.store.listRounds(task.id)).map((r) => [r.round, r.participants])).toEqual([[1, 6]]);
+    const aborted = await Promise.all([h.app, ...others.map((o) => o.app)].map(async (app) => (await app.http.inject({ url: '/metrics' })).body));
+    expect(aborted.filter((body) => body.includes(`tributary_rounds_total{task="${task.id}",outcome="aborted"}`))).toEqual([]);
+  });
+
   it('hands the task to another process when its leader shuts down mid-task; each round recorded once, in order', { timeout: 300_000 }, async () => {
     const task = await h.createTask({ name: 'handover', shards: 6, clientsPerRound: 6, minUpdates: 4, rounds: 3, trainLimit: 600, testLimit: 300, seed: 6 });
     const apps = [{ app: h.app, url: h.url }, ...others];

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allocateQuotas, checkClusterSupport } from '../../server/cluster/cluster-runner.ts';
+import { allocateQuotas, checkClusterSupport, partialsSettled } from '../../server/cluster/cluster-runner.ts';
 import { decodePartial, encodePartial } from '../../server/cluster/partial.ts';
 import { RunningSum } from '../../shared/ml/running-sum.ts';
 import { withTaskDefaults } from '../../shared/protocol/task.ts';
@@ -70,5 +70,19 @@ describe('checkClusterSupport', () => {
     expect(() => checkClusterSupport(withTaskDefaults({ name: 's', secure: true }))).not.toThrow();
     expectCode(() => checkClusterSupport(withTaskDefaults({ name: 'd', secure: true, privacy: { mode: 'distributed' } })), 'CLUSTER_UNSUPPORTED');
     expectCode(() => checkClusterSupport(withTaskDefaults({ name: 'a', mode: 'async' })), 'CLUSTER_UNSUPPORTED');
+  });
+});
+
+describe('partialsSettled', () => {
+  const got = new Map([['a', {}]]);
+  it('waits for each asked member that is alive, not for one that is gone', () => {
+    expect(partialsSettled(['a', 'b'], got, new Set(['a', 'b']))).toBe(false);
+    expect(partialsSettled(['a', 'b'], got, new Set(['a']))).toBe(true);
+    expect(partialsSettled(['a'], got, new Set(['a', 'b']))).toBe(true);
+  });
+
+  it('keeps waiting for a missing partial when the members could not be looked up', () => {
+    expect(partialsSettled(['a', 'b'], got, undefined)).toBe(false);
+    expect(partialsSettled(['a'], got, undefined)).toBe(true);
   });
 });
