@@ -7,6 +7,9 @@ import { DEFAULT_DATASET, isBuiltin } from '../shared/data/builtin.ts';
 import { parseDatasetDirs } from '../node/dataset-files.ts';
 import { redactUrlPassword } from './log-redaction.ts';
 
+/** Connections waiting to be accepted; the kernel caps it at net.core.somaxconn (4,096 on Debian 12). */
+const LISTEN_BACKLOG = 4_096;
+
 export interface ServeOptions {
   port: number;
   host: string;
@@ -47,7 +50,8 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
     databaseUrl: options.database,
     redisUrl: options.redis,
   });
-  const url = await app.http.listen({ port: options.port, host: options.host });
+  // A crowd reconnecting at once (a process died) overflowed Node's default backlog of 511 (SYN cookies, timed-out connects).
+  const url = await app.http.listen({ port: options.port, host: options.host, backlog: LISTEN_BACKLOG });
   logger.info({ url, dataDir: options.dataDir, database: options.database ? redactUrlPassword(options.database) : 'sqlite' }, 'tributary server listening');
   // Tasks that were running when the server last stopped carry on from their last completed round.
   await app.coordinator.resumeRunning();

@@ -93,8 +93,12 @@ function describe(error: unknown): string {
   return 'no answer';
 }
 
-/** A command waits this long for a Redis that is away (node-redis queues commands while it reconnects). */
-const COMMAND_TIMEOUT_MS = 2_000;
+/**
+ * A command waits this long for a Redis that is away (node-redis queues commands while it
+ * reconnects). Not less: on a loaded machine a reply already in the socket waits out our
+ * own event loop's stalls, and at 2 s leases and member lookups failed that Redis answered.
+ */
+const COMMAND_TIMEOUT_MS = 5_000;
 
 /** A Redis reply, or REDIS_UNAVAILABLE after COMMAND_TIMEOUT_MS: a poll that waits out an outage would pile up behind it. */
 export async function timed<T>(reply: Promise<T>, timeoutMs = COMMAND_TIMEOUT_MS): Promise<T> {
