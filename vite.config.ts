@@ -55,9 +55,8 @@ export default defineConfig({
     projects: [
       // Unit tests are single modules in memory: two files at a time use both cores.
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'], sequence: { groupOrder: 0 } } },
-      // Integration and browser tests start real servers and client processes, after the unit tests: two files at a time,
-      // as each spends much of its time waiting on the processes it started (one at a time took 12 of CI's 15 minutes).
-      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'], sequence: { groupOrder: 1 } } },
+      // Integration and browser tests start real servers and client processes on a 2-core machine: one file at a time, after the unit tests.
+      { extends: true, test: { name: 'integration', include: ['test/integration/**/*.test.ts', 'test/e2e/**/*.test.ts'], fileParallelism: false, sequence: { groupOrder: 1 } } },
     ],
   },
 });
