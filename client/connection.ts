@@ -126,8 +126,9 @@ export class Connection {
     this.socket = socket;
     const { events } = this.hooks;
     socket.on('round:start', (start, received) => {
-      // On arrival, before any check: the server sends the next model download when it hears this.
-      received();
+      // On arrival, before any check: the server sends the next model download when it hears this
+      // (optional: a server from before the pacing sends no ack to answer).
+      received?.();
       events['round:start'](start);
     });
     socket.on('round:end', events['round:end']);

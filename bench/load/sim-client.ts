@@ -185,7 +185,7 @@ export class SimClient {
       });
     });
     socket.on('round:start', (start, received) => {
-      received(); // as Connection: on arrival
+      received?.(); // as Connection: on arrival
       this.started(start);
     });
     socket.on('server:error', (error) => this.fail(TributaryError.fromBody(error)));
