@@ -119,6 +119,13 @@ interface Worker {
   child: ChildProcess;
   counters: WorkerCounters | undefined;
   lastError: string | undefined;
+  /** Its event-loop lag p99, one a report (about a second). */
+  lag: LagSample[];
+}
+
+interface LagSample {
+  at: number;
+  p99Ms: number;
 }
 
 function startWorkers(slots: ClientSlot[][], onUploads: (uploads: Array<{ round: number; at: number }>) => void, onFail: (message: string) => void): Worker[] {
@@ -126,11 +133,12 @@ function startWorkers(slots: ClientSlot[][], onUploads: (uploads: Array<{ round:
   return slots.map(() => {
     // Advanced serialization: secure sums travel as typed arrays.
     const child = fork(module, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' });
-    const worker: Worker = { child, counters: undefined, lastError: undefined };
+    const worker: Worker = { child, counters: undefined, lastError: undefined, lag: [] };
     child.on('message', (message: FromWorker) => {
       if (message.type === 'report') {
         worker.counters = message.counters;
         worker.lastError = message.lastError;
+        worker.lag.push({ at: Date.now(), p99Ms: message.lagP99Ms });
       } else if (message.type === 'uploaded') onUploads(message.uploads);
       else if (message.type === 'failed') onFail(message.message);
     });
@@ -184,9 +192,10 @@ function samplesBetween(samples: readonly MetricsSample[], from: number, to: num
 }
 
 /** Per-round figures, derived: the server's numbers from its records, the bench's from its own clocks. */
-function perRound(rounds: readonly RoundFigures[], samples: readonly MetricsSample[]) {
+function perRound(rounds: readonly RoundFigures[], samples: readonly MetricsSample[], simulatorLag: readonly LagSample[]) {
   return rounds.map((r) => {
     const during = samplesBetween(samples, r.startedAt, r.completedAt ?? Date.now());
+    const simLag = simulatorLag.filter((s) => s.at >= r.startedAt && s.at <= (r.completedAt ?? Date.now()) + 1_000).map((s) => s.p99Ms);
     const delivered = r.detail?.participants.filter((p) => p.outcome === 'delivered' && p.elapsedMs !== null) ?? [];
     const lastUploadMs = delivered.length ? Math.max(...delivered.map((p) => p.elapsedMs!)) : Number.NaN;
     const lastAck = r.acks.length ? Math.max(...r.acks) : Number.NaN;
@@ -209,6 +218,7 @@ function perRound(rounds: readonly RoundFigures[], samples: readonly MetricsSamp
       publishSeenMs: r.completedAt !== undefined ? r.completedAt - lastAck : Number.NaN,
       lagP99Ms: during.length ? Math.max(...during.map((s) => s.lagP99Ms)) : Number.NaN,
       lagMaxMs: during.length ? Math.max(...during.map((s) => s.lagMaxMs)) : Number.NaN,
+      simulatorLagP99Ms: simLag.length ? Math.max(...simLag) : Number.NaN,
       rssPeakBytes: during.length ? Math.max(...during.map((s) => s.rssBytes)) : Number.NaN,
       rssEndBytes: during.at(-1)?.rssBytes ?? Number.NaN,
       uploadBytes: r.record?.uploadBytes ?? 0,
@@ -318,7 +328,8 @@ export async function runLoad(options: LoadOptions): Promise<void> {
         const lag = samplesBetween(samples(), r.startedAt, r.completedAt);
         log(`  round ${String(record.round).padStart(3)}/${options.rounds}: ${seconds(r.completedAt - r.startedAt)} s, ${record.participants} updates` +
           `${record.dropped ? `, ${record.dropped} dropped` : ''}${record.late ? `, ${record.late} late` : ''}, ` +
-          `lag p99 ≤ ${lag.length ? Math.max(...lag.map((x) => x.lagP99Ms)).toFixed(0) : '?'} ms, RSS ${lag.length ? mib(Math.max(...lag.map((x) => x.rssBytes))) : '?'} MiB`);
+          `lag p99 ≤ ${lag.length ? Math.max(...lag.map((x) => x.lagP99Ms)).toFixed(0) : '?'} ms (simulator ≤ ${Math.max(0, ...workers.flatMap((w) => w.lag).filter((x) => x.at >= r.startedAt).map((x) => x.p99Ms)).toFixed(0)} ms), ` +
+          `RSS ${lag.length ? mib(Math.max(...lag.map((x) => x.rssBytes))) : '?'} MiB`);
       },
       aborted: (round, code) => {
         rounds.get(round)?.aborted.push(code);
@@ -355,10 +366,11 @@ export async function runLoad(options: LoadOptions): Promise<void> {
     const final = totals(workers);
     const last = rounds.get(Math.max(...rounds.keys()));
     if (last) last.wireAtEnd = { in: final.bytesIn, out: final.bytesOut };
-    const figures = perRound([...rounds.values()].sort((a, b) => a.round - b.round), samples());
+    const simulatorLag = workers.flatMap((w) => w.lag);
+    const figures = perRound([...rounds.values()].sort((a, b) => a.round - b.round), samples(), simulatorLag);
     const exact = options.secure ? await checkSecureSums(url, operator, task, lengths, await secureSums(workers)) : undefined;
     await writeReport(options, {
-      cores, fds, addresses, joinMs, roundsStartedAt: roundsStarted, roundsMs, finished: finished!, figures, final, samples: samples(),
+      cores, fds, addresses, joinMs, roundsStartedAt: roundsStarted, roundsMs, finished: finished!, figures, final, samples: samples(), simulatorLag,
       perProcess: scrapers.map((sc) => rssAcross(figures, sc.samples)), scrapeFailures: scrapers.reduce((n, sc) => n + sc.failures(), 0),
       lastErrors: workers.map((w) => w.lastError).filter((e): e is string => !!e), m, exact, tcp: grown(tcpAtStart, tcpCounters()),
     });
@@ -387,10 +399,11 @@ interface LoadServers {
 }
 
 async function startServers(options: LoadOptions, dataDir: string, fail: (message: string) => void): Promise<LoadServers> {
+  const heartbeat = ['--heartbeat-timeout', String(options.heartbeatTimeoutS)];
   if (options.processes === 1) {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    const server = spawnTributary(['serve', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn'], join(dataDir, 'server.log'));
+    const server = spawnTributary(['serve', '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn', ...heartbeat], join(dataDir, 'server.log'));
     server.once('exit', (code, signal) => fail(`the server exited (${code ?? signal}); see ${join(dataDir, 'server.log')}`));
     await waitForHealth(url, server);
     return {
@@ -404,7 +417,7 @@ async function startServers(options: LoadOptions, dataDir: string, fail: (messag
     };
   }
   // nginx holds two connections a client (theirs and its upstream's), plus the bench's own.
-  const cluster: BenchCluster = await startBenchCluster({ processes: options.processes, dir: dataDir, connections: Math.max(16_384, 2 * options.clients + 1_024) });
+  const cluster: BenchCluster = await startBenchCluster({ processes: options.processes, dir: dataDir, connections: Math.max(16_384, 2 * options.clients + 1_024), serveArgs: heartbeat });
   for (const s of cluster.servers) s.child()?.once('exit', (code, signal) => fail(`server ${s.index} exited (${code ?? signal}); see ${s.log}`));
   return {
     url: cluster.url, metricsUrls: cluster.servers.map((s) => s.url), operator: cluster.operator,
@@ -488,6 +501,7 @@ interface Outcome {
   figures: ReturnType<typeof perRound>;
   final: WorkerCounters;
   samples: MetricsSample[];
+  simulatorLag: LagSample[];
   /** Each server process's RSS after round 2 and at the end. */
   perProcess: Array<{ afterRound2: number; end: number }>;
   scrapeFailures: number;
@@ -526,20 +540,22 @@ async function writeReport(options: LoadOptions, o: Outcome): Promise<void> {
   const allCompleted = o.finished === 'completed' && done.length === options.rounds;
   const ms = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '—');
   const roundTable = table(
-    ['round', 'updates', 'dropped', 'late', 'round s', 'server s', 'publish ms', 'seen ms', 'lag p99 ms', 'lag max ms', 'RSS peak MiB', 'RSS end MiB', 'up MiB (server)', 'up MiB (clients)', 'down MiB (clients)'],
-    figures.map((f) => [f.round, f.participants, f.dropped, f.late, seconds(f.roundMs), seconds(f.serverRoundMs), ms(f.publishMs), ms(f.publishSeenMs), ms(f.lagP99Ms), ms(f.lagMaxMs),
+    ['round', 'updates', 'dropped', 'late', 'round s', 'server s', 'publish ms', 'seen ms', 'lag p99 ms', 'lag max ms', 'sim lag p99 ms', 'RSS peak MiB', 'RSS end MiB', 'up MiB (server)', 'up MiB (clients)', 'down MiB (clients)'],
+    figures.map((f) => [f.round, f.participants, f.dropped, f.late, seconds(f.roundMs), seconds(f.serverRoundMs), ms(f.publishMs), ms(f.publishSeenMs), ms(f.lagP99Ms), ms(f.lagMaxMs), ms(f.simulatorLagP99Ms),
       mib(f.rssPeakBytes), mib(f.rssEndBytes), mib(f.uploadBytes), mib(f.clientBytesOut), mib(f.clientBytesIn)]),
   );
   const joinSamples = o.samples.filter((s) => s.at <= o.roundsStartedAt);
   const roundTimes = done.map((f) => f.roundMs);
   const publish = done.map((f) => f.publishMs).filter(Number.isFinite);
   const lag = o.samples.map((s) => s.lagP99Ms).filter(Number.isFinite);
+  const simLag = o.simulatorLag.map((s) => s.p99Ms).filter(Number.isFinite);
   const summary = table(['figure', 'value'], [
     ['connect rate (enroll + connect + join + ready, until all joined)', `${(options.clients / (o.joinMs / 1000)).toFixed(0)} clients/s (${seconds(o.joinMs)} s for ${options.clients})`],
     ['round time p50 / p95 (admin round:started → round:complete)', `${seconds(quantile(roundTimes, 0.5))} s / ${seconds(quantile(roundTimes, 0.95))} s`],
     ['last accepted upload → published model (server records) p50 / max', `${ms(quantile(publish, 0.5))} ms / ${ms(Math.max(...publish))} ms`],
     ['server event-loop lag p99 (per 1-s scrape): p50 / p99 / max of scrapes', `${ms(quantile(lag, 0.5))} / ${ms(quantile(lag, 0.99))} / ${ms(Math.max(...lag))} ms`],
     ['server event-loop lag p99 while joining (max)', `${ms(Math.max(...joinSamples.map((s) => s.lagP99Ms)))} ms`],
+    ['simulator (worker) event-loop lag p99 (per 1-s report): p50 / p99 / max', `${ms(quantile(simLag, 0.5))} / ${ms(quantile(simLag, 0.99))} / ${ms(Math.max(...simLag))} ms`],
     ['server RSS: after joining / peak', `${mib(joinSamples.at(-1)?.rssBytes ?? Number.NaN)} MiB / ${mib(Math.max(...o.samples.map((s) => s.rssBytes)))} MiB`],
     ['bytes to the server (client TCP writes) / from it (client TCP reads)', `${mib(final.bytesOut)} MiB / ${mib(final.bytesIn)} MiB`],
     ['accepted upload bytes (server tributary_upload_bytes_total)', `${mib(figures.reduce((a, f) => a + f.uploadBytes, 0))} MiB`],
@@ -554,7 +570,7 @@ async function writeReport(options: LoadOptions, o: Outcome): Promise<void> {
     ['every round completed', allCompleted ? `yes (${done.length}/${options.rounds}, task ${o.finished})` : `NO (${done.length}/${options.rounds}, task ${o.finished})`],
   ]);
   const report = [
-    `Load: ${options.clients} simulated clients, ${options.perRound} a round, ${options.rounds} rounds, churn ${options.churn * 100} % a round; ` +
+    `Load: ${options.clients} simulated clients, ${options.perRound} a round, ${options.rounds} rounds, churn ${options.churn * 100} % a round; heartbeat timeout ${options.heartbeatTimeoutS} s; ` +
       `8-bit ${options.secure ? 'secure (SecAgg+)' : 'plain'} updates of m = ${o.m}; ${options.workers} worker processes, ${o.addresses} loopback source addresses; ` +
       (options.processes > 1 ? `${options.processes} server processes on Redis and PostgreSQL behind nginx` : 'one embedded server process (SQLite)'),
     `The simulator and the server${options.processes > 1 ? 's (and Redis, PostgreSQL, nginx)' : ''} share this machine's ${o.cores} cores: every figure includes the simulator's load. ${o.fds}.`,

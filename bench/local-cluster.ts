@@ -49,6 +49,8 @@ export interface BenchClusterOptions {
   env?: NodeJS.ProcessEnv;
   /** Connections nginx may hold (two a client); default the shipped config's. */
   connections?: number;
+  /** More `tributary serve` flags for every process. */
+  serveArgs?: string[];
 }
 
 export async function startBenchCluster(options: BenchClusterOptions): Promise<BenchCluster> {
@@ -90,7 +92,7 @@ export async function startBenchCluster(options: BenchClusterOptions): Promise<B
 function benchServer(index: number, port: number, serverDir: string, env: NodeJS.ProcessEnv, options: BenchClusterOptions): BenchServer {
   const url = `http://127.0.0.1:${port}`;
   const log = join(options.dir, `server-${index}.log`);
-  const args = ['serve', '--port', String(port), '--data-dir', serverDir, '--trust-proxy', 'loopback', '--log-level', options.logLevel ?? 'warn'];
+  const args = ['serve', '--port', String(port), '--data-dir', serverDir, '--trust-proxy', 'loopback', '--log-level', options.logLevel ?? 'warn', ...(options.serveArgs ?? [])];
   let child: ChildProcess | undefined;
   let starts = 0;
   // If the bench dies without stopping it, neither does the server outlive it.

@@ -51,6 +51,9 @@ import { TaskBoard } from './cluster/task-board.ts';
 import { SessionDirectory } from './cluster/session-directory.ts';
 import type { Store } from './store/store.ts';
 
+/** socket.io's own default. */
+const DEFAULT_HEARTBEAT_TIMEOUT_MS = 20_000;
+
 export interface AppOptions {
   /** Where the SQLite file and checkpoints live. */
   dataDir: string;
@@ -63,6 +66,8 @@ export interface AppOptions {
   metricsPublic?: boolean;
   /** How long a disconnected client keeps its session for a reconnect (default 30 s). */
   sessionGraceMs?: number;
+  /** How long a connection may go without answering a heartbeat before it counts as lost (socket.io's pingTimeout, default 20 s). */
+  heartbeatTimeoutMs?: number;
   /** Origins (besides the server's own) whose pages may call the API and connect sockets: web apps embedding the SDK. */
   corsOrigins?: string[];
   /** Per-connection socket message budget (default 50 a second, bursts of 200). */
@@ -105,7 +110,7 @@ class QuietRequestLogs extends LogController {
 }
 
 /** The HTTP server, and the socket.io server that shares it. */
-function createServers(log: Logger, chunkBytes: number, corsOrigins: string[], trustProxy: TrustProxy): { http: FastifyInstance; io: ClientServer } {
+function createServers(log: Logger, chunkBytes: number, corsOrigins: string[], trustProxy: TrustProxy, heartbeatTimeoutMs: number): { http: FastifyInstance; io: ClientServer } {
   const http = Fastify({
     trustProxy,
     loggerInstance: log as FastifyBaseLogger,
@@ -118,6 +123,8 @@ function createServers(log: Logger, chunkBytes: number, corsOrigins: string[], t
   // A chunk plus its metadata; a whole model never has to fit in one message.
   const io: ClientServer = new Server(http.server, {
     maxHttpBufferSize: chunkBytes + 16 * 1024,
+    // Clients take theirs from the handshake: both ends wait as long.
+    pingTimeout: heartbeatTimeoutMs,
     serveClient: false,
     cors: { origin: corsOrigins, credentials: true },
   });
@@ -193,7 +200,7 @@ export async function buildApp(options: AppOptions): Promise<App> {
   await Promise.all([initServerBackend(), cryptoReady()]);
   const serverKey = loadOrCreateServerKey(options.dataDir);
 
-  const { http, io } = createServers(log, chunkBytes, corsOrigins, options.trustProxy ?? false);
+  const { http, io } = createServers(log, chunkBytes, corsOrigins, options.trustProxy ?? false, options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS);
   const redis = options.redisUrl ? await connectRedis(options.redisUrl, log) : undefined;
   if (redis) attachStreamsAdapter(io, redis.client);
   const { store, audit, accounts, enrollments, checkpoints } = await openState(options.dataDir, options.secretsKeyFile, options.databaseUrl).catch(async (error: unknown) => {

@@ -34,6 +34,8 @@ export interface ServeOptions {
   database?: string;
   /** `redis://…`: share socket.io events with the other server processes on this Redis (cluster mode). */
   redis?: string;
+  /** Seconds a connection may leave a heartbeat unanswered before it counts as lost. */
+  heartbeatTimeout?: number;
 }
 
 export async function serve(options: ServeOptions): Promise<{ app: App; url: string; demo?: { taskId: number; token: string } }> {
@@ -49,6 +51,7 @@ export async function serve(options: ServeOptions): Promise<{ app: App; url: str
     secretsKeyFile: options.secretsKeyFile,
     databaseUrl: options.database,
     redisUrl: options.redis,
+    ...(options.heartbeatTimeout !== undefined ? { heartbeatTimeoutMs: options.heartbeatTimeout * 1000 } : {}),
   });
   // A crowd reconnecting at once (a process died) overflowed Node's default backlog of 511 (SYN cookies, timed-out connects).
   const url = await app.http.listen({ port: options.port, host: options.host, backlog: LISTEN_BACKLOG });

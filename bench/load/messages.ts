@@ -75,7 +75,8 @@ export interface SecureRoundSum {
 
 export type FromWorker =
   | { type: 'ready' }
-  | { type: 'report'; counters: WorkerCounters; lastError?: string }
+  /** `lagP99Ms`: the worker's event-loop delay p99 over the second since its last report. */
+  | { type: 'report'; counters: WorkerCounters; lagP99Ms: number; lastError?: string }
   /** Uploads whose last chunk the server acknowledged as complete since the last batch: round and ack time (ms since epoch). */
   | { type: 'uploaded'; uploads: Array<{ round: number; at: number }> }
   | { type: 'failed'; message: string }

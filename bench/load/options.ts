@@ -21,10 +21,12 @@ export interface LoadOptions {
   processes: number;
   /** SecAgg+ rounds: the simulated clients run the protocol, and the bench checks each published model bit for bit. */
   secure: boolean;
+  /** The servers' `--heartbeat-timeout`: how long a connection may leave a heartbeat unanswered. */
+  heartbeatTimeoutS: number;
   out: string;
 }
 
-const DEFAULTS = { clients: 10_000, perRound: 1_000, rounds: 20, churn: 0.1, perAddress: 25, joinConcurrency: 64, deadlineMs: 600_000 };
+const DEFAULTS = { clients: 10_000, perRound: 1_000, rounds: 20, churn: 0.1, perAddress: 25, joinConcurrency: 64, deadlineMs: 600_000, heartbeatTimeoutS: 20 };
 
 /** The arguments after `load` on the command line (`tributary bench load …`). */
 export function argsAfterName(argv: readonly string[] = process.argv): string[] {
@@ -52,6 +54,7 @@ export function loadOptions(bench: Partial<BenchOptions>, args: readonly string[
       'deadline-s': { type: 'string' },
       processes: { type: 'string' },
       secure: { type: 'boolean' },
+      'heartbeat-timeout': { type: 'string' },
       out: { type: 'string' },
     },
   });
@@ -76,6 +79,7 @@ export function loadOptions(bench: Partial<BenchOptions>, args: readonly string[
     deadlineMs: number('deadline-s', DEFAULTS.deadlineMs / 1000, (x) => x >= 1) * 1000,
     processes: number('processes', 1, (x) => count(x) && x <= 16),
     secure: values.secure === true,
+    heartbeatTimeoutS: number('heartbeat-timeout', DEFAULTS.heartbeatTimeoutS, (x) => x > 0),
     out: typeof values.out === 'string' ? values.out : bench.out ?? 'bench-results',
   };
   if (options.perRound > options.clients) throw new Error(`--per-round ${options.perRound} is more than --clients ${options.clients}`);

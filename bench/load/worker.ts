@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { cryptoReady, hash, signingKeyPairFromSeed, utf8 } from '../../shared/crypto/sodium.ts';
 import { createRng, deriveSeed, shuffleInPlace } from '../../shared/random.ts';
 import { zeroCounters, type FromWorker, type SecureRoundSum, type ToWorker, type WorkerCounters } from './messages.ts';
@@ -20,6 +21,9 @@ let clients: SimClient[] = [];
 let lastError: string | undefined;
 let acks: Array<{ round: number; at: number }> = [];
 let seed = 0;
+/** A starved worker answers its sockets' heartbeats late: the bench tells its lag beside the servers'. */
+const lag = monitorEventLoopDelay({ resolution: 10 });
+lag.enable();
 /** Secure rounds' acknowledged inputs, summed per round. */
 const secureSums = new Map<number, SecureRoundSum>();
 
@@ -46,7 +50,8 @@ function report(): void {
     send({ type: 'uploaded', uploads: acks });
     acks = [];
   }
-  send({ type: 'report', counters, ...(lastError ? { lastError } : {}) });
+  send({ type: 'report', counters, lagP99Ms: lag.percentile(99) / 1e6, ...(lastError ? { lastError } : {}) });
+  lag.reset();
 }
 
 function randomDeltas(lengths: readonly number[], workerSeed: number): Float32Array[][] {

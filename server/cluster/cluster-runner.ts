@@ -111,6 +111,7 @@ export class ClusterRunner implements TaskRunner {
   private complete!: (outcome: 'completed' | 'stopped') => void;
   /** One per loop: a Waker wakes a single sleeper. */
   private readonly memberWaker = new Waker();
+  private readonly heartbeatWaker = new Waker();
   private readonly leaderWaker = new Waker();
   private readonly lease: LeaderLease;
   /** The model members train from: the plan's version. */
@@ -149,6 +150,7 @@ export class ClusterRunner implements TaskRunner {
     this.finishedRun ??= new Promise((resolve) => {
       this.complete = resolve;
       this.lease.start();
+      void this.heartbeatLoop();
       void this.memberLoop();
     });
     return this.finishedRun;
@@ -189,6 +191,7 @@ export class ClusterRunner implements TaskRunner {
     this.collection?.abort();
     this.secure?.protocol.abort(new TributaryError('TASK_NOT_RUNNING', 'the task was stopped'));
     this.memberWaker.wake();
+    this.heartbeatWaker.wake();
     this.leaderWaker.wake();
     void this.lease.release();
     void this.cluster.board.leave(this.task.id, this.cluster.processId).catch(() => {});
@@ -197,12 +200,25 @@ export class ClusterRunner implements TaskRunner {
 
   // ---- member ----
 
+  /**
+   * Tells the leader this member lives and how many clients it has ready. A loop of its own:
+   * behind a slow plan read or model load, heartbeats went stale under load and the leader
+   * closed rounds without the partials of members it took for gone.
+   */
+  private async heartbeatLoop(): Promise<void> {
+    const { board, processId } = this.cluster;
+    while (!this.stopped) {
+      const ready = this.options.scheduler.eligible(this.task);
+      await board.heartbeat(this.task.id, { processId, ready: ready.length, samples: ready.reduce((n, c) => n + c.samples, 0), at: Date.now() })
+        .catch((error: unknown) => this.options.log.debug({ err: error, taskId: this.task.id }, 'cluster heartbeat failed'));
+      await this.heartbeatWaker.sleep(TICK_MS);
+    }
+  }
+
   private async memberLoop(): Promise<void> {
     const { board, processId } = this.cluster;
     while (!this.stopped) {
       try {
-        const ready = this.options.scheduler.eligible(this.task);
-        await board.heartbeat(this.task.id, { processId, ready: ready.length, samples: ready.reduce((n, c) => n + c.samples, 0), at: Date.now() });
         const plan = await board.plan(this.task.id);
         if (plan && plan.planId !== this.memberPlan && (plan.quotas[processId] ?? 0) > 0 && plan.deadline > Date.now()) await this.joinPlan(plan);
       } catch (error) {

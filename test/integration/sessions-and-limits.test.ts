@@ -105,3 +105,13 @@ describe('limits per address', () => {
     fresh.close();
   });
 });
+
+describe('heartbeats', () => {
+  it('hands clients the heartbeat timeout the server was started with, so both ends wait as long', async () => {
+    h = await startHarness({ heartbeatTimeoutMs: 47_000 });
+    const socket = connect(h.url);
+    const handshake = await new Promise<{ pingTimeout: number; pingInterval: number }>((resolve) => socket.io.engine.once('handshake', resolve));
+    socket.close();
+    expect(handshake).toMatchObject({ pingTimeout: 47_000, pingInterval: 25_000 });
+  });
+});
