@@ -371,7 +371,7 @@ export async function runLoad(options: LoadOptions): Promise<void> {
     const exact = options.secure ? await checkSecureSums(url, operator, task, lengths, await secureSums(workers)) : undefined;
     await writeReport(options, {
       cores, fds, addresses, joinMs, roundsStartedAt: roundsStarted, roundsMs, finished: finished!, figures, final, samples: samples(), simulatorLag,
-      perProcess: scrapers.map((sc) => rssAcross(figures, sc.samples)), scrapeFailures: scrapers.reduce((n, sc) => n + sc.failures(), 0),
+      perProcess: scrapers.map((sc) => memoryAcross(figures, sc.samples)), scrapeFailures: scrapers.reduce((n, sc) => n + sc.failures(), 0),
       lastErrors: workers.map((w) => w.lastError).filter((e): e is string => !!e), m, exact, tcp: grown(tcpAtStart, tcpCounters()),
     });
   } catch (error) {
@@ -427,13 +427,21 @@ async function startServers(options: LoadOptions, dataDir: string, fail: (messag
 }
 
 /** One process's RSS after round 2 and at the last round's end: growth across the rounds. */
-function rssAcross(figures: ReturnType<typeof perRound>, samples: readonly MetricsSample[]): { afterRound2: number; end: number } {
+/** A figure after round 2 and at the last round's end: its growth across the rounds. */
+interface Span {
+  afterRound2: number;
+  end: number;
+}
+
+/** One process's memory after round 2 and at the last round's end: RSS, and the JS heap and external memory inside it. */
+function memoryAcross(figures: ReturnType<typeof perRound>, samples: readonly MetricsSample[]): { rss: Span; heap: Span; external: Span } {
   const at = (round: number) => {
     const f = figures.find((x) => x.round === round);
-    const end = f && Number.isFinite(f.roundMs) ? samples.filter((s) => s.at <= f.startedAt + f.roundMs + 1_000).at(-1) : undefined;
-    return end?.rssBytes ?? Number.NaN;
+    return f && Number.isFinite(f.roundMs) ? samples.filter((s) => s.at <= f.startedAt + f.roundMs + 1_000).at(-1) : undefined;
   };
-  return { afterRound2: at(Math.min(2, figures.length)), end: at(figures.length) };
+  const [second, last] = [at(Math.min(2, figures.length)), at(figures.length)];
+  const span = (pick: (s: MetricsSample) => number): Span => ({ afterRound2: second ? pick(second) : Number.NaN, end: last ? pick(last) : Number.NaN });
+  return { rss: span((s) => s.rssBytes), heap: span((s) => s.heapUsedBytes), external: span((s) => s.externalBytes) };
 }
 
 /** Every worker's secure inputs, summed per round. */
@@ -503,7 +511,7 @@ interface Outcome {
   samples: MetricsSample[];
   simulatorLag: LagSample[];
   /** Each server process's RSS after round 2 and at the end. */
-  perProcess: Array<{ afterRound2: number; end: number }>;
+  perProcess: Array<ReturnType<typeof memoryAcross>>;
   scrapeFailures: number;
   lastErrors: string[];
   m: number;
@@ -532,6 +540,10 @@ function tally(counts: Record<string, number>): string {
 
 function grown(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
   return Object.fromEntries(Object.entries(after).map(([name, n]) => [name, n - (before[name] ?? 0)]));
+}
+
+function growth(span: Span): string {
+  return `${mib(span.afterRound2)} → ${mib(span.end)} MiB (${(100 * (span.end / span.afterRound2 - 1)).toFixed(1)} %)`;
 }
 
 async function writeReport(options: LoadOptions, o: Outcome): Promise<void> {
@@ -565,7 +577,8 @@ async function writeReport(options: LoadOptions, o: Outcome): Promise<void> {
     ['client errors, by code', `${final.errors}${final.errors ? ` (${tally(final.errorCodes)})` : ''}`],
     ['client connections lost, by reason (churn included)', tally(final.dropReasons) || '0'],
     ['kernel TCP during the run: memory-pressure episodes / connections aborted on timeout', `${o.tcp.TCPMemoryPressures ?? '?'} / ${o.tcp.TCPAbortOnTimeout ?? '?'}`],
-    ...(o.perProcess.length > 1 ? o.perProcess.map((p, i) => [`server process ${i} RSS after round 2 → end`, `${mib(p.afterRound2)} → ${mib(p.end)} MiB (${(100 * (p.end / p.afterRound2 - 1)).toFixed(1)} %)`]) : []),
+    ...o.perProcess.map((p, i) => [`server${o.perProcess.length > 1 ? ` process ${i}` : ''} after round 2 → end: RSS (of it JS heap, external)`,
+      `${growth(p.rss)} (${growth(p.heap)}, ${growth(p.external)})`]),
     ...(o.exact ? [['published models equal to the clients\' summed levels, bit for bit', `${o.exact.exact}/${o.exact.rounds} rounds (inputs acknowledged per round: ${o.exact.inputs.join(', ')})`]] : []),
     ['every round completed', allCompleted ? `yes (${done.length}/${options.rounds}, task ${o.finished})` : `NO (${done.length}/${options.rounds}, task ${o.finished})`],
   ]);

@@ -11,6 +11,8 @@ export interface MetricsSample {
   lagMaxMs: number;
   rssBytes: number;
   heapUsedBytes: number;
+  /** nodejs_external_memory_bytes: memory outside the JS heap that JS objects hold (ArrayBuffers, Buffers). */
+  externalBytes: number;
   /** tributary_upload_bytes_total, summed over tasks: bytes read from participants of completed rounds. */
   uploadBytes: number;
   connectedClients: number;
@@ -41,6 +43,7 @@ export async function scrape(url: string): Promise<MetricsSample> {
     lagMaxMs: value('nodejs_eventloop_lag_max_seconds') * 1000,
     rssBytes: value('process_resident_memory_bytes'),
     heapUsedBytes: value('nodejs_heap_size_used_bytes'),
+    externalBytes: value('nodejs_external_memory_bytes'),
     uploadBytes: value('tributary_upload_bytes_total') || 0,
     connectedClients: value('tributary_connected_clients') || 0,
     scrapeMs: performance.now() - started,
