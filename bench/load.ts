@@ -191,11 +191,16 @@ function samplesBetween(samples: readonly MetricsSample[], from: number, to: num
   return samples.filter((s) => s.at >= from && s.at <= to + 1_000);
 }
 
+/** The workers' lag p99s reported between `from` and a second past `to`. */
+function lagBetween(lag: readonly LagSample[], from: number, to: number): number[] {
+  return lag.filter((s) => s.at >= from && s.at <= to + 1_000).map((s) => s.p99Ms);
+}
+
 /** Per-round figures, derived: the server's numbers from its records, the bench's from its own clocks. */
 function perRound(rounds: readonly RoundFigures[], samples: readonly MetricsSample[], simulatorLag: readonly LagSample[]) {
   return rounds.map((r) => {
     const during = samplesBetween(samples, r.startedAt, r.completedAt ?? Date.now());
-    const simLag = simulatorLag.filter((s) => s.at >= r.startedAt && s.at <= (r.completedAt ?? Date.now()) + 1_000).map((s) => s.p99Ms);
+    const simLag = lagBetween(simulatorLag, r.startedAt, r.completedAt ?? Date.now());
     const delivered = r.detail?.participants.filter((p) => p.outcome === 'delivered' && p.elapsedMs !== null) ?? [];
     const lastUploadMs = delivered.length ? Math.max(...delivered.map((p) => p.elapsedMs!)) : Number.NaN;
     const lastAck = r.acks.length ? Math.max(...r.acks) : Number.NaN;
@@ -328,7 +333,7 @@ export async function runLoad(options: LoadOptions): Promise<void> {
         const lag = samplesBetween(samples(), r.startedAt, r.completedAt);
         log(`  round ${String(record.round).padStart(3)}/${options.rounds}: ${seconds(r.completedAt - r.startedAt)} s, ${record.participants} updates` +
           `${record.dropped ? `, ${record.dropped} dropped` : ''}${record.late ? `, ${record.late} late` : ''}, ` +
-          `lag p99 ≤ ${lag.length ? Math.max(...lag.map((x) => x.lagP99Ms)).toFixed(0) : '?'} ms (simulator ≤ ${Math.max(0, ...workers.flatMap((w) => w.lag).filter((x) => x.at >= r.startedAt).map((x) => x.p99Ms)).toFixed(0)} ms), ` +
+          `lag p99 ≤ ${lag.length ? Math.max(...lag.map((x) => x.lagP99Ms)).toFixed(0) : '?'} ms (simulator ≤ ${Math.max(0, ...lagBetween(workers.flatMap((w) => w.lag), r.startedAt, r.completedAt)).toFixed(0)} ms), ` +
           `RSS ${lag.length ? mib(Math.max(...lag.map((x) => x.rssBytes))) : '?'} MiB`);
       },
       aborted: (round, code) => {
@@ -426,7 +431,6 @@ async function startServers(options: LoadOptions, dataDir: string, fail: (messag
   };
 }
 
-/** One process's RSS after round 2 and at the last round's end: growth across the rounds. */
 /** A figure after round 2 and at the last round's end: its growth across the rounds. */
 interface Span {
   afterRound2: number;
@@ -510,7 +514,7 @@ interface Outcome {
   final: WorkerCounters;
   samples: MetricsSample[];
   simulatorLag: LagSample[];
-  /** Each server process's RSS after round 2 and at the end. */
+  /** Each server process's memory after round 2 and at the end. */
   perProcess: Array<ReturnType<typeof memoryAcross>>;
   scrapeFailures: number;
   lastErrors: string[];

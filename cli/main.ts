@@ -98,7 +98,7 @@ program
   .addOption(secretsKeyOption())
   .addOption(databaseOption())
   .addOption(new Option('--redis <url>', 'redis://host:port: socket.io events and relays reach clients on every server process sharing this Redis (cluster mode)').env('TRIBUTARY_REDIS'))
-  .option('--heartbeat-timeout <s>', 'seconds a connection may leave a heartbeat unanswered before it counts as lost (clients follow the server); longer for fleets on slow, crowded links', positive('heartbeat-timeout'), 20)
+  .option('--heartbeat-timeout <s>', 'seconds a connection may leave a heartbeat unanswered before it counts as lost (clients follow the server; default 20, socket.io\'s own); longer for fleets on slow, crowded links', positive('heartbeat-timeout'))
   .option('--demo-task', `create (if none) and start a demo task on the built-in ${DEFAULT_DATASET} data set`, false)
   .option('--demo-clients <n>', 'with --demo-task: also run N edge client processes', int('demo-clients'), 0)
   .action(async (opts) => {
